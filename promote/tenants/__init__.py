@@ -1,0 +1,25 @@
+"""Tenants: where environments live. The engine asks :func:`open_tenant` for one."""
+
+from __future__ import annotations
+
+from promote.tenants.base import (
+    JSON,
+    Capabilities,
+    EsvWrite,
+    LockState,
+    PromotionReport,
+    SecretState,
+    Tenant,
+    VariableState,
+)
+
+__all__ = [
+    "JSON",
+    "Capabilities",
+    "EsvWrite",
+    "LockState",
+    "PromotionReport",
+    "SecretState",
+    "Tenant",
+    "VariableState",
+]
