@@ -5,6 +5,17 @@ Imports nothing from ``promote``.
 
 from __future__ import annotations
 
+from esv.envfile import (
+    EnvironmentFile,
+    RestartHook,
+    Secret,
+    SecretSource,
+    Variable,
+    esv_values,
+    load_environment,
+    read_secret,
+    read_secrets,
+)
 from esv.errors import (
     EnvironmentFileError,
     EsvError,
@@ -12,14 +23,39 @@ from esv.errors import (
     ResolutionError,
     WorkspaceFileError,
 )
+from esv.ids import ESV_ID_PATTERN, id_to_token, is_valid_id, token_to_id
+from esv.references import Reference, check_environment, index_references
+from esv.resolver import JSON, EsvValue, Resolved, json_path, resolve, resolve_objects
 from esv.secrets import MASK, SecretValue
 
 __all__ = [
+    "ESV_ID_PATTERN",
+    "JSON",
     "MASK",
+    "EnvironmentFile",
     "EnvironmentFileError",
     "EsvError",
+    "EsvValue",
     "Problem",
+    "Reference",
     "ResolutionError",
+    "Resolved",
+    "RestartHook",
+    "Secret",
+    "SecretSource",
     "SecretValue",
+    "Variable",
     "WorkspaceFileError",
+    "check_environment",
+    "esv_values",
+    "id_to_token",
+    "index_references",
+    "is_valid_id",
+    "json_path",
+    "load_environment",
+    "read_secret",
+    "read_secrets",
+    "resolve",
+    "resolve_objects",
+    "token_to_id",
 ]

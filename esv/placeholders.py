@@ -1,0 +1,162 @@
+"""The placeholder grammar: ``&{token}``, ``&{token|default}``, and the ``&<esv.x>`` alias.
+
+A string is parsed into segments: literal text and :class:`Placeholder` records. Grammar::
+
+    placeholder := "&{" token ( "|" default )? "}"
+    alias       := "&<" esv-token ( "|" default )? ">"      (read only; written as &{...})
+    token       := [A-Za-z0-9_.]+
+    default     := text with balanced braces; may hold placeholders; only the first "|" splits
+
+Only tokens starting with ``esv.`` refer to ESVs; other tokens belong to the platform and are
+kept verbatim. Text after ``&{`` that is not a valid token (``&{esv.my-var}``,
+``&{${installDir}}``) is not a placeholder: it stays as it is and is reported by
+:func:`invalid_tokens` so ``validate`` can warn.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+from esv.ids import is_valid_id, token_to_id
+
+__all__ = [
+    "Placeholder",
+    "Segment",
+    "invalid_tokens",
+    "normalise",
+    "normalise_document",
+    "parse",
+]
+
+_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
+_SNIPPET = 60
+
+
+@dataclass(frozen=True, slots=True)
+class Placeholder:
+    """One ``&{token|default}``. ``default`` is parsed; ``None`` when there is no ``|``.
+
+    ``raw`` is the placeholder as written back (``&{...}`` form, aliases inside normalised).
+    ``esv_id`` is the referenced ESV id, or ``None`` for a platform token (not ``esv.``).
+    """
+
+    token: str
+    default: tuple[Segment, ...] | None
+    raw: str
+    esv_id: str | None
+
+
+Segment = str | Placeholder
+
+
+def _scan_close(text: str, start: int, open_char: str, close_char: str) -> int:
+    """Index of the ``close_char`` ending a balanced run from ``start``, or -1."""
+    depth = 0
+    for index in range(start, len(text)):
+        char = text[index]
+        if char == open_char:
+            depth += 1
+        elif char == close_char:
+            if depth == 0:
+                return index
+            depth -= 1
+    return -1
+
+
+def _parse_at(text: str, start: int, close_char: str) -> tuple[Placeholder, int] | None:
+    """Parse a placeholder whose token starts at ``start``; ``(placeholder, end)`` or None."""
+    open_char = "{" if close_char == "}" else "<"
+    index = start
+    length = len(text)
+    while index < length and text[index] in _TOKEN_CHARS:
+        index += 1
+    token = text[start:index]
+    if not token or index >= length:
+        return None
+    default: tuple[Segment, ...] | None = None
+    if text[index] == close_char:
+        end = index + 1
+    elif text[index] == "|":
+        close = _scan_close(text, index + 1, open_char, close_char)
+        if close < 0:
+            return None
+        default = parse(text[index + 1 : close])
+        end = close + 1
+    else:
+        return None
+    esv_id = token_to_id(token) if token.startswith("esv.") else None
+    raw = "&{" + token
+    if default is not None:
+        raw += "|" + "".join(s if isinstance(s, str) else s.raw for s in default)
+    raw += "}"
+    return Placeholder(token, default, raw, esv_id), end
+
+
+@lru_cache(maxsize=65536)
+def parse(text: str) -> tuple[Segment, ...]:
+    """Split ``text`` into literal strings and placeholders (adjacent literals joined)."""
+    if "&" not in text:
+        return (text,) if text else ()
+    segments: list[Segment] = []
+    literal_start = 0
+    index = text.find("&")
+    length = len(text)
+    while 0 <= index < length - 1:
+        nxt = text[index + 1]
+        found: tuple[Placeholder, int] | None = None
+        if nxt == "{":
+            found = _parse_at(text, index + 2, "}")
+        elif nxt == "<" and text.startswith("esv.", index + 2):
+            found = _parse_at(text, index + 2, ">")
+        if found is None:
+            index = text.find("&", index + 1)
+            continue
+        placeholder, end = found
+        if index > literal_start:
+            segments.append(text[literal_start:index])
+        segments.append(placeholder)
+        literal_start = end
+        index = text.find("&", end)
+    if literal_start < length:
+        segments.append(text[literal_start:])
+    return tuple(segments)
+
+
+def normalise(text: str) -> str:
+    """``text`` with every ``&<esv.x>`` alias written as ``&{esv.x}``."""
+    if "&<" not in text:
+        return text
+    return "".join(s if isinstance(s, str) else s.raw for s in parse(text))
+
+
+def normalise_document(document: Any) -> Any:
+    """A copy of a parsed JSON document with aliases normalised in every string and key."""
+    if isinstance(document, str):
+        return normalise(document)
+    if isinstance(document, list):
+        return [normalise_document(item) for item in document]
+    if isinstance(document, dict):
+        return {normalise(k): normalise_document(v) for k, v in document.items()}
+    return document
+
+
+def invalid_tokens(text: str) -> list[str]:
+    """Every ``&{...}`` in ``text`` that is not a placeholder (left verbatim), as written."""
+    found: list[str] = []
+    index = text.find("&{")
+    while index >= 0:
+        if _parse_at(text, index + 2, "}") is None:
+            close = _scan_close(text, index + 2, "{", "}")
+            snippet = text[index : close + 1] if close >= 0 else text[index:]
+            if len(snippet) > _SNIPPET:
+                snippet = snippet[:_SNIPPET] + "..."
+            found.append(snippet)
+        index = text.find("&{", index + 2)
+    return found
+
+
+def esv_reference_ok(placeholder: Placeholder) -> bool:
+    """Whether an ``esv.`` placeholder names a valid ESV id."""
+    return placeholder.esv_id is not None and is_valid_id(placeholder.esv_id)

@@ -1,0 +1,358 @@
+"""Resolve placeholders in parsed JSON: what an environment actually runs.
+
+Resolution walks the parsed tree (never the JSON text), copies only the containers that
+change, and collects every unresolved reference and failed conversion before raising one
+:class:`~esv.errors.ResolutionError`. It tracks which output values derive from secrets so
+that every renderer can print ``Resolved.masked`` instead of ``Resolved.value``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from esv.conversions import ConversionError, convert, wrapper_of
+from esv.errors import Problem, ResolutionError
+from esv.placeholders import Placeholder, Segment, parse
+from esv.secrets import MASK
+
+__all__ = [
+    "JSON",
+    "MAX_DEPTH",
+    "EsvValue",
+    "Resolved",
+    "json_path",
+    "resolve",
+    "resolve_objects",
+]
+
+JSON = Any
+"""A parsed JSON value: dict, list, str, int, float, bool or None."""
+
+MAX_DEPTH = 256
+"""Deepest nesting of objects and arrays accepted in config (real config is < 20 deep)."""
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_$:@-]+")
+
+
+@dataclass(frozen=True)
+class EsvValue:
+    """One ESV's value in one environment, as text. ``repr`` masks the text of secrets."""
+
+    id: str
+    text: str = field(repr=False)
+    type: str = "string"
+    secret: bool = False
+
+    def __repr__(self) -> str:
+        shown = MASK if self.secret else repr(self.text)
+        return f"EsvValue(id={self.id!r}, text={shown}, type={self.type!r}, secret={self.secret})"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """One config object as an environment runs it.
+
+    ``value`` is the resolved JSON (treat it as read-only: unchanged parts are shared with the
+    input and with ``masked``). ``masked`` is the same with secret-derived parts replaced by
+    ``********``: the part of a longer string, or the whole value of a typed wrapper.
+    ``secret_paths`` are the JSON paths whose value derives from a secret.
+    """
+
+    object_id: str
+    value: JSON = field(repr=False)
+    masked: JSON
+    secret_paths: frozenset[str] = frozenset()
+
+
+def json_path(parts: Sequence[str | int]) -> str:
+    """Dotted JSON path with ``[i]`` for array items: ``["auth","scope",0]`` -> ``auth.scope[0]``.
+
+    Keys that are not plain words are quoted: ``["a.b"]``. The root is ``""``.
+    """
+    out: list[str] = []
+    for part in parts:
+        if isinstance(part, int):
+            out.append(f"[{part}]")
+        elif _PLAIN_KEY.fullmatch(part):
+            out.append(f".{part}" if out else part)
+        else:
+            out.append(f"[{json.dumps(part)}]")
+    return "".join(out)
+
+
+class _TooDeep(Exception):
+    pass
+
+
+def _as_text(value: JSON) -> str:
+    """Text a nested wrapper's result is read as by the wrapper around it."""
+    if isinstance(value, str):
+        return value
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _esv_ids(segments: Sequence[Segment]) -> list[str]:
+    """ESV ids referenced in ``segments``, defaults included, in order, once each."""
+    found: list[str] = []
+    for segment in segments:
+        if isinstance(segment, Placeholder):
+            if segment.esv_id is not None and segment.esv_id not in found:
+                found.append(segment.esv_id)
+            if segment.default is not None:
+                found.extend(i for i in _esv_ids(segment.default) if i not in found)
+    return found
+
+
+class _Walk:
+    """One object's resolution: the walk state and what it found."""
+
+    __slots__ = ("values", "object_id", "path", "problems", "secrets")
+
+    def __init__(self, values: Mapping[str, EsvValue], object_id: str) -> None:
+        self.values = values
+        self.object_id = object_id
+        self.path: list[str | int] = []
+        self.problems: list[Problem] = []
+        self.secrets: list[tuple[tuple[str | int, ...], JSON]] = []
+
+    # -- strings -------------------------------------------------------------------
+    def render(self, segments: Sequence[Segment]) -> tuple[str, str | None, bool]:
+        """``(text, masked text or None when no secret, complete)`` of parsed segments."""
+        values = self.values
+        parts: list[str] = []
+        masked: list[str] | None = None
+        complete = True
+        for segment in segments:
+            if type(segment) is str:
+                parts.append(segment)
+                if masked is not None:
+                    masked.append(segment)
+                continue
+            assert isinstance(segment, Placeholder)
+            esv_id = segment.esv_id
+            if esv_id is None:
+                parts.append(segment.raw)
+                if masked is not None:
+                    masked.append(segment.raw)
+                continue
+            value = values.get(esv_id)
+            if value is not None:
+                if value.secret:
+                    if masked is None:
+                        masked = parts.copy()
+                    masked.append(MASK)
+                elif masked is not None:
+                    masked.append(value.text)
+                parts.append(value.text)
+            elif segment.default is not None:
+                text, inner_masked, inner_complete = self.render(segment.default)
+                complete = complete and inner_complete
+                if inner_masked is not None and masked is None:
+                    masked = parts.copy()
+                if masked is not None:
+                    masked.append(text if inner_masked is None else inner_masked)
+                parts.append(text)
+            else:
+                complete = False
+                self.problems.append(
+                    Problem(
+                        self.object_id,
+                        json_path(self.path),
+                        f"{segment.raw}: ESV {esv_id} is not defined",
+                        esv_id=esv_id,
+                        hint=f"define {esv_id} in the environment file, or give a default: "
+                        f"&{{{segment.token}|value}}",
+                    )
+                )
+                parts.append(segment.raw)
+                if masked is not None:
+                    masked.append(segment.raw)
+        return "".join(parts), None if masked is None else "".join(masked), complete
+
+    def string(self, text: str) -> str:
+        segments = parse(text)
+        if len(segments) == 1:
+            segment = segments[0]
+            if type(segment) is str:
+                return text
+            assert isinstance(segment, Placeholder)
+            if segment.esv_id is not None:
+                value = self.values.get(segment.esv_id)
+                if value is not None:
+                    if value.secret:
+                        self.secrets.append((tuple(self.path), MASK))
+                    return value.text
+        resolved, masked, _ = self.render(segments)
+        if masked is not None:
+            self.secrets.append((tuple(self.path), masked))
+        return text if resolved == text else resolved
+
+    # -- containers ----------------------------------------------------------------
+    def container(self, node: JSON, depth: int) -> JSON:
+        if depth > MAX_DEPTH:
+            raise _TooDeep
+        if type(node) is dict:
+            if len(node) <= 2:
+                wrapper = wrapper_of(node)
+                if wrapper is not None:
+                    value, secret = self.wrapped(node, wrapper, depth)
+                    if secret:
+                        self.secrets.append((tuple(self.path), MASK))
+                    return value
+            out: Any = None
+            items: Any = node.items()
+        else:
+            out = None
+            items = enumerate(node)
+        path = self.path
+        for key, value in items:
+            kind = type(value)
+            if kind is str:
+                if "&" not in value:
+                    continue
+                path.append(key)
+                new = self.string(value)
+                path.pop()
+            elif kind is dict or kind is list:
+                path.append(key)
+                new = self.container(value, depth + 1)
+                path.pop()
+            else:
+                continue
+            if new is not value:
+                if out is None:
+                    out = dict(node) if type(node) is dict else list(node)
+                out[key] = new
+        return node if out is None else out
+
+    def wrapped(
+        self, node: dict[str, JSON], wrapper: tuple[str, JSON, str | None], depth: int
+    ) -> tuple[JSON, bool]:
+        """``(converted value, secret-derived)``; on failure the node itself, with a problem."""
+        key, inner, charset = wrapper
+        segments: Sequence[Segment] = ()
+        if type(inner) is str:
+            segments = parse(inner)
+            text, masked, complete = self.render(segments)
+            secret = masked is not None
+        else:
+            if type(inner) is dict and wrapper_of(inner) is not None:
+                inner_wrapper = wrapper_of(inner)
+                assert inner_wrapper is not None
+                problems_before = len(self.problems)
+                result, secret = self.wrapped(inner, inner_wrapper, depth + 1)
+                complete = len(self.problems) == problems_before
+            else:
+                mark = len(self.secrets)
+                problems_before = len(self.problems)
+                result = self.container(inner, depth + 1) if type(inner) in (dict, list) else inner
+                secret = len(self.secrets) > mark
+                del self.secrets[mark:]
+                complete = len(self.problems) == problems_before
+            text = _as_text(result)
+        if not complete:
+            return node, secret
+        try:
+            return convert(key, text, charset), secret
+        except ConversionError as error:
+            ids = _esv_ids(segments)
+            source = f" (from {', '.join(ids)})" if ids else ""
+            shown = "a secret value" if secret else json.dumps(text)
+            self.problems.append(
+                Problem(
+                    self.object_id,
+                    json_path(self.path),
+                    f"{key} of {shown}{source}: {error}",
+                    esv_id=ids[0] if ids else None,
+                    hint="fix the ESV's value or the wrapper",
+                )
+            )
+            return node, secret
+
+
+def _masked(value: JSON, secrets: Sequence[tuple[tuple[str | int, ...], JSON]]) -> JSON:
+    """``value`` with each secret path replaced, copying only the containers on those paths."""
+    if not secrets:
+        return value
+    copied: set[int] = set()
+    root: Any = None
+    for path, mask in secrets:
+        if not path:
+            return mask
+        if root is None:
+            root = dict(value) if isinstance(value, dict) else list(value)
+            copied.add(id(root))
+        node = root
+        for part in path[:-1]:
+            child = node[part]
+            if id(child) not in copied:
+                child = dict(child) if isinstance(child, dict) else list(child)
+                node[part] = child
+                copied.add(id(child))
+            node = child
+        node[path[-1]] = mask
+    return root
+
+
+def _resolve(
+    document: JSON, values: Mapping[str, EsvValue], object_id: str
+) -> tuple[Resolved, list[Problem]]:
+    walk = _Walk(values, object_id)
+    try:
+        kind = type(document)
+        if kind is str:
+            value = walk.string(document)
+        elif kind is dict or kind is list:
+            value = walk.container(document, 1)
+        else:
+            value = document
+    except _TooDeep:
+        problem = Problem(
+            object_id,
+            "",
+            f"nested deeper than {MAX_DEPTH} levels",
+            hint="config objects are never this deep; check the file",
+        )
+        return Resolved(object_id, document, document), [*walk.problems, problem]
+    paths = frozenset(json_path(path) for path, _ in walk.secrets)
+    resolved = Resolved(object_id, value, _masked(value, walk.secrets), paths)
+    return resolved, walk.problems
+
+
+def resolve(document: JSON, values: Mapping[str, EsvValue], *, object_id: str) -> Resolved:
+    """Resolve every ``&{esv.x}`` in ``document`` with ``values``.
+
+    Raises :class:`~esv.errors.ResolutionError` listing every undefined ESV without a default
+    and every failed typed conversion, each with ``object_id`` and JSON path.
+    """
+    resolved, problems = _resolve(document, values, object_id)
+    if problems:
+        raise ResolutionError(problems)
+    return resolved
+
+
+def resolve_objects(
+    objects: Mapping[str, JSON], values: Mapping[str, EsvValue]
+) -> dict[str, Resolved]:
+    """Resolve every object; one :class:`~esv.errors.ResolutionError` for all their problems."""
+    out: dict[str, Resolved] = {}
+    problems: list[Problem] = []
+    for object_id, document in objects.items():
+        resolved, found = _resolve(document, values, object_id)
+        out[object_id] = resolved
+        problems.extend(found)
+    if problems:
+        raise ResolutionError(problems)
+    return out
