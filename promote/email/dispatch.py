@@ -1,0 +1,125 @@
+"""Send the test email through whatever provider an environment has.
+
+Three ways, picked by what is available:
+
+1. a tenant that can send a test itself (:class:`EmailTestable`: Okta's test endpoint, AIC's
+   ``external/email``) — used for ``--live`` and for ``verify`` gates;
+2. a resolved ``external.email`` — sent by promote over SMTP or Microsoft Graph;
+3. no ``external.email`` on a ``local`` tenant — its built-in provider, the outbox.
+"""
+
+from __future__ import annotations
+
+import ssl
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+import httpx
+
+from esv.errors import Problem
+from promote.email.checks import check_recipient
+from promote.email.errors import EmailError
+from promote.email.graph import send_graph
+from promote.email.message import test_message
+from promote.email.model import GraphProvider, parse_address, provider_from_config
+from promote.email.outbox import Outbox
+from promote.email.smtp import send_smtp
+from promote.errors import BlockedError
+
+__all__ = ["EmailTestable", "Transports", "outbox_of", "send_test_email"]
+
+
+@runtime_checkable
+class EmailTestable(Protocol):
+    """A tenant that sends a test email through its own provider (Okta, AIC)."""
+
+    def send_test_email(self, *, from_address: str, to_address: str) -> None:
+        """Send the platform's test email; raises ``PromoteError`` when it cannot."""
+        ...
+
+
+@dataclass(frozen=True)
+class Transports:
+    """How promote reaches mail servers: defaults verify certificates; tests inject."""
+
+    tls: ssl.SSLContext | None = None
+    """SMTP TLS context (default: ``ssl.create_default_context()``)."""
+    http: httpx.BaseTransport | None = None
+    """Graph transport (default: httpx's network transport)."""
+    http_verify: ssl.SSLContext | bool = True
+    clock: Callable[[], float] | None = None
+    """Clock of the outbox's rate limit (default ``time.time``)."""
+
+
+def outbox_of(
+    tenant: object, *, env: str, clock: Callable[[], float] | None = None
+) -> Outbox | None:
+    """The built-in provider's outbox of a ``local`` tenant (``state_dir/outbox``), else None."""
+    state_dir = getattr(tenant, "state_dir", None)
+    if not isinstance(state_dir, Path):
+        return None
+    if clock is None:
+        return Outbox(state_dir / "outbox", env=env)
+    return Outbox(state_dir / "outbox", env=env, clock=clock)
+
+
+def send_test_email(
+    config: Mapping[str, Any] | None,
+    *,
+    env: str,
+    to: str,
+    sender: str | None = None,
+    outbox: Outbox | None = None,
+    transports: Transports = Transports(),
+) -> str:
+    """Send the test email to ``to`` through ``config`` (resolved ``external.email``), or
+    through ``outbox`` when ``config`` is ``None`` (the built-in provider).
+
+    ``sender`` overrides the config's ``from``. Returns a one-line summary. Raises
+    ``BlockedError`` (exit 3) when the addresses cannot be sent through this provider and an
+    :class:`~promote.email.errors.EmailError` (exit 1) when sending fails.
+    """
+    where = f"{env}: test email"
+    problems = check_recipient(to, config, location=where, path="to", env=env)
+    if problems:
+        raise BlockedError(f"{env}: cannot send the test email", problems)
+    recipient = parse_address(to)
+    assert recipient is not None  # checked above
+    if config is None:
+        if outbox is None:
+            raise EmailError(
+                env,
+                "has no external.email: it runs on its tenant's built-in provider, which "
+                "promote can reach only for local tenants",
+                hint="use --live to send through the tenant itself",
+            )
+        from_address = parse_address(outbox.sender)
+        assert from_address is not None
+        path = outbox.deliver(test_message(from_address, recipient))
+        return f"test email to {recipient.address} written to {path} ({env}'s built-in provider)"
+    provider = provider_from_config(config)
+    from_text = sender or (str(provider.sender) if provider.sender else "")
+    from_address = parse_address(from_text) if from_text else None
+    if from_address is None:
+        raise BlockedError(
+            f"{env}: cannot send the test email",
+            [
+                Problem(
+                    "external.email",
+                    "from",
+                    "has no valid sender address" if from_text else "is not set",
+                    hint="set from in config/external.email.json, or pass --from",
+                )
+            ],
+        )
+    problems = check_recipient(from_address.address, config, location=where, path="from", env=env)
+    if problems:
+        raise BlockedError(f"{env}: cannot send the test email", problems)
+    message = test_message(from_address, recipient)
+    if isinstance(provider, GraphProvider):
+        send_graph(provider, message, transport=transports.http, verify=transports.http_verify)
+    else:
+        send_smtp(provider, message, context=transports.tls)
+    return f"test email sent to {recipient.address} via {provider.describe()} ({env})"

@@ -1,0 +1,135 @@
+"""Send a message through Microsoft Graph ``sendMail`` with an OAuth2 client-credentials token.
+
+:func:`send_graph` posts ``grant_type=client_credentials`` (client id, secret, scopes joined
+by ``scopeDelimiter``) to ``tokenEndpoint``, then posts the message as Graph's ``sendMail``
+JSON to ``mailEndpoint`` with the bearer token. The transport is injectable
+(``httpx.MockTransport`` in tests). The client secret and the token never appear in an error:
+response excerpts are scrubbed and both values are cut out of any text quoted.
+"""
+
+from __future__ import annotations
+
+import ssl
+from email.message import EmailMessage
+from typing import Any
+
+import httpx
+
+from promote.email.errors import (
+    EmailAuthError,
+    EmailConnectError,
+    EmailError,
+    EmailRejectedError,
+    EmailTimeoutError,
+    EmailTlsError,
+)
+from promote.email.model import GraphProvider
+from promote.http import scrub
+
+__all__ = ["graph_payload", "send_graph"]
+
+_EXCERPT = 200
+
+
+def graph_payload(message: EmailMessage) -> dict[str, Any]:
+    """The ``sendMail`` request body for a plain-text message."""
+    body = message.get_body(("plain",))
+    content = body.get_content() if body is not None else ""
+    return {
+        "message": {
+            "subject": str(message["Subject"]),
+            "body": {"contentType": "Text", "content": content},
+            "from": {"emailAddress": {"address": _address(str(message["From"]))}},
+            "toRecipients": [{"emailAddress": {"address": _address(str(message["To"]))}}],
+        },
+        "saveToSentItems": False,
+    }
+
+
+def send_graph(
+    provider: GraphProvider,
+    message: EmailMessage,
+    *,
+    transport: httpx.BaseTransport | None = None,
+    verify: ssl.SSLContext | bool = True,
+) -> None:
+    """Deliver ``message`` through ``provider``; raises an :class:`EmailError` subclass."""
+    timeout = httpx.Timeout(provider.timeout, connect=provider.connection_timeout)
+    secret = provider.client_secret.reveal()
+    with httpx.Client(transport=transport, timeout=timeout, verify=verify) as client:
+        response = _post(
+            client,
+            provider.token_endpoint,
+            data={
+                "grant_type": "client_credentials",
+                "client_id": provider.client_id,
+                "client_secret": secret,
+                "scope": provider.scope_delimiter.join(provider.scope),
+            },
+        )
+        where = provider.token_endpoint
+        if response.status_code in (400, 401, 403):
+            raise EmailAuthError(
+                where,
+                f"the token endpoint refused client {provider.client_id!r}: "
+                f"{response.status_code} {_excerpt(response, secret)}",
+                hint="check auth.clientId, the client secret ESV and auth.scope",
+            )
+        if not response.is_success:
+            raise EmailError(where, f"token request failed: {response.status_code}")
+        token = _token(response, where)
+        response = _post(
+            client,
+            provider.mail_endpoint,
+            json=graph_payload(message),
+            headers={"Authorization": f"Bearer {token}"},
+        )
+        where = provider.mail_endpoint
+        if response.status_code in (401, 403):
+            raise EmailAuthError(
+                where,
+                f"sendMail refused the token: {response.status_code} "
+                f"{_excerpt(response, secret, token)}",
+                hint="the app needs the Mail.Send application permission",
+            )
+        if not response.is_success:
+            raise EmailRejectedError(
+                where,
+                f"sendMail failed: {response.status_code} {_excerpt(response, secret, token)}",
+            )
+
+
+def _post(client: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
+    try:
+        return client.post(url, **kwargs)
+    except httpx.TimeoutException:
+        raise EmailTimeoutError(url, "no answer within the configured timeout") from None
+    except httpx.ConnectError as error:
+        if isinstance(error.__context__, ssl.SSLError) or "SSL" in str(error):
+            raise EmailTlsError(url, f"TLS failed: {error}") from None
+        raise EmailConnectError(url, f"cannot connect: {error}", hint="check the URL") from None
+    except httpx.HTTPError as error:
+        raise EmailError(url, f"request failed: {type(error).__name__}") from None
+
+
+def _token(response: httpx.Response, where: str) -> str:
+    try:
+        token = response.json().get("access_token")
+    except (ValueError, AttributeError):
+        token = None
+    if not isinstance(token, str) or not token:
+        raise EmailAuthError(where, "the token response has no access_token")
+    return token
+
+
+def _excerpt(response: httpx.Response, *secrets: str) -> str:
+    text = scrub(response.text[:_EXCERPT])
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "********")
+    return text
+
+
+def _address(header: str) -> str:
+    start, end = header.rfind("<"), header.rfind(">")
+    return header[start + 1 : end] if 0 <= start < end else header.strip()

@@ -1,0 +1,204 @@
+"""The email provider as promote sends with it: addresses and the two provider kinds.
+
+``external.email`` arrives as resolved JSON (placeholders already replaced with one
+environment's values). :mod:`promote.email.checks` says whether it is valid;
+:func:`provider_from_config` turns a valid one into a :class:`SmtpProvider` or
+:class:`GraphProvider`. Passwords and client secrets are held as
+:class:`~esv.secrets.SecretValue` so no record can print them.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from esv.secrets import SecretValue
+
+__all__ = [
+    "DEFAULT_TIMEOUT_MS",
+    "TEST_BODY",
+    "TEST_SUBJECT",
+    "Address",
+    "GraphProvider",
+    "Provider",
+    "SmtpProvider",
+    "parse_address",
+    "provider_from_config",
+    "smtp_properties",
+]
+
+TEST_SUBJECT = "Test Provider Email"
+"""Subject of the AIC admin console's "Send Test Email"."""
+TEST_BODY = "This is a test email using your configured provider settings."
+"""Body of the AIC admin console's "Send Test Email"."""
+
+DEFAULT_TIMEOUT_MS = 300_000
+"""IDM's default for ``connectiontimeout``, ``timeout`` and ``writetimeout``."""
+
+_LOCAL = r'[^\s@<>"(),;:\\\[\]]+'
+_LABEL = r"[^\s@<>\"(),;:\\\[\].]+"
+_ADDR = rf"(?P<local>{_LOCAL})@(?P<domain>{_LABEL}(?:\.{_LABEL})*)"
+_PLAIN = re.compile(rf"^{_ADDR}$")
+_NAMED = re.compile(rf'^(?:"(?P<quoted>[^"\\]*)"|(?P<bare>[^"<>@]*?))\s*<{_ADDR}>$')
+
+
+@dataclass(frozen=True)
+class Address:
+    """An email address, with the display name of ``"Name" <addr>`` when given."""
+
+    local: str
+    domain: str
+    name: str | None = None
+
+    @property
+    def address(self) -> str:
+        """``local@domain`` without the display name."""
+        return f"{self.local}@{self.domain}"
+
+    @property
+    def international(self) -> bool:
+        """True when the address has non-ASCII characters (needs SMTPUTF8)."""
+        return not self.address.isascii()
+
+    def __str__(self) -> str:
+        if self.name:
+            return f'"{self.name}" <{self.address}>'
+        return self.address
+
+
+def parse_address(text: str) -> Address | None:
+    """``addr@domain`` or ``"Name" <addr@domain>`` (or ``Name <addr>``); ``None`` if invalid."""
+    text = text.strip()
+    plain = _PLAIN.match(text)
+    if plain:
+        return Address(plain["local"], plain["domain"])
+    named = _NAMED.match(text)
+    if named:
+        name = named["quoted"] if named["quoted"] is not None else named["bare"].strip()
+        return Address(named["local"], named["domain"], name or None)
+    return None
+
+
+def smtp_properties(config: Mapping[str, Any]) -> dict[str, str]:
+    """``smtpProperties`` (``["key=value", ...]``) as a dict; malformed entries are skipped."""
+    result: dict[str, str] = {}
+    for entry in config.get("smtpProperties") or ():
+        if isinstance(entry, str) and "=" in entry:
+            key, _, value = entry.partition("=")
+            result[key.strip()] = value.strip()
+    return result
+
+
+@dataclass(frozen=True)
+class SmtpProvider:
+    """An SMTP server as ``external.email`` describes it. Timeouts in seconds, None = none."""
+
+    host: str
+    port: int
+    sender: Address | None = None
+    auth: bool = False
+    username: str = ""
+    password: SecretValue | None = field(default=None, repr=False)
+    starttls: bool = False
+    ssl: bool = False
+    connection_timeout: float | None = DEFAULT_TIMEOUT_MS / 1000
+    timeout: float | None = DEFAULT_TIMEOUT_MS / 1000
+    write_timeout: float | None = DEFAULT_TIMEOUT_MS / 1000
+    properties: Mapping[str, str] = field(default_factory=dict)
+
+    kind = "smtp"
+
+    @property
+    def allow_utf8(self) -> bool:
+        """``mail.mime.allowutf8=true`` is set: international addresses may be sent."""
+        return self.properties.get("mail.mime.allowutf8", "").lower() == "true"
+
+    def describe(self) -> str:
+        """``smtp smtp.example.com:587 (STARTTLS)`` — never credentials."""
+        security = "SSL" if self.ssl else "STARTTLS" if self.starttls else "no TLS"
+        return f"smtp {self.host}:{self.port} ({security})"
+
+
+@dataclass(frozen=True)
+class GraphProvider:
+    """Microsoft Graph ``sendMail`` with an OAuth2 client-credentials token."""
+
+    mail_endpoint: str
+    token_endpoint: str
+    client_id: str
+    client_secret: SecretValue = field(repr=False)
+    scope: tuple[str, ...]
+    sender: Address | None = None
+    scope_delimiter: str = " "
+    connection_timeout: float | None = DEFAULT_TIMEOUT_MS / 1000
+    timeout: float | None = DEFAULT_TIMEOUT_MS / 1000
+
+    kind = "msgraph"
+    allow_utf8 = False
+
+    def describe(self) -> str:
+        """``msgraph https://graph.microsoft.com/...`` — never credentials."""
+        return f"msgraph {self.mail_endpoint}"
+
+
+Provider = SmtpProvider | GraphProvider
+
+
+def _seconds(config: Mapping[str, Any], key: str) -> float | None:
+    millis = config.get(key, DEFAULT_TIMEOUT_MS)
+    if not isinstance(millis, int) or isinstance(millis, bool) or millis <= 0:
+        return None  # 0 disables the timeout (IDM semantics); invalid values are checks' job
+    return millis / 1000
+
+
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
+def provider_from_config(config: Mapping[str, Any]) -> Provider:
+    """A provider record from a resolved ``external.email`` that passed the checks.
+
+    Raises ``ValueError`` on the shapes the checks reject (callers check first).
+    """
+    sender = parse_address(config["from"]) if isinstance(config.get("from"), str) else None
+    auth = config.get("auth")
+    auth = auth if isinstance(auth, Mapping) else {}
+    if config.get("type", "smtp") == "msgraph":
+        scope = auth.get("scope")
+        if not isinstance(scope, list):
+            raise ValueError("auth.scope is not an array")
+        return GraphProvider(
+            mail_endpoint=_text(config.get("mailEndpoint")),
+            token_endpoint=_text(auth.get("tokenEndpoint")),
+            client_id=_text(auth.get("clientId")),
+            client_secret=SecretValue(_text(auth.get("clientSecret"))),
+            scope=tuple(str(item) for item in scope),
+            sender=sender,
+            scope_delimiter=_text(auth.get("scopeDelimiter")) or " ",
+            connection_timeout=_seconds(config, "connectiontimeout"),
+            timeout=_seconds(config, "timeout"),
+        )
+    port = config.get("port")
+    if not isinstance(port, int) or isinstance(port, bool):
+        raise ValueError("port is not an integer")
+    password = auth.get("password")
+    return SmtpProvider(
+        host=_text(config.get("host")),
+        port=port,
+        sender=sender,
+        auth=auth.get("enable") is True,
+        username=_text(auth.get("username")),
+        password=SecretValue(password) if isinstance(password, str) and password else None,
+        starttls=_enabled(config.get("starttls")),
+        ssl=_enabled(config.get("ssl")),
+        connection_timeout=_seconds(config, "connectiontimeout"),
+        timeout=_seconds(config, "timeout"),
+        write_timeout=_seconds(config, "writetimeout"),
+        properties=smtp_properties(config),
+    )
+
+
+def _enabled(value: Any) -> bool:
+    return isinstance(value, Mapping) and value.get("enable") is True
