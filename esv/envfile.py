@@ -37,6 +37,7 @@ __all__ = [
     "parse_environment",
     "read_secret",
     "read_secrets",
+    "read_yaml",
 ]
 
 ENVIRONMENT_KEYS = (
@@ -560,6 +561,20 @@ def load_environment(path: Path, *, workspace: Path) -> EnvironmentFile:
     except OSError as error:
         raise WorkspaceFileError(relpath, f"cannot be read: {error.strerror}") from None
     return parse_environment(text, name=path.stem, path=path, relpath=relpath)
+
+
+def read_yaml(path: Path, *, relpath: str) -> Any:
+    """Any YAML file of the workspace (``promote.yaml``) as text-only data, aliases refused.
+
+    Raises :class:`~esv.errors.WorkspaceFileError` when it cannot be read or parsed.
+    """
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise WorkspaceFileError(relpath, "is not UTF-8 text") from None
+    except OSError as error:
+        raise WorkspaceFileError(relpath, f"cannot be read: {error.strerror}") from None
+    return _parse_yaml(text, relpath)
 
 
 def _relpath(path: Path, workspace: Path) -> str:

@@ -1,25 +1,53 @@
-"""The workspace: the chain of environments, their files, and the config to promote."""
+"""The workspace: the chain of environments, their files, and the config to promote.
+
+Layout (SPEC 1)::
+
+    promote.yaml               optional: chain: [dev, staging, uat, prod]
+    environments/<env>.yaml    one file per environment
+    config/<object-id>.json    config with placeholders (``config/emailTemplate/welcome.json``
+                               is object ``emailTemplate/welcome``)
+    .promote/                  local state (git-ignored)
+"""
 
 from __future__ import annotations
 
-import json
+import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from esv.envfile import EnvironmentFile, load_environment
-from esv.placeholders import normalise_document
+from esv.envfile import EnvironmentFile, load_environment, read_yaml
+from esv.errors import EsvError, Problem
+from esv.jsonfile import load_json
 from promote.errors import BlockedError
 
-__all__ = ["DEFAULT_CHAIN", "Workspace", "find_workspace", "load_workspace"]
+__all__ = [
+    "DEFAULT_CHAIN",
+    "SETTINGS_FILE",
+    "Workspace",
+    "WorkspaceError",
+    "find_workspace",
+    "load_workspace",
+]
 
 DEFAULT_CHAIN = ("dev", "staging", "uat", "prod")
+"""The chain when ``promote.yaml`` does not set one (restricted to existing files)."""
+
+SETTINGS_FILE = "promote.yaml"
+_SETTINGS_KEYS = ("chain",)
+
+
+class WorkspaceError(EsvError):
+    """The workspace has problems (all of them listed); exit code 3, nothing was changed."""
 
 
 @dataclass(frozen=True)
 class Workspace:
-    """A loaded workspace: chain order, environment files, config objects by id."""
+    """A loaded workspace: chain order, environment files, config objects by id.
+
+    ``config`` maps object id to parsed JSON with ``&<esv.x>`` aliases normalised.
+    """
 
     root: Path
     chain: tuple[str, ...]
@@ -36,38 +64,146 @@ class Workspace:
 
     def lower(self, env: str) -> str | None:
         """The stage below ``env`` in the chain, ``None`` for the first."""
-        index = self.chain.index(env)
+        index = self._index(env)
         return self.chain[index - 1] if index > 0 else None
 
     def walk(self, to: str) -> tuple[str, ...]:
-        """The chain from its first stage up to ``to``; BlockedError for an unknown env."""
-        if to not in self.chain:
+        """The chain from its first stage up to ``to``; BlockedError naming the chain if unknown."""
+        return self.chain[: self._index(to) + 1]
+
+    def _index(self, env: str) -> int:
+        if env not in self.chain:
+            close = difflib.get_close_matches(env, self.chain, n=1)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
             raise BlockedError(
-                f"unknown environment {to!r}; the chain is {' -> '.join(self.chain)}"
+                f"unknown environment {env!r}{hint} The chain is {' -> '.join(self.chain)}"
             )
-        return self.chain[: self.chain.index(to) + 1]
+        return self.chain.index(env)
 
 
 def find_workspace(start: Path) -> Path:
-    """``start`` or its nearest parent holding ``environments/``."""
+    """``start`` or its nearest parent holding ``environments/``; BlockedError if none."""
     start = start.resolve()
     for candidate in (start, *start.parents):
         if (candidate / "environments").is_dir():
             return candidate
-    raise BlockedError(f"no workspace found: neither {start} nor a parent holds environments/")
+    raise BlockedError(
+        f"no workspace: neither {start} nor a parent holds environments/ "
+        "(run `promote init` to create one, or pass --workspace DIR)"
+    )
+
+
+def _chain(root: Path, names: list[str], problems: list[Problem]) -> tuple[str, ...]:
+    """The chain from promote.yaml, else the default order of the files that exist."""
+    settings_path = root / SETTINGS_FILE
+    if not settings_path.exists():
+        return tuple(name for name in DEFAULT_CHAIN if name in names)
+    try:
+        settings = read_yaml(settings_path, relpath=SETTINGS_FILE)
+    except EsvError as error:
+        problems.extend(error.problems)
+        return ()
+    if settings is None:
+        settings = {}
+    if not isinstance(settings, dict):
+        problems.append(Problem(SETTINGS_FILE, "", "the top level must be a mapping"))
+        return ()
+    for key in settings:
+        if key not in _SETTINGS_KEYS:
+            close = difflib.get_close_matches(key, _SETTINGS_KEYS, n=1)
+            hint = f"did you mean {close[0]!r}?" if close else "allowed: chain"
+            problems.append(Problem(SETTINGS_FILE, key, "unknown key", hint=hint))
+    if "chain" not in settings:
+        return tuple(name for name in DEFAULT_CHAIN if name in names)
+    chain = settings["chain"]
+    if not isinstance(chain, list) or not chain or not all(isinstance(n, str) for n in chain):
+        problems.append(
+            Problem(SETTINGS_FILE, "chain", "must be a non-empty list of environment names")
+        )
+        return ()
+    seen: set[str] = set()
+    for name in chain:
+        if name in seen:
+            problems.append(Problem(SETTINGS_FILE, "chain", f"{name!r} appears twice"))
+        seen.add(name)
+        if name not in names:
+            problems.append(
+                Problem(
+                    SETTINGS_FILE,
+                    "chain",
+                    f"{name!r} has no environment file",
+                    hint=f"create environments/{name}.yaml or remove it from the chain",
+                )
+            )
+    return tuple(dict.fromkeys(chain))
+
+
+def _config(root: Path, problems: list[Problem]) -> dict[str, Any]:
+    config: dict[str, Any] = {}
+    config_dir = root / "config"
+    if not config_dir.is_dir():
+        return config
+    for path in sorted(config_dir.rglob("*.json")):
+        relative = path.relative_to(config_dir)
+        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
+            continue
+        object_id = relative.as_posix()[: -len(".json")]
+        try:
+            config[object_id] = load_json(path, relpath=f"config/{relative.as_posix()}")
+        except EsvError as error:
+            problems.extend(error.problems)
+    return config
 
 
 def load_workspace(root: Path | None = None, *, cwd: Path | None = None) -> Workspace:
-    """Load and check a workspace (``root``, else found from ``cwd``)."""
+    """Load and check a workspace: ``root``, else the one found from ``cwd``.
+
+    Raises :class:`WorkspaceError` (exit 3) listing every problem of every file: environment
+    files, ``promote.yaml`` (chain), and config JSON.
+    """
     if root is None:
         root = find_workspace(cwd or Path.cwd())
-    envs = {
-        p.stem: load_environment(p, workspace=root)
-        for p in sorted((root / "environments").glob("*.yaml"))
-    }
-    chain = tuple(name for name in DEFAULT_CHAIN if name in envs)
-    config: dict[str, Any] = {}
-    for path in sorted((root / "config").rglob("*.json")):
-        object_id = path.relative_to(root / "config").as_posix()[: -len(".json")]
-        config[object_id] = normalise_document(json.loads(path.read_text(encoding="utf-8")))
-    return Workspace(root, chain, envs, config, root / ".promote")
+    root = root.resolve()
+    env_dir = root / "environments"
+    if not env_dir.is_dir():
+        raise BlockedError(f"{root} is not a workspace: it has no environments/ directory")
+    problems: list[Problem] = []
+    files = sorted(p for p in env_dir.iterdir() if not p.name.startswith("."))
+    names: list[str] = []
+    for path in files:
+        if path.suffix == ".yaml" and path.is_file():
+            names.append(path.stem)
+        elif path.suffix == ".yml":
+            problems.append(
+                Problem(f"environments/{path.name}", "", "environment files end in .yaml")
+            )
+    before = len(problems)
+    chain = _chain(root, names, problems)
+    chain_ok = len(problems) == before
+    environments: dict[str, EnvironmentFile] = {}
+    for name in names:
+        relpath = f"environments/{name}.yaml"
+        if chain_ok and name not in chain:
+            shown = " -> ".join(chain) or "empty"
+            problems.append(
+                Problem(
+                    relpath,
+                    "",
+                    f"environment {name!r} is not in the chain ({shown})",
+                    hint=f"add it to chain: in {SETTINGS_FILE}, or remove the file",
+                )
+            )
+        try:
+            environments[name] = load_environment(env_dir / f"{name}.yaml", workspace=root)
+        except EsvError as error:
+            problems.extend(error.problems)
+    if not names and not problems:
+        problems.append(Problem("environments", "", "holds no environment files (<env>.yaml)"))
+    config = _config(root, problems)
+    if problems:
+        count = len(problems)
+        raise WorkspaceError(
+            f"workspace {root}: {count} problem{'s' if count > 1 else ''}", problems
+        )
+    ordered = {name: environments[name] for name in chain}
+    return Workspace(root, chain, ordered, config, root / ".promote")
