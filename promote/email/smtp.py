@@ -54,6 +54,10 @@ def send_smtp(
     except ssl.SSLError as error:
         raise EmailTlsError(server, f"TLS handshake failed: {_reason(error)}") from error
     except (OSError, smtplib.SMTPException) as error:
+        if _timed_out(error):
+            raise EmailTimeoutError(
+                server, f"no greeting within {provider.connection_timeout} s"
+            ) from error
         raise EmailConnectError(
             server, f"cannot connect: {_reason(error)}", hint="check host and port"
         ) from error
@@ -67,6 +71,8 @@ def send_smtp(
     except ssl.SSLError as error:
         raise EmailTlsError(server, f"TLS failed: {_reason(error)}") from error
     except smtplib.SMTPServerDisconnected as error:
+        if _timed_out(error):
+            raise EmailTimeoutError(server, "the server stopped answering (timeout)") from error
         raise EmailConnectError(server, f"the server closed the connection: {error}") from error
     except (OSError, smtplib.SMTPException) as error:
         raise EmailError(server, f"sending failed: {_reason(error)}") from error
@@ -158,8 +164,15 @@ def _login(client: smtplib.SMTP, provider: SmtpProvider, server: str) -> None:
             f"{error.smtp_code} {_text(error.smtp_error)}",
             hint="check the username and the password ESV of this environment",
         ) from None
+    except smtplib.SMTPServerDisconnected:
+        raise  # a timeout or a dropped connection, not a refusal: mapped by the caller
     except smtplib.SMTPException as error:
         raise EmailAuthError(server, f"AUTH failed: {_reason(error)}") from None
+
+
+def _timed_out(error: BaseException) -> bool:
+    """smtplib reports a read timeout as ``SMTPServerDisconnected`` caused by it."""
+    return isinstance(error, TimeoutError) or isinstance(error.__context__, TimeoutError)
 
 
 def _international(message: EmailMessage) -> bool:

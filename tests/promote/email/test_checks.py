@@ -1,0 +1,364 @@
+"""Validation of the resolved email provider and templates, per environment."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from esv.resolver import EsvValue, resolve
+from promote.email import check_email
+
+SECRET = "Pa55-not-for-logs"
+
+SMTP: dict[str, Any] = {
+    "host": "&{esv.email.provider.host}",
+    "port": {"$int": "&{esv.email.provider.port}"},
+    "auth": {
+        "enable": True,
+        "username": "mailer",
+        "password": "&{esv.email.provider.password}",
+    },
+    "from": '"Acme" <&{esv.email.provider.from}>',
+    "starttls": {"enable": True},
+    "ssl": {"enable": False},
+    "timeout": 30000,
+    "writetimeout": 30000,
+    "connectiontimeout": 30000,
+    "threadPoolSize": 20,
+    "smtpProperties": ["mail.smtp.ssl.protocols=TLSv1.2"],
+}
+
+GRAPH: dict[str, Any] = {
+    "type": "msgraph",
+    "mailEndpoint": "https://graph.microsoft.com/v1.0/users/me@acme.onmicrosoft.com/sendMail",
+    "from": "me@acme.onmicrosoft.com",
+    "auth": {
+        "enable": True,
+        "type": "oauth2",
+        "clientId": "client-1",
+        "clientSecret": "&{esv.email.provider.password}",
+        "tokenEndpoint": "https://login.microsoftonline.com/acme/oauth2/v2.0/token",
+        "scope": ["https://graph.microsoft.com/.default"],
+    },
+    "threadPoolSize": 20,
+}
+
+TEMPLATE: dict[str, Any] = {
+    "_id": "emailTemplate/welcome",
+    "defaultLocale": "en",
+    "from": "",
+    "subject": {"en": "Welcome", "fr": "Bienvenue"},
+    "message": {"en": "<p>Hi {{object.userName}}</p>", "fr": "<p>Salut</p>"},
+}
+
+STAGING = {
+    "esv-email-provider-host": EsvValue("esv-email-provider-host", "smtp.staging.example.com"),
+    "esv-email-provider-port": EsvValue("esv-email-provider-port", "587", "int"),
+    "esv-email-provider-from": EsvValue("esv-email-provider-from", "noreply@example.com"),
+    "esv-email-provider-password": EsvValue("esv-email-provider-password", SECRET, secret=True),
+}
+
+
+def _values(**overrides: str) -> dict[str, EsvValue]:
+    values = dict(STAGING)
+    for key, text in overrides.items():
+        esv_id = "esv-email-provider-" + key.replace("_", "-")
+        old = values[esv_id]
+        values[esv_id] = EsvValue(esv_id, text, old.type, old.secret)
+    return values
+
+
+def _check(
+    objects: dict[str, Any],
+    values: dict[str, EsvValue] | None = None,
+    *,
+    mutable: bool = False,
+    tenant_kind: str = "local",
+    recipients: tuple[str, ...] = (),
+    env: str = "staging",
+):
+    values = STAGING if values is None else values
+    resolved = {oid: resolve(doc, values, object_id=oid) for oid, doc in objects.items()}
+    return check_email(
+        resolved,
+        env=env,
+        location=f"environments/{env}.yaml",
+        mutable=mutable,
+        tenant_kind=tenant_kind,
+        recipients=recipients,
+    )
+
+
+def _with(base: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
+    doc = copy.deepcopy(base)
+    node = doc
+    *parents, last = path.split(".")
+    for key in parents:
+        node = node[key]
+    if value is _DELETE:
+        del node[last]
+    else:
+        node[last] = value
+    return doc
+
+
+_DELETE = object()
+
+
+def _errors(problems):
+    return [(p.path, p.message) for p in problems if p.severity == "error"]
+
+
+def _warnings(problems):
+    return [(p.path, p.message) for p in problems if p.severity == "warning"]
+
+
+def test_valid_smtp_and_graph_have_no_problems():
+    assert _check({"external.email": SMTP}) == []
+    assert _check({"external.email": GRAPH}) == []
+
+
+def test_problem_names_object_path_env_and_hint():
+    [problem] = _check({"external.email": SMTP}, _values(port="70000"))
+    assert problem.location == "external.email"
+    assert problem.path == "port"
+    assert "70000" in problem.message and "1–65535" in problem.message
+    assert "staging's values" in problem.message
+
+
+def test_same_config_valid_in_one_environment_invalid_in_another():
+    assert _check({"external.email": SMTP}, _values(port="587"), env="uat") == []
+    problems = _check({"external.email": SMTP}, _values(port="0"), env="prod")
+    assert _errors(problems) == [("port", "is 0; it must be 1–65535 (resolved with prod's values)")]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected_path"),
+    [
+        ("host", _DELETE, "host"),
+        ("host", "", "host"),
+        ("host", "smtp example.com", "host"),
+        ("port", _DELETE, "port"),
+        ("port", 65536, "port"),
+        ("port", True, "port"),
+        ("port", "587", "port"),
+        ("auth", _DELETE, "auth"),
+        ("auth", "yes", "auth"),
+        ("auth.enable", "true", "auth.enable"),
+        ("auth.username", "", "auth.username"),
+        ("auth.password", _DELETE, "auth.password"),
+        ("auth.type", "oauth2", "auth.type"),
+        ("from", "not an address", "from"),
+        ("from", '"Acme" noreply@example.com', "from"),
+        ("starttls", True, "starttls"),
+        ("ssl.enable", "false", "ssl.enable"),
+        ("timeout", -1, "timeout"),
+        ("writetimeout", 1.5, "writetimeout"),
+        ("connectiontimeout", "300000", "connectiontimeout"),
+        ("threadPoolSize", 0, "threadPoolSize"),
+        ("smtpProperties", "mail.mime.allowutf8=true", "smtpProperties"),
+        ("smtpProperties", ["mail.mime.allowutf8"], "smtpProperties[0]"),
+        ("smtpProperties", ["ok=1", "=x"], "smtpProperties[1]"),
+        ("smtpProperties", ["mail.mime.allowutf8=yes"], "smtpProperties[0]"),
+        ("debug", "no", "debug"),
+        ("type", "sendgrid", "type"),
+    ],
+)
+def test_smtp_errors(path, value, expected_path):
+    problems = _check({"external.email": _with(SMTP, path, value)})
+    assert [p for p, _ in _errors(problems)] == [expected_path]
+
+
+def test_port_given_as_text_suggests_int_wrapper():
+    doc = _with(SMTP, "port", "&{esv.email.provider.port}")
+    [problem] = _check({"external.email": doc})
+    assert problem.path == "port" and '"$int"' in (problem.hint or "")
+
+
+def test_auth_disabled_needs_no_credentials():
+    doc = _with(SMTP, "auth", {"enable": False, "username": "", "password": ""})
+    assert _check({"external.email": doc}) == []
+
+
+@pytest.mark.parametrize("ok", [{"from": "a@b.example"}, {"from": "Acme <a@b.example>"}])
+def test_from_forms(ok):
+    assert _check({"external.email": {**SMTP, **ok}}) == []
+
+
+def test_smtp_warnings():
+    doc = _with(_with(SMTP, "ssl.enable", True), "port", 25)
+    warnings = _warnings(_check({"external.email": doc}))
+    assert [path for path, _ in warnings] == ["port", "ssl.enable"]
+    assert _errors(_check({"external.email": doc})) == []
+
+
+def test_missing_from_is_a_warning():
+    problems = _check({"external.email": _with(SMTP, "from", _DELETE)})
+    assert [p for p, _ in _warnings(problems)] == ["from"] and not _errors(problems)
+
+
+def test_literal_password_warns_without_showing_it():
+    doc = _with(SMTP, "auth.password", "hunter2-literal")
+    problems = _check({"external.email": doc})
+    assert [p for p, _ in _warnings(problems)] == ["auth.password"]
+    assert all("hunter2-literal" not in str(p) for p in problems)
+
+
+def test_password_from_a_plain_variable_warns_too():
+    doc = _with(SMTP, "auth.password", "&{esv.email.provider.host}")
+    assert [p for p, _ in _warnings(_check({"external.email": doc}))] == ["auth.password"]
+
+
+def test_password_from_platform_token_is_not_a_literal():
+    doc = _with(SMTP, "auth.password", "&{sendgrid.api.key}")
+    assert _check({"external.email": doc}) == []
+
+
+def test_secret_never_appears_in_messages():
+    doc = _with(SMTP, "host", "&{esv.email.provider.password}")
+    problems = _check({"external.email": _with(doc, "from", "&{esv.email.provider.password}")})
+    assert problems
+    assert all(SECRET not in str(p) for p in problems)
+    assert any("********" in str(p) for p in problems)
+
+
+def test_okta_ports_and_msgraph():
+    doc = _with(SMTP, "port", 2525)
+    assert [p for p, _ in _warnings(_check({"external.email": doc}, tenant_kind="okta"))] == [
+        "port"
+    ]
+    assert _check({"external.email": doc}, tenant_kind="aic") == []
+    assert [p for p, _ in _errors(_check({"external.email": GRAPH}, tenant_kind="okta"))] == [
+        "type"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected_path"),
+    [
+        ("mailEndpoint", _DELETE, "mailEndpoint"),
+        ("mailEndpoint", "graph.microsoft.com/sendMail", "mailEndpoint"),
+        ("mailEndpoint", "ftp://graph.microsoft.com/x", "mailEndpoint"),
+        ("auth", _DELETE, "auth"),
+        ("auth.type", "basic", "auth.type"),
+        ("auth.type", _DELETE, "auth.type"),
+        ("auth.clientId", "", "auth.clientId"),
+        ("auth.clientSecret", _DELETE, "auth.clientSecret"),
+        ("auth.tokenEndpoint", "login", "auth.tokenEndpoint"),
+        ("auth.scope", [], "auth.scope"),
+        ("auth.scope", "https://graph.microsoft.com/.default", "auth.scope"),
+        ("auth.scope", [""], "auth.scope"),
+        ("auth.grantType", "password", "auth.grantType"),
+        ("threadPoolSize", -3, "threadPoolSize"),
+        ("from", "nobody", "from"),
+    ],
+)
+def test_graph_errors(path, value, expected_path):
+    problems = _check({"external.email": _with(GRAPH, path, value)})
+    assert [p for p, _ in _errors(problems)] == [expected_path]
+
+
+def test_graph_warnings():
+    doc = {**GRAPH, "host": "smtp.example.com", "mailEndpoint": "http://graph.example.com/send"}
+    doc = _with(doc, "auth.clientSecret", "literal-client-secret")
+    warnings = [p for p, _ in _warnings(_check({"external.email": doc}))]
+    assert sorted(warnings) == ["auth.clientSecret", "host", "mailEndpoint"]
+
+
+def test_graph_on_loopback_http_is_fine():
+    doc = {**GRAPH, "mailEndpoint": "http://127.0.0.1:8025/send"}
+    assert _check({"external.email": doc}) == []
+
+
+def test_builtin_provider_only_in_mutable_environments():
+    assert _check({}, mutable=True, env="dev") == []
+    [problem] = _check({}, mutable=False, env="prod")
+    assert problem.location == "environments/prod.yaml"
+    assert "built-in" in problem.message and problem.severity == "error"
+
+
+def test_okta_without_external_email_means_no_custom_server():
+    assert _check({}, mutable=False, tenant_kind="okta") == []
+
+
+def test_international_from_needs_allowutf8_on_smtp():
+    values = _values(**{"from": "jürgen@example.com"})
+    [problem] = _check({"external.email": SMTP}, values)
+    assert problem.path == "from" and "allowutf8" in problem.message
+    allowed = _with(SMTP, "smtpProperties", ["mail.mime.allowutf8=true"])
+    assert _check({"external.email": allowed}, values) == []
+    graph = _with(GRAPH, "from", "jürgen@example.com")
+    assert [p for p, _ in _errors(_check({"external.email": graph}))] == ["from"]
+
+
+def test_international_recipient_per_provider():
+    to = ("用户@example.com",)
+    assert [p.path for p in _check({"external.email": SMTP}, recipients=to)] == [
+        "verify.email_test.to"
+    ]
+    allowed = _with(SMTP, "smtpProperties", ["mail.mime.allowutf8=TRUE"])
+    assert _check({"external.email": allowed}, recipients=to) == []
+    [builtin] = _check({}, mutable=True, recipients=to)
+    assert "built-in" in builtin.message
+    assert _check({}, mutable=True, recipients=("ops@example.com",)) == []
+    [bad] = _check({}, mutable=True, recipients=("ops",))
+    assert "not an email address" in bad.message
+
+
+def test_valid_template():
+    assert _check({"external.email": SMTP, "emailTemplate/welcome": TEMPLATE}) == []
+
+
+@pytest.mark.parametrize(
+    ("path", "value", "expected_path"),
+    [
+        ("defaultLocale", _DELETE, "defaultLocale"),
+        ("defaultLocale", "english!", "defaultLocale"),
+        ("defaultLocale", "de", "subject"),
+        ("subject", "Welcome", "subject"),
+        ("message.en", _DELETE, "message"),
+        ("subject.en_GB", "Hello", "subject.en_GB"),
+        ("message.fr", 3, "message.fr"),
+        ("html", {"en-": "<p/>"}, "html.en-"),
+        ("from", "Acme", "from"),
+    ],
+)
+def test_template_errors(path, value, expected_path):
+    problems = _check(
+        {"external.email": SMTP, "emailTemplate/welcome": _with(TEMPLATE, path, value)}
+    )
+    errors = _errors(problems)
+    assert expected_path in [p for p, _ in errors]
+    assert all(p.location == "emailTemplate/welcome" for p in problems)
+
+
+def test_template_default_locale_missing_in_both():
+    doc = _with(TEMPLATE, "defaultLocale", "de")
+    assert [p for p, _ in _errors(_check({"emailTemplate/welcome": doc}, mutable=True))] == [
+        "subject",
+        "message",
+    ]
+
+
+def test_template_locale_hint_and_language_tags():
+    doc = _with(TEMPLATE, "subject.en_GB", "Hello")
+    [problem] = _check({"emailTemplate/welcome": doc}, mutable=True)
+    assert problem.hint == 'use "en-GB"'
+    ok = _with(_with(TEMPLATE, "subject.zh-Hant-TW", "x"), "message.es-419", "y")
+    assert _check({"emailTemplate/welcome": ok}, mutable=True) == []
+
+
+def test_template_international_from():
+    doc = _with(TEMPLATE, "from", "jürgen@example.com")
+    assert [p for p, _ in _errors(_check({"external.email": SMTP, "emailTemplate/w": doc}))] == [
+        "from"
+    ]
+    # the built-in provider replaces every sender: nothing to refuse
+    assert _check({"emailTemplate/w": doc}, mutable=True) == []
+
+
+def test_external_email_not_an_object():
+    [problem] = _check({"external.email": ["host"]})
+    assert problem.path == "" and "JSON object" in problem.message
