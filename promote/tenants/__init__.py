@@ -12,6 +12,7 @@ from promote.tenants.base import (
     Tenant,
     VariableState,
 )
+from promote.tenants.factory import open_tenant
 
 __all__ = [
     "JSON",
@@ -22,4 +23,5 @@ __all__ = [
     "SecretState",
     "Tenant",
     "VariableState",
+    "open_tenant",
 ]

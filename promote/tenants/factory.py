@@ -1,0 +1,90 @@
+"""Open the tenant an environment file points at: the one place that knows tenant kinds."""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from esv.envfile import EnvironmentFile
+from esv.errors import Problem
+from promote.errors import BlockedError
+from promote.tenants.base import Tenant
+from promote.tenants.local import LocalTenant
+from promote.workspace import Workspace
+
+__all__ = ["TENANT_KINDS", "local_state_dir", "open_tenant"]
+
+TENANT_KINDS = ("local", "aic", "okta")
+"""The ``tenant.kind`` values :func:`open_tenant` knows."""
+
+
+def open_tenant(
+    env: EnvironmentFile, *, workspace: Workspace, environ: Mapping[str, str] = os.environ
+) -> Tenant:
+    """The tenant of ``env``, by ``tenant.kind`` (``local`` when the file has no tenant).
+
+    ``local``: a :class:`LocalTenant` in :func:`local_state_dir`, mutable as the workspace
+    says, ``restart_seconds`` from the file (default 0). ``aic`` / ``okta``: their modules'
+    ``open_aic`` / ``open_okta`` (imported only when used). Unknown kind or a bad local
+    setting: ``BlockedError`` naming the file and key; nothing is opened.
+    """
+    spec = env.tenant
+    kind = spec.get("kind", "local")
+    if kind == "local":
+        return LocalTenant(
+            env.name,
+            local_state_dir(env, workspace=workspace),
+            mutable=workspace.is_mutable(env.name),
+            restart_seconds=_restart_seconds(env, spec.get("restart_seconds", 0.0)),
+        )
+    if kind == "aic":
+        from promote.tenants.aic import open_aic
+
+        return open_aic(env, workspace=workspace, environ=environ)
+    if kind == "okta":
+        from promote.tenants.okta import open_okta
+
+        return open_okta(env, workspace=workspace, environ=environ)
+    raise BlockedError(
+        f"{env.relpath}: tenant.kind {kind!r} is not a tenant kind; nothing was opened",
+        [
+            Problem(
+                env.relpath,
+                "tenant.kind",
+                f"{kind!r} is not a tenant kind",
+                hint=f"use one of: {', '.join(TENANT_KINDS)}",
+            )
+        ],
+    )
+
+
+def local_state_dir(env: EnvironmentFile, *, workspace: Workspace) -> Path:
+    """Where ``env``'s local tenant keeps state: ``tenant.path`` (relative to the workspace
+    root) when set, else ``<workspace>/.promote/tenants/<env>``."""
+    path = env.tenant.get("path")
+    if path:
+        return workspace.root / str(path)
+    return workspace.state_dir / "tenants" / env.name
+
+
+def _restart_seconds(env: EnvironmentFile, value: Any) -> float:
+    try:
+        seconds = float(value)
+    except (TypeError, ValueError):
+        seconds = math.nan
+    if math.isfinite(seconds) and seconds >= 0:
+        return seconds
+    raise BlockedError(
+        f"{env.relpath}: tenant.restart_seconds must be a number of seconds >= 0",
+        [
+            Problem(
+                env.relpath,
+                "tenant.restart_seconds",
+                f"{value!r} is not a number of seconds >= 0",
+                hint="for example restart_seconds: 2",
+            )
+        ],
+    )

@@ -1,0 +1,107 @@
+"""open_tenant: the environment file's tenant section decides which tenant opens where."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from promote.errors import BlockedError
+from promote.tenants import Tenant, open_tenant
+from promote.tenants.local import DB_NAME, LocalTenant
+from promote.workspace import Workspace, load_workspace
+
+
+def _workspace(root: Path, files: dict[str, str]) -> Workspace:
+    (root / "config").mkdir(parents=True)
+    (root / "environments").mkdir()
+    for name, text in files.items():
+        (root / "environments" / f"{name}.yaml").write_text(text)
+    return load_workspace(root)
+
+
+def test_local_tenants_default_to_the_workspace_state_dir(tmp_path: Path) -> None:
+    workspace = _workspace(tmp_path, {"dev": "variables: {}\n", "staging": "variables: {}\n"})
+    dev = open_tenant(workspace.environments["dev"], workspace=workspace, environ={})
+    staging = open_tenant(workspace.environments["staging"], workspace=workspace, environ={})
+    try:
+        assert isinstance(dev, LocalTenant) and isinstance(staging, LocalTenant)
+        assert isinstance(dev, Tenant)
+        assert dev.state_dir == tmp_path / ".promote" / "tenants" / "dev"
+        assert (dev.state_dir / DB_NAME).is_file()
+        assert (dev.mutable, staging.mutable) == (True, False)
+        assert (dev.env, staging.env) == ("dev", "staging")
+        assert dev.restart_seconds == 0.0
+    finally:
+        dev.close()
+        staging.close()
+
+
+def test_local_tenant_settings_come_from_the_file(tmp_path: Path) -> None:
+    workspace = _workspace(
+        tmp_path,
+        {
+            "dev": "tenant: {kind: local, path: state/dev-tenant, restart_seconds: 2.5}\n",
+            "staging": "mutable: true\n",
+        },
+    )
+    dev = open_tenant(workspace.environments["dev"], workspace=workspace)
+    staging = open_tenant(workspace.environments["staging"], workspace=workspace)
+    try:
+        assert isinstance(dev, LocalTenant) and isinstance(staging, LocalTenant)
+        assert dev.state_dir == tmp_path / "state" / "dev-tenant"
+        assert dev.restart_seconds == 2.5
+        assert staging.mutable is True
+        staging.put_config("external.email", {"host": "x"})
+    finally:
+        dev.close()
+        staging.close()
+
+
+def test_reopening_sees_the_same_state(tmp_path: Path) -> None:
+    workspace = _workspace(tmp_path, {"dev": "variables: {}\n"})
+    env = workspace.environments["dev"]
+    first = open_tenant(env, workspace=workspace)
+    first.put_config("external.email", {"host": "x"})
+    first.close()
+    again = open_tenant(env, workspace=workspace)
+    assert again.read_config(["external.email"]) == {"external.email": {"host": "x"}}
+    again.close()
+
+
+def _with_tenant(workspace: Workspace, env: str, tenant: dict[str, object]) -> Workspace:
+    changed = dataclasses.replace(workspace.environments[env], tenant=tenant)
+    return dataclasses.replace(workspace, environments={**workspace.environments, env: changed})
+
+
+def test_unknown_kind_is_blocked_with_the_file_and_key(tmp_path: Path) -> None:
+    workspace = _with_tenant(_workspace(tmp_path, {"dev": "{}\n"}), "dev", {"kind": "azure"})
+    with pytest.raises(BlockedError) as caught:
+        open_tenant(workspace.environments["dev"], workspace=workspace)
+    assert caught.value.exit_code == 3
+    assert "environments/dev.yaml" in str(caught.value)
+    (problem,) = caught.value.problems
+    assert problem.path == "tenant.kind" and "local, aic, okta" in str(problem)
+    assert not (tmp_path / ".promote").exists()
+
+
+@pytest.mark.parametrize("value", [-1, "soon", float("nan"), None])
+def test_bad_restart_seconds_is_blocked(tmp_path: Path, value: object) -> None:
+    workspace = _with_tenant(
+        _workspace(tmp_path, {"dev": "{}\n"}), "dev", {"kind": "local", "restart_seconds": value}
+    )
+    with pytest.raises(BlockedError) as caught:
+        open_tenant(workspace.environments["dev"], workspace=workspace)
+    assert caught.value.problems[0].path == "tenant.restart_seconds"
+    assert not (tmp_path / ".promote").exists()
+
+
+def test_remote_kinds_go_to_their_modules(tmp_path: Path) -> None:
+    workspace = _workspace(tmp_path, {"dev": "{}\n"})
+    for kind in ("aic", "okta"):
+        remote = _with_tenant(workspace, "dev", {"kind": kind})  # no url: their own error
+        with pytest.raises(Exception) as caught:
+            open_tenant(remote.environments["dev"], workspace=remote, environ={})
+        assert "url" in str(caught.value)
+        assert caught.value.exit_code == 3  # type: ignore[attr-defined]
