@@ -1,9 +1,248 @@
-"""Commands of this area (filled in by its owner)."""
+"""Engine commands: ``plan``, ``run``, ``status``, ``history``, ``rollback``.
+
+Machine output (plans, run results, status, history) goes to stdout; progress and notes for
+people go to stderr, progress only when stderr is a terminal.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
 import click
+
+from promote.cli import Context, handle_errors, pass_context
+from promote.engine.apply import Ambient, rollback, run, run_plan
+from promote.engine.files import atomic_write
+from promote.engine.history import environment_status, read_history
+from promote.engine.journal import unfinished_runs
+from promote.engine.plan import build_plan
+from promote.engine.render import render_json, render_plan, render_template
+from promote.engine.session import Tenants
+from promote.errors import BlockedError
+from promote.workspace import Workspace, load_workspace
+
+__all__ = ["register"]
+
+
+def _workspace(ctx: Context) -> Workspace:
+    return load_workspace(ctx.workspace_option)
+
+
+def _finish(ctx: Context, call: Callable[[], int | None]) -> None:
+    code = handle_errors(ctx, call)
+    if code:
+        sys.exit(code)
+
+
+def _note_unfinished(workspace: Workspace) -> None:
+    for journal in unfinished_runs(workspace.state_dir):
+        click.echo(
+            f"note: found unfinished {journal.describe()}; the next 'promote run' finishes it",
+            err=True,
+        )
+
+
+@click.command("plan")
+@click.option("--to", "to", required=True, metavar="ENV", help="Last environment of the walk.")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown", "json"]),
+    default="text",
+    show_default=True,
+    help="text for terminals, markdown for pull requests, json for machines and run --plan.",
+)
+@click.option(
+    "--out",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Write the plan to FILE instead of stdout.",
+)
+@click.option(
+    "--detailed-exitcode", is_flag=True, help="Exit 5 when changes are pending (0: none)."
+)
+@pass_context
+def plan_command(
+    ctx: Context, to: str, fmt: str, out: Path | None, detailed_exitcode: bool
+) -> None:
+    """Show what 'run --to ENV' would change, stage by stage; changes nothing."""
+
+    def call() -> int:
+        workspace = _workspace(ctx)
+        _note_unfinished(workspace)
+        with Tenants(workspace) as tenants:
+            plan = build_plan(workspace, to, tenants)
+        text = render_plan(plan, fmt)  # type: ignore[arg-type]
+        if out is not None:
+            atomic_write(out, text.encode())
+            click.echo(f"plan written to {out}", err=True)
+        else:
+            click.echo(text, nl=False)
+        if plan.blocked:
+            blocked = [stage.env for stage in plan.stages if stage.status == "blocked"]
+            raise BlockedError(
+                f"blocked by checks in {', '.join(blocked)}; a run would change nothing",
+                plan.problems(),
+            )
+        return 5 if detailed_exitcode and plan.pending else 0
+
+    _finish(ctx, call)
+
+
+def _confirm(question: str) -> bool:
+    return click.confirm(question, default=False, err=True)
+
+
+def _progress(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def _ambient() -> Ambient:
+    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+    return Ambient(
+        environ=dict(os.environ),
+        confirm=_confirm if interactive else None,
+        progress=_progress if sys.stderr.isatty() else None,
+    )
+
+
+def _read_plan(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except OSError as error:
+        raise BlockedError(f"cannot read the plan {path}: {error.strerror}") from None
+    except ValueError as error:
+        raise BlockedError(
+            f"{path} is not a JSON plan ({error}); make one with "
+            "promote plan --to ENV --format json --out FILE"
+        ) from None
+
+
+@click.command("run")
+@click.option("--to", "to", default=None, metavar="ENV", help="Last environment of the walk.")
+@click.option(
+    "--approve",
+    multiple=True,
+    metavar="ENV",
+    help="Approve changes to a protected environment (repeatable).",
+)
+@click.option(
+    "--plan",
+    "plan_file",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Apply exactly this JSON plan; refused if any environment changed since.",
+)
+@pass_context
+def run_command(
+    ctx: Context, to: str | None, approve: tuple[str, ...], plan_file: Path | None
+) -> None:
+    """Carry config and ESVs up the chain to ENV, stage by stage."""
+    if to is None and plan_file is None:
+        raise click.UsageError("give --to ENV or --plan FILE")
+
+    def call() -> int:
+        workspace = _workspace(ctx)
+        with Tenants(workspace) as tenants:
+            if plan_file is not None:
+                saved = _read_plan(plan_file)
+                if to is not None and isinstance(saved, dict) and saved.get("to") != to:
+                    raise BlockedError(
+                        f"--to {to} does not match the plan, which goes to {saved.get('to')}"
+                    )
+                result = run_plan(workspace, saved, tenants, approve=approve, ambient=_ambient())
+            else:
+                assert to is not None
+                result = run(workspace, to, tenants, approve=approve, ambient=_ambient())
+        for note in result.notes:
+            click.echo(note, err=True)
+        for stage in result.plan.stages:
+            state = "applied" if stage.env in result.applied else "in sync (skipped)"
+            click.echo(f"{stage.env}: {state}")
+        return 0
+
+    _finish(ctx, call)
+
+
+@click.command("status")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def status_command(ctx: Context, fmt: str) -> None:
+    """Each environment: in sync with the one below? pending ESVs, last promotion, drift."""
+
+    def call() -> int:
+        workspace = _workspace(ctx)
+        _note_unfinished(workspace)
+        with Tenants(workspace) as tenants:
+            statuses = environment_status(workspace, tenants)
+        if fmt == "json":
+            data = [
+                {
+                    "env": s.env,
+                    "lower": s.lower,
+                    "in_sync": s.in_sync,
+                    "differing": list(s.differing),
+                    "pending_esvs": list(s.pending_esvs),
+                    "last": s.last.to_json() if s.last else None,
+                    "drift": s.drift,
+                }
+                for s in statuses
+            ]
+            click.echo(render_json({"format": "promote.status/1", "environments": data}), nl=False)
+        else:
+            click.echo(render_template("status.txt.j2", statuses=statuses), nl=False)
+        return 0
+
+    _finish(ctx, call)
+
+
+@click.command("history")
+@click.option("--env", "env", default=None, metavar="ENV", help="Only this environment.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
+@pass_context
+def history_command(ctx: Context, env: str | None, fmt: str) -> None:
+    """Promotions and rollbacks, oldest first."""
+
+    def call() -> int:
+        workspace = _workspace(ctx)
+        if env is not None and env not in workspace.chain:
+            raise BlockedError(
+                f"unknown environment {env!r}; the chain is {' -> '.join(workspace.chain)}"
+            )
+        records = read_history(workspace.state_dir, env=env)
+        if fmt == "json":
+            data = {"format": "promote.history/1", "records": [r.to_json() for r in records]}
+            click.echo(render_json(data), nl=False)
+        else:
+            click.echo(render_template("history.txt.j2", records=records, env=env), nl=False)
+        return 0
+
+    _finish(ctx, call)
+
+
+@click.command("rollback")
+@click.option("--env", "env", required=True, metavar="ENV", help="Environment to roll back.")
+@pass_context
+def rollback_command(ctx: Context, env: str) -> None:
+    """Undo ENV's last promotion (recorded in the history)."""
+
+    def call() -> int:
+        workspace = _workspace(ctx)
+        with Tenants(workspace) as tenants:
+            record = rollback(workspace, env, tenants, ambient=_ambient())
+        click.echo(f"{env}: rolled back ({record.summary()})")
+        return 0
+
+    _finish(ctx, call)
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to ``group``."""
+    for command in (plan_command, run_command, status_command, history_command):
+        group.add_command(command)
+    group.add_command(rollback_command)

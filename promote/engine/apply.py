@@ -1,0 +1,477 @@
+"""Apply a plan: the only engine code that changes a tenant.
+
+``run`` holds the workspace run lock, finishes any unfinished run it finds (and says so),
+checks every stage of the walk before changing anything (blocked -> ``BlockedError``, exit 3;
+protected and not approved -> ``BlockedError``), then applies stage by stage in chain order,
+skipping in-sync stages: ESVs, config (direct writes or promotion), restart hook + restart and
+wait, check written ESVs are loaded, verify gates, history. The journal is written before each
+step. The first failing stage stops the walk with ``ApplyError`` naming every environment's
+state: applied, partially applied (what), or untouched.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+import uuid
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from esv import EsvError, Problem
+from promote.email import VerifyContext, run_verify
+from promote.engine.files import Writer, atomic_write
+from promote.engine.history import HistoryRecord, append_history, config_digest, now
+from promote.engine.hooks import PostHook, run_restart_hook
+from promote.engine.journal import Journal, run_lock, unfinished_runs
+from promote.engine.plan import Plan, Stage, build_plan
+from promote.engine.render import PLAN_FORMAT, plan_to_json
+from promote.errors import (
+    ApplyError,
+    BlockedError,
+    InterruptedRun,
+    PromoteError,
+    StalePlanError,
+)
+from promote.tenants.base import Tenant
+from promote.workspace import Workspace
+
+__all__ = ["Ambient", "RunResult", "check_saved_plan", "rollback", "run", "run_plan"]
+
+DEFAULT_RESTART_TIMEOUT = 600.0
+POLL_SECONDS = 2.0
+
+Step = Callable[[str, str], None]
+"""Called before each step with ``(env, step)``; tests raise from it to simulate a crash."""
+
+
+@dataclass(frozen=True)
+class Ambient:
+    """Everything a run takes from its surroundings; tests pass their own."""
+
+    environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
+    clock: Callable[[], float] = time.monotonic
+    sleep: Callable[[float], None] = time.sleep
+    confirm: Callable[[str], bool] | None = None
+    """Asks a person (a TTY) to approve a protected environment; ``None``: nobody to ask."""
+    progress: Callable[[str], None] | None = None
+    """Receives progress lines during long waits (the CLI shows them on a TTY only)."""
+    before_step: Step | None = None
+    write: Writer = atomic_write
+    post: PostHook | None = None
+    poll_seconds: float = POLL_SECONDS
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a run did."""
+
+    run_id: str
+    plan: Plan
+    applied: tuple[str, ...]
+    skipped: tuple[str, ...]
+    notes: tuple[str, ...] = ()
+    """Human lines: recovered runs, hook and verify summaries."""
+
+
+def _new_run_id() -> str:
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return f"{stamp}-{uuid.uuid4().hex[:8]}"
+
+
+def run(
+    workspace: Workspace,
+    to: str,
+    tenants: Mapping[str, Tenant],
+    *,
+    approve: Collection[str] = (),
+    saved_plan: Mapping[str, Any] | None = None,
+    ambient: Ambient | None = None,
+) -> RunResult:
+    """Carry config and ESVs up the chain to ``to``; see the module docstring.
+
+    ``saved_plan``: a JSON plan (``plan --format json``) to apply exactly; refused with
+    ``StalePlanError`` when any environment changed since it was made.
+    """
+    ambient = ambient or Ambient()
+    unknown = sorted(set(approve) - set(workspace.chain))
+    if unknown:
+        raise BlockedError(
+            f"--approve names environments not in the chain: {', '.join(unknown)}; "
+            f"the chain is {' -> '.join(workspace.chain)}"
+        )
+    workspace.walk(to)
+    with run_lock(workspace.state_dir, env=to):
+        notes = list(_recover(workspace, tenants, ambient))
+        if saved_plan is not None:
+            plan = _fresh_plan_for(workspace, to, tenants, saved_plan, ambient)
+        else:
+            plan = build_plan(workspace, to, tenants, environ=ambient.environ)
+        result = _apply(workspace, plan, tenants, approve=approve, ambient=ambient)
+    return RunResult(
+        result.run_id, plan, result.applied, result.skipped, tuple(notes) + result.notes
+    )
+
+
+def run_plan(
+    workspace: Workspace,
+    saved_plan: Mapping[str, Any],
+    tenants: Mapping[str, Tenant],
+    *,
+    approve: Collection[str] = (),
+    ambient: Ambient | None = None,
+) -> RunResult:
+    """``run --plan FILE``: apply exactly ``saved_plan`` (its ``to``), or refuse if stale."""
+    if not isinstance(saved_plan, Mapping) or saved_plan.get("format") != PLAN_FORMAT:
+        raise BlockedError(
+            f"not a promote plan: expected a JSON object with format {PLAN_FORMAT!r}; "
+            "make one with: promote plan --to ENV --format json --out FILE"
+        )
+    to = saved_plan.get("to")
+    if not isinstance(to, str):
+        raise BlockedError("the plan has no 'to' environment; make it again with promote plan")
+    return run(workspace, to, tenants, approve=approve, saved_plan=saved_plan, ambient=ambient)
+
+
+def _fresh_plan_for(
+    workspace: Workspace,
+    to: str,
+    tenants: Mapping[str, Tenant],
+    saved: Mapping[str, Any],
+    ambient: Ambient,
+) -> Plan:
+    try:
+        salt = bytes.fromhex(str(saved.get("salt", "")))
+    except ValueError:
+        raise BlockedError("the plan's salt is not hex; make the plan again") from None
+    fresh = build_plan(workspace, to, tenants, environ=ambient.environ, salt=salt)
+    check_saved_plan(saved, fresh)
+    return fresh
+
+
+def check_saved_plan(saved: Mapping[str, Any], fresh: Plan) -> None:
+    """Refuse (``StalePlanError``) unless ``fresh`` is the plan ``saved`` describes."""
+    problems: list[Problem] = []
+    fresh_json = plan_to_json(fresh)
+    saved_stages = {s.get("env"): s for s in saved.get("stages", []) if isinstance(s, Mapping)}
+    fresh_stages = {s["env"]: s for s in fresh_json["stages"]}
+    if list(saved_stages) != list(fresh_stages):
+        problems.append(
+            Problem(
+                "plan",
+                "stages",
+                f"the plan walks {', '.join(map(str, saved_stages))} but the chain now walks "
+                f"{', '.join(fresh_stages)}",
+            )
+        )
+    for env, now_stage in fresh_stages.items():
+        then = saved_stages.get(env)
+        if then is None:
+            continue
+        prints = then.get("fingerprint") or {}
+        if prints.get("tenant") != now_stage["fingerprint"]["tenant"]:
+            problems.append(
+                Problem(env, "", "the tenant changed since the plan was made (config or ESVs)")
+            )
+        elif prints.get("inputs") != now_stage["fingerprint"]["inputs"]:
+            problems.append(
+                Problem(env, "", "the workspace (config/ or its environment file) changed")
+            )
+        elif any(then.get(key) != now_stage[key] for key in ("config_changes", "esv_changes")):
+            problems.append(Problem(env, "", "the changes differ from the plan"))
+    if problems:
+        raise StalePlanError(
+            "the plan is stale: environments changed since it was made; nothing was changed."
+            " Make a new plan and review it",
+            problems,
+        )
+
+
+def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambient) -> list[str]:
+    notes = []
+    for journal in unfinished_runs(workspace.state_dir, write=ambient.write):
+        what = journal.describe()
+        if journal.to not in workspace.chain:
+            journal.finish("recovered", recovery="abandoned: its environment left the chain")
+            notes.append(f"found unfinished {what}; {journal.to} is no longer in the chain")
+            continue
+        try:
+            plan = build_plan(workspace, journal.to, tenants, environ=ambient.environ)
+            result = _apply(
+                workspace,
+                plan,
+                tenants,
+                approve=journal.approved,
+                ambient=Ambient(**{**ambient.__dict__, "confirm": None}),
+            )
+        except BlockedError as error:
+            raise BlockedError(
+                f"found unfinished {what}; it cannot be finished: {error.args[0]}",
+                error.problems,
+            ) from None
+        except ApplyError as error:
+            raise ApplyError(
+                f"found unfinished {what}; finishing it failed: {error.args[0].splitlines()[0]}",
+                error.states,
+            ) from None
+        journal.finish("recovered", recovery=f"finished by run {result.run_id}")
+        applied = ", ".join(result.applied) or "nothing left to apply"
+        notes.append(f"found unfinished {what}; finished it (applied: {applied})")
+    return notes
+
+
+def _approval(plan: Plan, approve: Collection[str], ambient: Ambient) -> list[str]:
+    approved = []
+    refused = []
+    for stage in plan.stages:
+        if not (stage.changed and stage.protected):
+            continue
+        if stage.env in approve:
+            approved.append(stage.env)
+        elif ambient.confirm is not None and ambient.confirm(
+            f"{stage.env} is protected; apply these changes to it?"
+        ):
+            approved.append(stage.env)
+        else:
+            refused.append(stage.env)
+    if refused:
+        flags = " ".join(f"--approve {env}" for env in refused)
+        raise BlockedError(
+            f"protected environment{'s' if len(refused) > 1 else ''} "
+            f"{', '.join(refused)} need{'s' if len(refused) == 1 else ''} approval; "
+            f"review the plan, then run again with {flags}; nothing was changed"
+        )
+    return approved
+
+
+@dataclass(frozen=True)
+class _Applied:
+    run_id: str
+    applied: tuple[str, ...]
+    skipped: tuple[str, ...]
+    notes: tuple[str, ...]
+
+
+def _apply(
+    workspace: Workspace,
+    plan: Plan,
+    tenants: Mapping[str, Tenant],
+    *,
+    approve: Collection[str],
+    ambient: Ambient,
+) -> _Applied:
+    if plan.blocked:
+        blocked = [s.env for s in plan.stages if s.status == "blocked"]
+        raise BlockedError(
+            f"blocked by checks in {', '.join(blocked)}; nothing was changed", plan.problems()
+        )
+    approved = _approval(plan, approve, ambient)
+    run_id = _new_run_id()
+    to_apply = [stage for stage in plan.stages if stage.changed]
+    skipped = tuple(stage.env for stage in plan.stages if not stage.changed)
+    if not to_apply:
+        return _Applied(run_id, (), skipped, ())
+    try:
+        journal = Journal.start(
+            workspace.state_dir,
+            run_id=run_id,
+            to=plan.to,
+            stages=[stage.env for stage in to_apply],
+            approved=approved,
+            write=ambient.write,
+        )
+    except PromoteError as error:
+        raise PromoteError(f"{error}; nothing was changed") from None
+    states = {stage.env: "in sync (skipped)" for stage in plan.stages}
+    states.update({stage.env: "untouched" for stage in to_apply})
+    notes: list[str] = []
+    applied: list[str] = []
+    for stage in to_apply:
+        done: list[str] = []
+        try:
+            notes += _apply_stage(workspace, stage, tenants, journal, run_id, done, ambient)
+            journal.stage_done(stage.env)
+        except KeyboardInterrupt:
+            states[stage.env] = _partial(done)
+            _finish_quietly(journal, "interrupted")
+            raise InterruptedRun(
+                _state_text("interrupted", states) + "\nthe next 'promote run' finishes this run"
+            ) from None
+        except (PromoteError, EsvError) as error:
+            states[stage.env] = _partial(done)
+            _finish_quietly(journal, "failed")
+            raise ApplyError(f"{stage.env} failed: {error}", states) from error
+        states[stage.env] = "applied"
+        applied.append(stage.env)
+    _finish_quietly(journal, "done")
+    return _Applied(run_id, tuple(applied), skipped, tuple(notes))
+
+
+def _partial(done: list[str]) -> str:
+    return f"partially applied ({'; '.join(done)})" if done else "untouched"
+
+
+def _state_text(head: str, states: Mapping[str, str]) -> str:
+    return "\n".join([head] + [f"  {env}: {state}" for env, state in states.items()])
+
+
+def _finish_quietly(journal: Journal, status: Any) -> None:
+    # The run's outcome matters more than its journal; a journal that cannot be closed
+    # is found as unfinished by the next run, which re-plans (idempotent).
+    try:
+        journal.finish(status)
+    except PromoteError:
+        pass
+
+
+def _apply_stage(
+    workspace: Workspace,
+    stage: Stage,
+    tenants: Mapping[str, Tenant],
+    journal: Journal,
+    run_id: str,
+    done: list[str],
+    ambient: Ambient,
+) -> list[str]:
+    env = stage.env
+    tenant = tenants[env]
+    envfile = workspace.environments[env]
+    notes: list[str] = []
+    holder = f"promote run {run_id}"
+
+    def step(name: str, ids: Collection[str] = ()) -> None:
+        journal.step(env, name, sorted(ids))
+        if ambient.before_step is not None:
+            ambient.before_step(env, name)
+
+    if stage.esv_writes:
+        step("esvs", [w.id for w in stage.esv_writes])
+        tenant.write_esvs(stage.esv_writes)
+        done.append(f"ESVs written: {', '.join(w.id for w in stage.esv_writes)}")
+    report_id = None
+    if stage.config_changes:
+        step("config", [d.object for d in stage.config_changes])
+        if stage.via == "direct":
+            for object_id, value in stage.config_writes.items():
+                tenant.put_config(object_id, value)
+            for object_id in stage.config_deletes:
+                tenant.delete_config(object_id)
+        else:
+            report = tenant.promote_from(
+                tenants[stage.source],
+                holder=holder,
+                description=f"promote run {run_id}: {stage.source} -> {env}",
+            )
+            report_id = report.id
+        done.append(f"config {'written' if stage.via == 'direct' else 'promoted'}")
+    if stage.restart:
+        step("restart")
+        if stage.esv_writes and envfile.restart is not None:
+            post = {"post": ambient.post} if ambient.post is not None else {}
+            summary = run_restart_hook(
+                envfile.restart, env=env, cwd=workspace.root, environ=ambient.environ, **post
+            )
+            notes.append(f"{env}: restart hook {summary}")
+            done.append("restart hook ran")
+        tenant.restart()
+        timeout = envfile.restart.timeout if envfile.restart else DEFAULT_RESTART_TIMEOUT
+        _wait_ready(tenant, env, timeout, ambient)
+        done.append("restarted")
+        _check_loaded(tenant, stage)
+    if envfile.verify:
+        step("verify")
+        ctx = VerifyContext(
+            env=envfile, tenant=tenant, resolved=stage.resolved, workspace=workspace
+        )
+        summary_line = run_verify(ctx)
+        if summary_line:
+            notes.append(summary_line)
+    step("record")
+    held = tenant.read_config(sorted(tenant.list_config_ids()))
+    append_history(
+        workspace.state_dir,
+        HistoryRecord(
+            time=now(),
+            run_id=run_id,
+            env=env,
+            action="promote",
+            source=stage.source,
+            config_added=tuple(d.object for d in stage.config_changes if d.action == "add"),
+            config_modified=tuple(d.object for d in stage.config_changes if d.action == "modify"),
+            config_deleted=tuple(d.object for d in stage.config_changes if d.action == "delete"),
+            esvs=tuple(f"{c.action} {c.kind} {c.id}" for c in stage.esv_changes),
+            restarted=stage.restart,
+            report_id=report_id,
+            config_digest=config_digest(held),
+        ),
+        write=ambient.write,
+    )
+    return notes
+
+
+def _wait_ready(tenant: Tenant, env: str, timeout: float, ambient: Ambient) -> None:
+    start = ambient.clock()
+    while tenant.restart_status() != "ready":
+        waited = ambient.clock() - start
+        if waited >= timeout:
+            raise PromoteError(
+                f"{env}: the restart did not finish within {timeout:g}s; its ESVs are written "
+                "but may not be loaded yet"
+            )
+        if ambient.progress is not None:
+            ambient.progress(f"{env}: waiting for the restart to finish ({waited:.0f}s)")
+        ambient.sleep(min(ambient.poll_seconds, max(timeout - waited, 0.0)))
+
+
+def _check_loaded(tenant: Tenant, stage: Stage) -> None:
+    written = {w.id: w.kind for w in stage.esv_writes if w.action != "delete"}
+    if not written:
+        return
+    variables = tenant.list_variables()
+    secrets = tenant.list_secrets()
+    pending = sorted(
+        esv_id
+        for esv_id, kind in written.items()
+        if not (variables[esv_id].loaded if kind == "variable" and esv_id in variables else False)
+        and not (secrets[esv_id].loaded if kind == "secret" and esv_id in secrets else False)
+    )
+    if pending:
+        raise PromoteError(
+            f"{stage.env}: after the restart these ESVs are still not loaded: "
+            f"{', '.join(pending)}; restart the environment again, then run again"
+        )
+
+
+def rollback(
+    workspace: Workspace,
+    env: str,
+    tenants: Mapping[str, Tenant],
+    *,
+    ambient: Ambient | None = None,
+) -> HistoryRecord:
+    """Undo ``env``'s last promotion (``tenant.rollback``) and record it in the history."""
+    ambient = ambient or Ambient()
+    if env not in workspace.chain:
+        raise BlockedError(
+            f"unknown environment {env!r}; the chain is {' -> '.join(workspace.chain)}"
+        )
+    run_id = _new_run_id()
+    with run_lock(workspace.state_dir, env=env):
+        tenant = tenants[env]
+        report = tenant.rollback(holder=f"promote rollback {run_id}")
+        held = tenant.read_config(sorted(tenant.list_config_ids()))
+        record = HistoryRecord(
+            time=now(),
+            run_id=run_id,
+            env=env,
+            action="rollback",
+            source=report.source or "",
+            config_added=tuple(report.added),
+            config_modified=tuple(report.modified),
+            config_deleted=tuple(report.deleted),
+            report_id=report.id,
+            config_digest=config_digest(held),
+        )
+        append_history(workspace.state_dir, record, write=ambient.write)
+    return record

@@ -1,0 +1,128 @@
+"""Structural differences between config objects, per JSON path (the only deepdiff user).
+
+Objects are compared with a cheap equality check first; only objects that differ are given
+to DeepDiff, so the cost of a diff grows with the changed objects, not with the total.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from deepdiff import DeepDiff
+from deepdiff.helper import notpresent
+
+from esv.resolver import json_path
+
+__all__ = [
+    "ABSENT",
+    "Action",
+    "ObjectDiff",
+    "PathChange",
+    "diff_object",
+    "diff_objects",
+]
+
+JSON = Any
+Action = Literal["add", "modify", "delete"]
+
+
+class _Absent:
+    """The marker for a side of a change that does not exist (``before`` of an add)."""
+
+    _instance: _Absent | None = None
+
+    def __new__(cls) -> _Absent:
+        if cls._instance is None:
+            cls._instance = super().__new__(cls)
+        return cls._instance
+
+    def __repr__(self) -> str:
+        return "ABSENT"
+
+    def __bool__(self) -> bool:
+        return False
+
+
+ABSENT: Any = _Absent()
+"""``before`` of an added path, ``after`` of a deleted one."""
+
+
+@dataclass(frozen=True)
+class PathChange:
+    """One changed JSON path inside an object. ``path`` is dotted with ``[i]`` for items;
+    ``""`` means the whole object."""
+
+    path: str
+    before: JSON = ABSENT
+    after: JSON = ABSENT
+    parts: tuple[str | int, ...] = field(default=(), repr=False, compare=False)
+    """The path as keys and indexes (``path`` is its text)."""
+
+
+@dataclass(frozen=True)
+class ObjectDiff:
+    """How one config object changes: added, modified (with its paths) or deleted."""
+
+    object: str
+    action: Action
+    changes: tuple[PathChange, ...]
+
+
+def _same(before: JSON, after: JSON) -> bool:
+    # ``==`` alone treats true as 1; the JSON text tells them apart. Key order may differ
+    # between reads, in which case DeepDiff decides (and finds nothing).
+    return bool(before == after) and json.dumps(before) == json.dumps(after)
+
+
+def _top_level(value: JSON, *, side: Literal["before", "after"]) -> tuple[PathChange, ...]:
+    if isinstance(value, dict) and value:
+        return tuple(
+            PathChange(path=json_path([key]), parts=(key,), **{side: value[key]}) for key in value
+        )
+    return (PathChange(path="", **{side: value}),)
+
+
+def diff_object(object_id: str, before: JSON, after: JSON) -> ObjectDiff | None:
+    """The difference of one object (``ABSENT`` for a side that does not exist), or
+    ``None`` when both sides are equal. An added or deleted object lists its top-level keys."""
+    if before is ABSENT and after is ABSENT:
+        return None
+    if before is ABSENT:
+        return ObjectDiff(object_id, "add", _top_level(after, side="after"))
+    if after is ABSENT:
+        return ObjectDiff(object_id, "delete", _top_level(before, side="before"))
+    if _same(before, after):
+        return None
+    tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
+    changes: list[PathChange] = []
+    for levels in tree.values():
+        for level in levels:
+            parts = tuple(level.path(output_format="list"))
+            old = ABSENT if level.t1 is notpresent else level.t1
+            new = ABSENT if level.t2 is notpresent else level.t2
+            changes.append(PathChange(json_path(parts), old, new, parts))
+    if not changes:
+        return None
+    changes.sort(key=lambda change: _sort_key(change.parts))
+    return ObjectDiff(object_id, "modify", tuple(changes))
+
+
+def _sort_key(parts: tuple[str | int, ...]) -> tuple[tuple[int, str, int], ...]:
+    # Order paths as they read: keys by name, array items by index ([10] after [9]).
+    return tuple((1, "", part) if isinstance(part, int) else (0, part, 0) for part in parts)
+
+
+def diff_objects(before: Mapping[str, JSON], after: Mapping[str, JSON]) -> list[ObjectDiff]:
+    """Differences between two sets of objects (id -> JSON), sorted by object id.
+
+    Ids only in ``after`` are adds, only in ``before`` deletes; equal objects are skipped.
+    """
+    result: list[ObjectDiff] = []
+    for object_id in sorted(before.keys() | after.keys()):
+        found = diff_object(object_id, before.get(object_id, ABSENT), after.get(object_id, ABSENT))
+        if found is not None:
+            result.append(found)
+    return result

@@ -1,0 +1,178 @@
+"""History of promotions and rollbacks (``.promote/history.jsonl``), and environment status.
+
+One JSON line per applied stage or rollback: what changed by id (config objects, ESVs by id
+and kind), never a value. ``config_digest`` is a hash of the config the tenant held right
+after, so :func:`environment_status` can tell drift (someone changed the tenant since).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from promote.engine.diff import diff_objects
+from promote.engine.files import Writer, atomic_write, read_text
+from promote.tenants.base import JSON, Tenant
+from promote.workspace import Workspace
+
+__all__ = [
+    "EnvironmentStatus",
+    "HistoryRecord",
+    "append_history",
+    "config_digest",
+    "environment_status",
+    "read_history",
+]
+
+HISTORY_FILE = "history.jsonl"
+
+
+@dataclass(frozen=True)
+class HistoryRecord:
+    """One applied stage or rollback. Ids only; no ESV value ever."""
+
+    time: str
+    run_id: str
+    env: str
+    action: str
+    """``promote`` (a run applied this stage) or ``rollback``."""
+    source: str
+    config_added: tuple[str, ...] = ()
+    config_modified: tuple[str, ...] = ()
+    config_deleted: tuple[str, ...] = ()
+    esvs: tuple[str, ...] = ()
+    """``<action> <kind> <id>`` per ESV change, e.g. ``modify secret esv-x``."""
+    restarted: bool = False
+    report_id: str | None = None
+    config_digest: str = ""
+    notes: tuple[str, ...] = field(default=())
+
+    def to_json(self) -> dict[str, Any]:
+        """The record as plain JSON data."""
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> HistoryRecord:
+        """Read a record written by :meth:`to_json` (unknown keys ignored)."""
+        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
+        for name, value in list(known.items()):
+            if isinstance(value, list):
+                known[name] = tuple(value)
+        return cls(**known)
+
+    def summary(self) -> str:
+        """One line for people."""
+        parts = []
+        if self.config_added or self.config_modified or self.config_deleted:
+            parts.append(
+                f"config +{len(self.config_added)} ~{len(self.config_modified)}"
+                f" -{len(self.config_deleted)}"
+            )
+        if self.esvs:
+            parts.append(f"{len(self.esvs)} ESV change{'s' if len(self.esvs) != 1 else ''}")
+        if self.restarted:
+            parts.append("restarted")
+        return ", ".join(parts) or "no changes"
+
+
+def config_digest(config: Mapping[str, JSON]) -> str:
+    """A stable hash of a set of config objects."""
+    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _path(state_dir: Path) -> Path:
+    return state_dir / HISTORY_FILE
+
+
+def read_history(state_dir: Path, *, env: str | None = None) -> list[HistoryRecord]:
+    """Every record (of ``env`` when given), oldest first; unreadable lines are skipped."""
+    text = read_text(_path(state_dir)) or ""
+    records = []
+    for line in text.splitlines():
+        try:
+            record = HistoryRecord.from_json(json.loads(line))
+        except (ValueError, TypeError):
+            continue
+        if env is None or record.env == env:
+            records.append(record)
+    return records
+
+
+def append_history(state_dir: Path, record: HistoryRecord, *, write: Writer = atomic_write) -> None:
+    """Add ``record`` at the end (the whole file is replaced atomically)."""
+    path = _path(state_dir)
+    text = read_text(path) or ""
+    if text and not text.endswith("\n"):
+        text += "\n"
+    text += json.dumps(record.to_json(), sort_keys=True) + "\n"
+    write(path, text.encode())
+
+
+def now() -> str:
+    """The current UTC time as ISO 8601 seconds."""
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+@dataclass(frozen=True)
+class EnvironmentStatus:
+    """What ``promote status`` says about one environment."""
+
+    env: str
+    lower: str
+    """The stage below (``config`` for the first)."""
+    in_sync: bool
+    differing: tuple[str, ...]
+    """Config object ids that differ from the stage below."""
+    pending_esvs: tuple[str, ...]
+    last: HistoryRecord | None
+    drift: bool | None
+    """Config differs from what the last run left; ``None`` without history."""
+
+
+def environment_status(
+    workspace: Workspace, tenants: Mapping[str, Tenant], *, envs: Sequence[str] | None = None
+) -> list[EnvironmentStatus]:
+    """Status of every environment of the chain (or ``envs``), in chain order."""
+    records = read_history(workspace.state_dir)
+    held: dict[str, dict[str, JSON]] = {}
+
+    def config_of(env: str) -> dict[str, JSON]:
+        if env not in held:
+            tenant = tenants[env]
+            held[env] = tenant.read_config(sorted(tenant.list_config_ids()))
+        return held[env]
+
+    result = []
+    for env in envs or workspace.chain:
+        lower = workspace.lower(env)
+        current = config_of(env)
+        below = dict(workspace.config) if lower is None else config_of(lower)
+        allowed = tenants[env].capabilities.config_ids
+        if allowed is not None:
+            below = {key: value for key, value in below.items() if key in allowed}
+        differing = tuple(d.object for d in diff_objects(current, below))
+        tenant = tenants[env]
+        pending: list[str] = []
+        if tenant.capabilities.esvs:
+            pending = [k for k, v in tenant.list_variables().items() if not v.loaded]
+            pending += [k for k, s in tenant.list_secrets().items() if not s.loaded]
+        last = next((r for r in reversed(records) if r.env == env), None)
+        drift = None if last is None else config_digest(current) != last.config_digest
+        result.append(
+            EnvironmentStatus(
+                env=env,
+                lower=lower or "config",
+                in_sync=not differing,
+                differing=differing,
+                pending_esvs=tuple(sorted(pending)),
+                last=last,
+                drift=drift,
+            )
+        )
+    return result

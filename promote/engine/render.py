@@ -1,0 +1,213 @@
+"""Plans as text, Markdown and JSON (the only jinja2 user). Pure: returns strings and data.
+
+Text is for terminals, Markdown for pull-request comments (a summary table per environment,
+details collapsed, never over :data:`MARKDOWN_LIMIT` characters: detail sections are dropped,
+and counted, before anything is cut), JSON is SPEC 4.2 (``promote.plan/1``).
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any, Literal
+
+import jinja2
+
+from esv import Problem
+from promote.engine.diff import ABSENT, ObjectDiff, PathChange
+from promote.engine.plan import EsvChange, Plan, Stage
+
+__all__ = [
+    "MARKDOWN_LIMIT",
+    "PLAN_FORMAT",
+    "Format",
+    "plan_to_json",
+    "render_json",
+    "render_plan",
+    "render_template",
+]
+
+PLAN_FORMAT = "promote.plan/1"
+MARKDOWN_LIMIT = 65_536
+"""GitHub's limit for a pull-request comment body, in characters."""
+
+Format = Literal["text", "markdown", "json"]
+
+_VALUE_CHARS = 200
+
+
+def _compact(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(", ", ": "))
+
+
+def _short(value: Any, limit: int = _VALUE_CHARS) -> str:
+    text = _compact(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _cell(value: Any) -> str:
+    """A JSON value as a Markdown table cell: code, escaped so it cannot break the table."""
+    text = html.escape(_short(value), quote=False).replace("|", "&#124;").replace("\n", " ")
+    return f"<code>{text}</code>"
+
+
+def _md(text: str) -> str:
+    return html.escape(str(text), quote=False).replace("|", "&#124;").replace("\n", " ")
+
+
+def _environment() -> jinja2.Environment:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("promote", "templates"),
+        autoescape=False,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+    )
+    env.filters["short"] = _short
+    env.filters["cell"] = _cell
+    env.filters["md"] = _md
+    env.tests["absent"] = lambda value: value is ABSENT
+    return env
+
+
+_ENV = _environment()
+
+
+def render_template(name: str, **context: Any) -> str:
+    """Render one of the package's templates (``promote/templates/<name>``)."""
+    return _ENV.get_template(name).render(**context)
+
+
+def _change_json(change: PathChange) -> dict[str, Any]:
+    data: dict[str, Any] = {"path": change.path}
+    if change.before is not ABSENT:
+        data["before"] = change.before
+    if change.after is not ABSENT:
+        data["after"] = change.after
+    return data
+
+
+def _diff_json(diff: ObjectDiff) -> dict[str, Any]:
+    return {
+        "object": diff.object,
+        "action": diff.action,
+        "changes": [_change_json(change) for change in diff.changes],
+    }
+
+
+def _esv_json(change: EsvChange) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "id": change.id,
+        "kind": change.kind,
+        "action": change.action,
+        "type": change.type,
+    }
+    if change.kind == "variable":
+        if change.before is not None:
+            data["before"] = change.before
+        if change.after is not None:
+            data["after"] = change.after
+    return data
+
+
+def _problem_json(problem: Problem) -> dict[str, Any]:
+    data: dict[str, Any] = {
+        "location": problem.location,
+        "path": problem.path,
+        "message": problem.message,
+        "text": str(problem),
+    }
+    if problem.esv_id:
+        data["esv_id"] = problem.esv_id
+    return data
+
+
+def _stage_json(stage: Stage) -> dict[str, Any]:
+    return {
+        "env": stage.env,
+        "source": stage.source,
+        "status": stage.status,
+        "missing_esvs": list(stage.missing_esvs),
+        "errors": [_problem_json(p) for p in stage.errors],
+        "warnings": [_problem_json(p) for p in stage.warnings],
+        "config_changes": [_diff_json(d) for d in stage.config_changes],
+        "esv_changes": [_esv_json(c) for c in stage.esv_changes],
+        "restart": stage.restart,
+        "unloaded_esvs": list(stage.unloaded),
+        "effective_changes": [_diff_json(d) for d in stage.effective_changes],
+        "mutable": stage.mutable,
+        "protected": stage.protected,
+        "via": stage.via,
+        "fingerprint": {"tenant": stage.tenant_fingerprint, "inputs": stage.inputs_fingerprint},
+    }
+
+
+def plan_to_json(plan: Plan) -> dict[str, Any]:
+    """The plan as SPEC 4.2 data (plus fingerprints, chain, salt and effective values)."""
+    return {
+        "format": PLAN_FORMAT,
+        "to": plan.to,
+        "chain": list(plan.chain),
+        "created": plan.created,
+        "salt": plan.salt,
+        "stages": [_stage_json(stage) for stage in plan.stages],
+    }
+
+
+def render_json(data: Any) -> str:
+    """Stable, indented JSON text with a final newline."""
+    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+
+
+def _counts(stage: Stage) -> dict[str, int]:
+    counts = {"add": 0, "modify": 0, "delete": 0}
+    for diff in stage.config_changes:
+        counts[diff.action] += 1
+    return counts
+
+
+def render_plan(plan: Plan, fmt: Format = "text", *, limit: int = MARKDOWN_LIMIT) -> str:
+    """The plan as ``text``, ``markdown`` (at most ``limit`` characters) or ``json``."""
+    if fmt == "json":
+        return render_json(plan_to_json(plan))
+    if fmt == "text":
+        return render_template("plan.txt.j2", plan=plan, counts=_counts)
+    if fmt == "markdown":
+        return _render_markdown(plan, limit)
+    raise ValueError(f"unknown plan format {fmt!r}")
+
+
+def _render_markdown(plan: Plan, limit: int) -> str:
+    module: Any = _ENV.get_template("plan.md.j2").make_module({"counts": _counts})
+    head = str(module.summary(plan))
+    blocks: list[tuple[Stage, list[str]]] = []
+    for stage in plan.stages:
+        if stage.status == "in-sync":
+            continue
+        parts = [str(module.problems(stage))] if stage.errors else []
+        if stage.esv_changes or stage.restart:
+            parts.append(str(module.esvs(stage)))
+        parts.extend(str(module.config_object(diff)) for diff in stage.config_changes)
+        if stage.effective_changes:
+            parts.append(str(module.effective(stage)))
+        blocks.append((stage, parts))
+    total = sum(len(parts) for _, parts in blocks)
+    # Keep room for every section's frame and the note saying what was left out.
+    budget = limit - len(head) - 400 - 160 * len(blocks)
+    body: list[str] = []
+    kept = 0
+    for stage, parts in blocks:
+        chosen: list[str] = []
+        for part in parts:
+            if len(part) <= budget:
+                chosen.append(part)
+                budget -= len(part)
+                kept += 1
+        body.append(str(module.section(stage, chosen, len(parts) - len(chosen))))
+    omitted = total - kept
+    text = head + "".join(body) + str(module.footer(omitted))
+    if len(text) > limit:
+        # Even the frames do not fit (thousands of environments): the summary table alone.
+        text = head + str(module.footer(total))
+    return text[:limit] if len(text) > limit else text

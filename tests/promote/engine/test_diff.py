@@ -1,0 +1,58 @@
+"""The differ: per-path structural changes, cheap equality first."""
+
+from __future__ import annotations
+
+from promote.engine.diff import ABSENT, PathChange, diff_object, diff_objects
+
+
+def test_equal_objects_give_no_diff() -> None:
+    assert diff_object("a", {"x": [1, {"y": 2}]}, {"x": [1, {"y": 2}]}) is None
+
+
+def test_key_order_alone_is_no_change() -> None:
+    assert diff_object("a", {"x": 1, "y": 2}, {"y": 2, "x": 1}) is None
+
+
+def test_true_and_one_differ() -> None:
+    found = diff_object("a", {"enable": True}, {"enable": 1})
+    assert found is not None
+    assert found.changes == (PathChange("enable", True, 1),)
+
+
+def test_paths_are_dotted_with_indexes_and_sorted() -> None:
+    before = {"auth": {"user": "a"}, "list": [1, 2, 3], "deep": {"l": [{"h": 1}]}}
+    after = {"auth": {"user": "b", "new": 1}, "list": [1, 3], "deep": {"l": [{"h": 2}]}}
+    found = diff_object("obj", before, after)
+    assert found is not None and found.action == "modify"
+    assert [(c.path, c.before, c.after) for c in found.changes] == [
+        ("auth.new", ABSENT, 1),
+        ("auth.user", "a", "b"),
+        ("deep.l[0].h", 1, 2),
+        ("list[1]", 2, ABSENT),  # the item removed, not every later item shifted
+    ]
+
+
+def test_keys_that_are_not_words_are_quoted() -> None:
+    found = diff_object("o", {"mail.smtp.auth": "a"}, {"mail.smtp.auth": "b"})
+    assert found is not None
+    assert found.changes[0].path == '["mail.smtp.auth"]'
+
+
+def test_added_and_deleted_objects_list_top_level_keys() -> None:
+    found = diff_objects({"gone": {"a": 1}}, {"new": {"b": [1]}, "scalar": 5})
+    assert [(d.object, d.action) for d in found] == [
+        ("gone", "delete"),
+        ("new", "add"),
+        ("scalar", "add"),
+    ]
+    assert found[0].changes == (PathChange("a", 1, ABSENT),)
+    assert found[1].changes == (PathChange("b", ABSENT, [1]),)
+    assert found[2].changes == (PathChange("", ABSENT, 5),)
+
+
+def test_array_indexes_sort_numerically() -> None:
+    before = {"l": list(range(12))}
+    after = {"l": [*range(9), 90, 100, 110]}
+    found = diff_object("o", before, after)
+    assert found is not None
+    assert [c.path for c in found.changes] == ["l[9]", "l[10]", "l[11]"]
