@@ -19,6 +19,7 @@ __all__ = [
     "WRAPPERS",
     "WRAPPER_FOR_TYPE",
     "ConversionError",
+    "as_text",
     "check_type",
     "convert",
     "wrapper_of",
@@ -139,6 +140,21 @@ def _b64encode(text: str, charset: str | None) -> str:
         return base64.b64encode(text.encode(codec)).decode("ascii")
     except UnicodeEncodeError:
         raise ConversionError(f"cannot be encoded as {codec}") from None
+
+
+def as_text(value: Any) -> str:
+    """The text a nested wrapper's result is read as by the wrapper around it."""
+    if isinstance(value, str):
+        return value
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if value is None:
+        return "null"
+    if isinstance(value, int | float):
+        return repr(value)
+    return json.dumps(value, separators=(",", ":"))
 
 
 def convert(wrapper: str, text: str, charset: str | None = None) -> Any:

@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from esv.conversions import ConversionError, convert, wrapper_of
+from esv.conversions import ConversionError, as_text, convert, wrapper_of
 from esv.errors import Problem, ResolutionError
 from esv.placeholders import Placeholder, Segment, parse
 from esv.secrets import MASK
@@ -86,21 +86,6 @@ def json_path(parts: Sequence[str | int]) -> str:
 
 class _TooDeep(Exception):
     pass
-
-
-def _as_text(value: JSON) -> str:
-    """Text a nested wrapper's result is read as by the wrapper around it."""
-    if isinstance(value, str):
-        return value
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if value is None:
-        return "null"
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(value, separators=(",", ":"))
 
 
 def _esv_ids(segments: Sequence[Segment]) -> list[str]:
@@ -261,7 +246,7 @@ class _Walk:
                 secret = len(self.secrets) > mark
                 del self.secrets[mark:]
                 complete = len(self.problems) == problems_before
-            text = _as_text(result)
+            text = as_text(result)
         if not complete:
             return node, secret
         try:

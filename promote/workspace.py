@@ -12,6 +12,8 @@ Layout (SPEC 1)::
 from __future__ import annotations
 
 import difflib
+import os
+import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +30,7 @@ __all__ = [
     "Workspace",
     "WorkspaceError",
     "find_workspace",
+    "init_workspace",
     "load_workspace",
 ]
 
@@ -207,3 +210,92 @@ def load_workspace(root: Path | None = None, *, cwd: Path | None = None) -> Work
         )
     ordered = {name: environments[name] for name in chain}
     return Workspace(root, chain, ordered, config, root / ".promote")
+
+
+# -- scaffolding (``promote init``) -----------------------------------------------------
+
+_SCAFFOLD_ENV = """\
+description: {description}
+tenant:
+  kind: local                 # local (embedded) | aic | okta; aic/okta need url and token
+{mutable}protected: {protected}
+variables:
+  esv-email-provider-host: smtp.{name}.example.com
+  esv-email-provider-port: {{value: "587", type: int}}
+  esv-email-provider-use-ssl: {{value: "false", type: bool}}
+  esv-email-provider-username: {name}-mailer
+  esv-email-provider-from-email: noreply@{name}.example.com
+secrets:
+  esv-email-provider-password: {{env: {upper}_SMTP_PASSWORD}}   # or {{file: path}}
+"""
+
+_SCAFFOLD_EMAIL = """\
+{
+  "auth": {
+    "enable": true,
+    "password": "&{esv.email.provider.password}",
+    "username": "&{esv.email.provider.username}"
+  },
+  "connectiontimeout": 30000,
+  "debug": false,
+  "from": "\\"Example\\" <&{esv.email.provider.from.email}>",
+  "host": "&{esv.email.provider.host}",
+  "port": { "$int": "&{esv.email.provider.port}" },
+  "smtpProperties": [],
+  "ssl": { "enable": { "$bool": "&{esv.email.provider.use.ssl}" } },
+  "starttls": { "enable": true },
+  "threadPoolSize": 20,
+  "timeout": 30000,
+  "writetimeout": 30000
+}
+"""
+
+
+def _scaffold_files() -> dict[str, str]:
+    files = {
+        SETTINGS_FILE: "# The chain configuration is promoted through, lowest first.\n"
+        f"chain: [{', '.join(DEFAULT_CHAIN)}]\n",
+        ".gitignore": ".promote/\nsecrets/\n",
+        "config/external.email.json": _SCAFFOLD_EMAIL,
+    }
+    for index, name in enumerate(DEFAULT_CHAIN):
+        files[f"environments/{name}.yaml"] = _SCAFFOLD_ENV.format(
+            name=name,
+            upper=name.upper(),
+            description=f"{name} tenant",
+            mutable="mutable: true\n" if index == 0 else "",
+            protected="true" if name in ("uat", "prod") else "false",
+        )
+    return files
+
+
+def init_workspace(root: Path) -> list[str]:
+    """Create a workspace in ``root`` (created if needed): the default chain's environment
+    files, ``promote.yaml``, an email-provider config with placeholders, ``.gitignore``.
+
+    Refuses (BlockedError, nothing written) when any of those files already exists.
+    Returns the paths written, relative to ``root``.
+    """
+    files = _scaffold_files()
+    existing = [rel for rel in files if (root / rel).exists()]
+    if existing:
+        raise BlockedError(
+            f"{root} already holds {', '.join(existing)}; nothing was written "
+            "(init only creates a new workspace)"
+        )
+    for rel, text in files.items():
+        _write_atomic(root / rel, text)
+    return list(files)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    """Write through a temporary file and ``os.replace`` so no half-written file remains."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise

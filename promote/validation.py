@@ -1,0 +1,148 @@
+"""Is the workspace valid for each environment? The checks behind ``validate``.
+
+Per environment: the environment file's warnings, :func:`esv.check_environment` (missing,
+mistyped and unused ESVs, text that is not a placeholder), resolution with that
+environment's values, and the email checks (:func:`promote.email.check_email`). Nothing is
+changed and no secret value appears in any problem. A secret whose source is not available
+here (a CI without prod's variables) is a warning; the checks go on with a stand-in value.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from esv import (
+    MASK,
+    EsvError,
+    EsvValue,
+    Problem,
+    ResolutionError,
+    Resolved,
+    check_environment,
+    esv_values,
+    read_secret,
+    resolve_objects,
+)
+from esv.envfile import EnvironmentFile
+from esv.secrets import SecretValue
+from promote.workspace import Workspace
+
+__all__ = ["check_workspace", "environment_values", "resolve_environment"]
+
+
+def environment_values(
+    workspace: Workspace, env: str, *, environ: Mapping[str, str] = os.environ
+) -> dict[str, EsvValue]:
+    """Every ESV value of ``env``; EnvironmentFileError naming each unreadable secret source."""
+    from esv import read_secrets
+
+    file = workspace.environments[env]
+    secrets = read_secrets(file, workspace=workspace.root, environ=environ)
+    return esv_values(file, secrets)
+
+
+def resolve_environment(
+    workspace: Workspace,
+    env: str,
+    object_ids: Iterable[str] | None = None,
+    *,
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, Resolved]:
+    """The config objects (all, or ``object_ids``) as ``env`` runs them.
+
+    Raises EsvError (exit 3) for unknown object ids, unreadable secrets, and every
+    unresolved reference or failed conversion.
+    """
+    ids = list(workspace.config) if object_ids is None else list(object_ids)
+    unknown = [i for i in ids if i not in workspace.config]
+    if unknown:
+        known = ", ".join(sorted(workspace.config)) or "none"
+        raise EsvError(
+            f"unknown config object{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+            f"(config/ holds: {known})"
+        )
+    values = environment_values(workspace, env, environ=environ)
+    return resolve_objects({i: workspace.config[i] for i in ids}, values)
+
+
+def _values_with_stand_ins(
+    workspace: Workspace, file: EnvironmentFile, environ: Mapping[str, str]
+) -> tuple[dict[str, EsvValue], list[Problem]]:
+    secrets: dict[str, SecretValue] = {}
+    problems: list[Problem] = []
+    for esv_id, secret in file.secrets.items():
+        try:
+            secrets[esv_id] = read_secret(secret, workspace=workspace.root, environ=environ)
+        except EsvError as error:
+            reason = error.problems[0].message if error.problems else str(error)
+            problems.append(
+                Problem(
+                    file.relpath,
+                    f"secrets.{esv_id}",
+                    f"{reason}; checked with a stand-in value",
+                    severity="warning",
+                    esv_id=esv_id,
+                    hint="`promote run` needs it",
+                )
+            )
+            secrets[esv_id] = SecretValue(MASK)
+    return esv_values(file, secrets), problems
+
+
+def _check_one(workspace: Workspace, env: str, environ: Mapping[str, str]) -> list[Problem]:
+    file = workspace.environments[env]
+    problems = list(file.warnings)
+    found = check_environment(workspace.config, file)
+    problems += found
+    if any(p.severity == "error" for p in found):
+        return problems
+    values, stand_ins = _values_with_stand_ins(workspace, file, environ)
+    problems += stand_ins
+    try:
+        resolved = resolve_objects(workspace.config, values)
+    except ResolutionError as error:
+        return problems + list(error.problems)
+    problems += _email_problems(workspace, env, file, resolved)
+    return problems
+
+
+def _email_problems(
+    workspace: Workspace, env: str, file: EnvironmentFile, resolved: dict[str, Resolved]
+) -> list[Problem]:
+    from promote.email import check_email
+
+    verify: Any = file.verify.get("email_test") or {}
+    recipients = [verify["to"]] if isinstance(verify, dict) and "to" in verify else []
+    return check_email(
+        resolved,
+        env=env,
+        location=file.relpath,
+        mutable=workspace.is_mutable(env),
+        tenant_kind=str(file.tenant.get("kind", "local")),
+        recipients=recipients,
+    )
+
+
+def check_workspace(
+    workspace: Workspace,
+    envs: Iterable[str] | None = None,
+    *,
+    environ: Mapping[str, str] = os.environ,
+) -> dict[str, list[Problem]]:
+    """Every problem of every environment (default: the whole chain), errors and warnings.
+
+    A problem already listed for an earlier environment (one about the config itself) is
+    not repeated.
+    """
+    seen: set[Problem] = set()
+    out: dict[str, list[Problem]] = {}
+    for env in workspace.chain if envs is None else envs:
+        fresh: list[Problem] = []
+        for problem in _check_one(workspace, env, environ):
+            if problem not in seen:
+                seen.add(problem)
+                fresh.append(problem)
+        out[env] = fresh
+    return out

@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+import copy
+import json
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from esv.errors import ResolutionError
+from esv.resolver import MAX_DEPTH, EsvValue, json_path, resolve, resolve_objects
+from esv.secrets import MASK
+
+VALUES = {
+    "esv-host": EsvValue("esv-host", "smtp.example.com"),
+    "esv-port": EsvValue("esv-port", "587", "int"),
+    "esv-ssl": EsvValue("esv-ssl", "TRUE", "bool"),
+    "esv-empty": EsvValue("esv-empty", ""),
+    "esv-list": EsvValue("esv-list", "a,b", "list"),
+    "esv-arr": EsvValue("esv-arr", '["x","y"]', "array"),
+    "esv-obj": EsvValue("esv-obj", '{"en":"Hi"}', "object"),
+    "esv-b64": EsvValue("esv-b64", "WyJhIl0="),
+    "esv-password": EsvValue("esv-password", "hunter2-secret", secret=True),
+    "esv-pin": EsvValue("esv-pin", "1234", secret=True),
+}
+
+
+def r(document: Any, values: dict[str, EsvValue] = VALUES) -> Any:
+    return resolve(document, values, object_id="obj").value
+
+
+def test_plain_and_embedded() -> None:
+    assert r("&{esv.host}") == "smtp.example.com"
+    assert r('"A" <x@&{esv.host}>') == '"A" <x@smtp.example.com>'
+    assert r("&{esv.host}:&{esv.port}") == "smtp.example.com:587"
+
+
+def test_defaults() -> None:
+    assert r("&{esv.missing|fallback}") == "fallback"
+    assert r("&{esv.missing|x|y}") == "x|y"
+    assert r("&{esv.missing|&{esv.host}}") == "smtp.example.com"
+    assert r("&{esv.missing|&{esv.other|deep}}") == "deep"
+    assert r("&{esv.host|unused}") == "smtp.example.com"
+
+
+def test_empty_string_esv_is_defined() -> None:
+    assert r("&{esv.empty|default}") == ""
+
+
+def test_typed_wrappers() -> None:
+    doc = {
+        "port": {"$int": "&{esv.port}"},
+        "ssl": {"enable": {"$bool": "&{esv.ssl}"}},
+        "hosts": {"$list": "&{esv.list}"},
+        "arr": {"$array": "&{esv.arr}"},
+        "obj": {"$object": "&{esv.obj}"},
+        "s": {"$string": "&{esv.host}"},
+        "n": {"$number": "&{esv.missing|1.5}"},
+        "nested": {"$array": {"$base64:decode": "&{esv.b64}"}},
+        "enc": {"$base64:encode": "&{esv.host}", "$charset": "utf-8"},
+    }
+    assert r(doc) == {
+        "port": 587,
+        "ssl": {"enable": True},
+        "hosts": ["a", "b"],
+        "arr": ["x", "y"],
+        "obj": {"en": "Hi"},
+        "s": "smtp.example.com",
+        "n": 1.5,
+        "nested": ["a"],
+        "enc": "c210cC5leGFtcGxlLmNvbQ==",
+    }
+
+
+def test_non_esv_tokens_and_invalid_tokens_are_verbatim() -> None:
+    doc = {"p": "&{sendgrid.api.key}", "q": "&{esv.my-var}", "r": "&{${installDir}}/x"}
+    assert r(doc) == doc
+
+
+def test_alias_is_resolved() -> None:
+    assert r("&<esv.host>") == "smtp.example.com"
+
+
+def test_other_dollar_objects_are_walked_not_converted() -> None:
+    doc = {"$crypto": {"value": "&{esv.host}"}, "$purpose": {"name": "x"}}
+    assert r(doc) == {"$crypto": {"value": "smtp.example.com"}, "$purpose": {"name": "x"}}
+
+
+def test_every_problem_is_reported_once() -> None:
+    doc = {
+        "a": "&{esv.nope}",
+        "b": [{"$int": "abc"}, {"$bool": "&{esv.host}"}],
+        "c": {"$int": "&{esv.missing.too}"},
+        "d": {"$array": "&{esv.obj}"},
+    }
+    with pytest.raises(ResolutionError) as caught:
+        resolve(doc, VALUES, object_id="external.email")
+    problems = caught.value.problems
+    assert [(p.location, p.path) for p in problems] == [
+        ("external.email", "a"),
+        ("external.email", "b[0]"),
+        ("external.email", "b[1]"),
+        ("external.email", "c"),
+        ("external.email", "d"),
+    ]
+    assert problems[0].esv_id == "esv-nope"
+    assert "$bool" in problems[2].message and "esv-host" in problems[2].message
+    assert "is not a JSON array" in problems[4].message
+    assert caught.value.exit_code == 3
+
+
+def test_conversion_error_of_secret_never_shows_it() -> None:
+    with pytest.raises(ResolutionError) as caught:
+        resolve({"x": {"$bool": "&{esv.password}"}}, VALUES, object_id="o")
+    text = str(caught.value)
+    assert "hunter2" not in text and "a secret value" in text and "esv-password" in text
+
+
+def test_masking_substrings_and_whole_typed_values() -> None:
+    doc = {
+        "auth": {"password": "&{esv.password}", "username": "u"},
+        "url": "smtp://u:&{esv.password}@&{esv.host}",
+        "pin": {"$int": "&{esv.pin}"},
+        "list": ["&{esv.missing|&{esv.pin}}", "plain"],
+    }
+    result = resolve(doc, VALUES, object_id="o")
+    assert result.value["auth"]["password"] == "hunter2-secret"
+    assert result.value["pin"] == 1234
+    assert result.masked == {
+        "auth": {"password": MASK, "username": "u"},
+        "url": f"smtp://u:{MASK}@smtp.example.com",
+        "pin": MASK,
+        "list": [MASK, "plain"],
+    }
+    assert result.secret_paths == frozenset({"auth.password", "url", "pin", "list[0]"})
+    assert "hunter2" not in repr(result)
+
+
+def test_input_is_not_modified_and_unchanged_parts_are_shared() -> None:
+    doc = {"a": {"big": list(range(10))}, "b": "&{esv.host}"}
+    before = copy.deepcopy(doc)
+    result = resolve(doc, VALUES, object_id="o")
+    assert doc == before
+    assert result.value["a"] is doc["a"]
+    assert result.masked is result.value
+
+
+def test_deep_nesting_is_a_clear_error() -> None:
+    doc: Any = "&{esv.host}"
+    for _ in range(10_000):
+        doc = [doc]
+    with pytest.raises(ResolutionError, match=f"deeper than {MAX_DEPTH}"):
+        resolve(doc, VALUES, object_id="deep")
+
+
+def test_resolve_objects_collects_across_objects() -> None:
+    with pytest.raises(ResolutionError) as caught:
+        resolve_objects({"a": "&{esv.x}", "b": "&{esv.y}", "c": "&{esv.host}"}, VALUES)
+    assert [p.location for p in caught.value.problems] == ["a", "b"]
+    done = resolve_objects({"c": "&{esv.host}"}, VALUES)
+    assert done["c"].value == "smtp.example.com"
+
+
+def test_json_path() -> None:
+    assert json_path(["auth", "scope", 0]) == "auth.scope[0]"
+    assert json_path([]) == ""
+    assert json_path([0, "a"]) == "[0].a"
+    assert json_path(["a.b", "c d"]) == '["a.b"]["c d"]'
+
+
+def test_esv_value_repr_masks_secrets() -> None:
+    assert "hunter2" not in repr(VALUES["esv-password"])
+    assert "smtp.example.com" in repr(VALUES["esv-host"])
+
+
+# -- properties ------------------------------------------------------------------------
+
+json_leaves = st.none() | st.booleans() | st.integers() | st.text()
+json_docs = st.recursive(
+    json_leaves,
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(max_size=5), children, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@given(json_docs)
+def test_document_without_placeholder_is_returned_unchanged(doc: Any) -> None:
+    if "&{" in json.dumps(doc) or "&<" in json.dumps(doc):
+        return
+    result = resolve(doc, VALUES, object_id="o")
+    assert result.value == doc
+    assert result.masked == doc
+    assert not result.secret_paths
+
+
+segment_ids = st.from_regex(r"\Aesv(\.[a-z0-9_]{1,6}){1,3}\Z", fullmatch=True)
+safe_text = st.text(alphabet=st.characters(blacklist_characters="&{}|<>"), max_size=8)
+
+
+@st.composite
+def templates(draw: Any) -> tuple[str, dict[str, EsvValue]]:
+    tokens = draw(st.lists(segment_ids, min_size=1, max_size=4))
+    parts = []
+    values = {}
+    for token in tokens:
+        parts.append(draw(safe_text))
+        parts.append("&{" + token + "}")
+        esv_id = token.replace(".", "-")
+        secret = draw(st.booleans())
+        text = draw(st.text(alphabet="abcdefgh0123456789", min_size=6, max_size=12))
+        values[esv_id] = EsvValue(esv_id, "S3CR" + text if secret else text, secret=secret)
+    parts.append(draw(safe_text))
+    return "".join(parts), values
+
+
+@settings(max_examples=200)
+@given(templates())
+def test_no_esv_placeholder_survives_when_all_defined(
+    case: tuple[str, dict[str, EsvValue]],
+) -> None:
+    text, values = case
+    result = resolve({"k": [text, {"$string": text}]}, values, object_id="o")
+    assert "&{esv." not in json.dumps(result.value)
+
+
+@settings(max_examples=200)
+@given(templates())
+def test_masking_never_lets_a_secret_through(case: tuple[str, dict[str, EsvValue]]) -> None:
+    text, values = case
+    result = resolve(
+        {"k": [text, {"$string": text}], "d": f"&{{esv.zz|{text}}}"}, values, object_id="o"
+    )
+    masked = json.dumps(result.masked)
+    for value in values.values():
+        if value.secret:
+            assert value.text not in masked
