@@ -367,7 +367,7 @@ def _apply_stage(
         done.append(f"config {'written' if stage.via == 'direct' else 'promoted'}")
     if stage.restart:
         step("restart")
-        if stage.esv_writes and envfile.restart is not None:
+        if envfile.restart is not None:
             post = {"post": ambient.post} if ambient.post is not None else {}
             summary = run_restart_hook(
                 envfile.restart, env=env, cwd=workspace.root, environ=ambient.environ, **post

@@ -1,0 +1,436 @@
+"""End to end through the CLI on local tenants: plan, run, status, history, rollback.
+
+Every test asserts the exit code and what went to stdout and stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner, Result
+
+from promote.cli import cli
+from promote.engine.journal import run_lock
+from promote.tenants.local import LocalTenant
+from tests.promote.engine.workspaces import (
+    ENVIRON,
+    SECRET,
+    WELCOME,
+    default_envs,
+    env_yaml,
+    set_config,
+    write_workspace,
+)
+
+
+def promote(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
+    runner = CliRunner()
+    return runner.invoke(cli, ["--workspace", str(root), *args], env=env or ENVIRON)
+
+
+def tenant(root: Path, env: str) -> LocalTenant:
+    return LocalTenant(env, root / ".promote" / "tenants" / env, mutable=env == "dev")
+
+
+def held_config(root: Path, env: str) -> dict[str, Any]:
+    t = tenant(root, env)
+    try:
+        return t.read_config(sorted(t.list_config_ids()))
+    finally:
+        t.close()
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Path:
+    return write_workspace(tmp_path / "ws")
+
+
+# -- plan -------------------------------------------------------------------------------
+
+
+def test_plan_text_shows_every_stage_of_the_walk_in_order(ws: Path) -> None:
+    result = promote(ws, "plan", "--to", "staging")
+    assert result.exit_code == 0, result.stderr
+    out = result.stdout
+    assert out.index("dev <- config: changes") < out.index("staging <- dev: changes")
+    assert "prod" not in out
+    assert "+ external.email" in out
+    assert "+ esv-email-provider-password (secret)" in out
+    assert "Summary: 2 with changes, 0 in sync, 0 blocked." in out
+    assert result.stderr == ""
+
+
+def test_plan_json_is_spec_4_2(ws: Path) -> None:
+    result = promote(ws, "plan", "--to", "prod", "--format", "json")
+    assert result.exit_code == 0, result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["format"] == "promote.plan/1"
+    assert plan["to"] == "prod"
+    stages = plan["stages"]
+    assert [(s["env"], s["source"], s["status"]) for s in stages] == [
+        ("dev", "config", "changes"),
+        ("staging", "dev", "changes"),
+        ("prod", "staging", "changes"),
+    ]
+    dev = stages[0]
+    assert dev["missing_esvs"] == [] and dev["errors"] == []
+    assert dev["restart"] is True
+    (email,) = dev["config_changes"]
+    assert email["object"] == "external.email" and email["action"] == "add"
+    paths = {c["path"]: c for c in email["changes"]}
+    assert "before" not in paths["host"]
+    assert paths["host"]["after"] == "&{esv.email.provider.host}"
+    secret = [c for c in dev["esv_changes"] if c["kind"] == "secret"]
+    assert secret == [
+        {"id": "esv-email-provider-password", "kind": "secret", "action": "add", "type": "string"}
+    ]
+    assert SECRET not in result.stdout
+
+
+def test_plan_markdown_has_a_summary_table_and_collapsed_details(ws: Path) -> None:
+    result = promote(ws, "plan", "--to", "staging", "--format", "markdown")
+    assert result.exit_code == 0, result.stderr
+    md = result.stdout
+    assert "| Environment | Source | Status |" in md
+    assert "| `dev` | `config` | 🟡 changes |" in md
+    assert md.count("<details>") == 2 and md.count("</details>") == 2
+    assert "`host`" in md
+
+
+def test_plan_out_writes_the_file_and_says_so_on_stderr(ws: Path, tmp_path: Path) -> None:
+    out = tmp_path / "plan.json"
+    result = promote(ws, "plan", "--to", "staging", "--format", "json", "--out", str(out))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == ""
+    assert f"plan written to {out}" in result.stderr
+    assert json.loads(out.read_text())["to"] == "staging"
+
+
+def test_detailed_exitcode_is_5_with_changes_and_0_without(ws: Path) -> None:
+    assert promote(ws, "plan", "--to", "staging", "--detailed-exitcode").exit_code == 5
+    assert promote(ws, "run", "--to", "staging").exit_code == 0
+    result = promote(ws, "plan", "--to", "staging", "--detailed-exitcode")
+    assert result.exit_code == 0
+    assert "Summary: 0 with changes, 2 in sync, 0 blocked." in result.stdout
+
+
+def test_plan_changes_nothing(ws: Path) -> None:
+    promote(ws, "plan", "--to", "prod")
+    assert held_config(ws, "dev") == {}
+    assert not (ws / ".promote" / "history.jsonl").exists()
+
+
+# -- run --------------------------------------------------------------------------------
+
+
+def test_run_to_staging_applies_dev_then_staging_and_leaves_prod(ws: Path) -> None:
+    result = promote(ws, "run", "--to", "staging")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "dev: applied\nstaging: applied\n"
+    assert held_config(ws, "dev")["external.email"]["host"] == "&{esv.email.provider.host}"
+    assert held_config(ws, "staging") == held_config(ws, "dev")
+    assert held_config(ws, "prod") == {}
+    staging = tenant(ws, "staging")
+    variables = staging.list_variables()
+    staging.close()
+    assert variables["esv-email-provider-host"].value == "smtp.staging.example.com"
+    assert all(v.loaded for v in variables.values())
+
+
+def test_run_again_skips_stages_in_sync(ws: Path) -> None:
+    promote(ws, "run", "--to", "staging")
+    result = promote(ws, "run", "--to", "staging")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "dev: in sync (skipped)\nstaging: in sync (skipped)\n"
+
+
+def test_a_changed_value_of_one_environment_applies_only_that_stage(ws: Path) -> None:
+    promote(ws, "run", "--to", "staging")
+    (ws / "environments" / "staging.yaml").write_text(
+        env_yaml("staging", host="smtp2.staging.example.com", port="465", ssl="true")
+    )
+    plan = json.loads(promote(ws, "plan", "--to", "staging", "--format", "json").stdout)
+    assert [s["status"] for s in plan["stages"]] == ["in-sync", "changes"]
+    assert plan["stages"][1]["esv_changes"] == [
+        {
+            "id": "esv-email-provider-host",
+            "kind": "variable",
+            "action": "modify",
+            "type": "string",
+            "before": "smtp.staging.example.com",
+            "after": "smtp2.staging.example.com",
+        }
+    ]
+    assert plan["stages"][1]["config_changes"] == []
+    effective = plan["stages"][1]["effective_changes"]
+    assert effective[0]["changes"] == [
+        {"path": "host", "before": "smtp.staging.example.com", "after": "smtp2.staging.example.com"}
+    ]
+    result = promote(ws, "run", "--to", "staging")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "dev: in sync (skipped)\nstaging: applied\n"
+
+
+def test_a_config_change_walks_up_by_promotion(ws: Path) -> None:
+    promote(ws, "run", "--to", "staging")
+    set_config(ws, "emailTemplate/welcome", WELCOME)
+    result = promote(ws, "plan", "--to", "staging")
+    assert "config (by promotion from dev): 1 to add" in result.stdout
+    result = promote(ws, "run", "--to", "staging")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "dev: applied\nstaging: applied\n"
+    assert "emailTemplate/welcome" in held_config(ws, "staging")
+    staging = tenant(ws, "staging")
+    reports = staging.reports()
+    staging.close()
+    assert [r.type for r in reports] == ["promotion", "promotion"]
+
+
+def test_protected_environment_needs_approval_and_nothing_changes(ws: Path) -> None:
+    result = promote(ws, "run", "--to", "prod")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "prod needs approval" in result.stderr and "--approve prod" in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert held_config(ws, "dev") == {}
+    result = promote(ws, "run", "--to", "prod", "--approve", "prod")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "dev: applied\nstaging: applied\nprod: applied\n"
+
+
+def test_unknown_to_is_refused_naming_the_chain(ws: Path) -> None:
+    for command in ("plan", "run"):
+        result = promote(ws, command, "--to", "qa")
+        assert result.exit_code == 3
+        assert "unknown environment 'qa'" in result.stderr
+        assert "dev -> staging -> prod" in result.stderr
+        assert result.stdout == ""
+
+
+def test_approve_of_an_environment_outside_the_chain_is_refused(ws: Path) -> None:
+    result = promote(ws, "run", "--to", "staging", "--approve", "qa")
+    assert result.exit_code == 3
+    assert "--approve names environments not in the chain: qa" in result.stderr
+    assert held_config(ws, "dev") == {}
+
+
+def test_environment_file_outside_the_chain_is_an_error(tmp_path: Path) -> None:
+    root = write_workspace(tmp_path / "ws", chain=["dev", "staging"])
+    result = promote(root, "plan", "--to", "staging")
+    assert result.exit_code == 3
+    assert "prod" in result.stderr
+    assert result.stdout == ""
+
+
+def test_chain_with_duplicates_is_an_error(tmp_path: Path) -> None:
+    root = write_workspace(tmp_path / "ws", chain=["dev", "staging", "dev", "prod"])
+    result = promote(root, "run", "--to", "staging")
+    assert result.exit_code == 3
+    assert "dev" in result.stderr and "chain" in result.stderr
+    assert not (root / ".promote" / "tenants").exists()
+
+
+def test_missing_esv_blocks_every_stage_before_anything_changes(ws: Path) -> None:
+    email = json.loads((ws / "config" / "external.email.json").read_text())
+    email["replyTo"] = "&{esv.email.reply.to}"
+    set_config(ws, "external.email", email)
+    (ws / "environments" / "dev.yaml").write_text(
+        env_yaml("dev", extra_variables={"esv-email-reply-to": "r@dev.example.com"})
+    )
+    result = promote(ws, "plan", "--to", "staging", "--format", "json")
+    assert result.exit_code == 3
+    plan = json.loads(result.stdout)
+    assert [s["status"] for s in plan["stages"]] == ["changes", "blocked"]
+    assert plan["stages"][1]["missing_esvs"] == ["esv-email-reply-to"]
+    assert "esv-email-reply-to" in result.stderr
+    result = promote(ws, "run", "--to", "staging")
+    assert result.exit_code == 3
+    assert "blocked by checks in staging; nothing was changed" in result.stderr
+    assert "external.email" in result.stderr and "replyTo" in result.stderr
+    assert held_config(ws, "dev") == {}
+
+
+def test_unreadable_secret_is_named_by_source_not_value(ws: Path) -> None:
+    environ = {k: v for k, v in ENVIRON.items() if k != "STAGING_SMTP_PASSWORD"}
+    result = promote(ws, "run", "--to", "staging", env=environ)
+    assert result.exit_code == 3
+    assert "STAGING_SMTP_PASSWORD" in result.stderr
+    assert "esv-email-provider-password" in result.stderr
+    assert SECRET not in result.stderr + result.stdout
+    assert held_config(ws, "dev") == {}
+
+
+def _hook(argv: list[str], timeout: float = 30) -> str:
+    return f"restart:\n  command: {json.dumps(argv)}\n  timeout: {timeout}\n"
+
+
+def test_failing_restart_hook_stops_the_walk_and_names_each_state(tmp_path: Path) -> None:
+    hook = _hook([sys.executable, "-c", "import sys; print('boom'); sys.exit(3)"])
+    root = write_workspace(
+        tmp_path / "ws",
+        envs=default_envs(staging=env_yaml("staging", port="465", ssl="true", restart=hook)),
+    )
+    result = promote(root, "run", "--to", "prod", "--approve", "prod")
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    err = result.stderr
+    assert "staging failed: staging: restart hook" in err and "exited with status 3" in err
+    assert "boom" in err
+    assert "  dev: applied" in err
+    assert "  staging: partially applied (ESVs written:" in err
+    assert "config promoted; " not in err or "restart hook" in err
+    assert "  prod: untouched" in err
+    assert held_config(root, "prod") == {}
+
+
+def test_restart_hook_timing_out_is_a_failure(tmp_path: Path) -> None:
+    hook = _hook([sys.executable, "-c", "import time; time.sleep(10)"], timeout=0.5)
+    root = write_workspace(tmp_path / "ws", envs=default_envs(dev=env_yaml("dev", restart=hook)))
+    result = promote(root, "run", "--to", "staging")
+    assert result.exit_code == 1
+    assert "did not finish within 0.5s" in result.stderr
+    assert "  dev: partially applied (ESVs written:" in result.stderr
+    assert "  staging: untouched" in result.stderr
+
+
+def test_a_second_run_while_one_holds_the_lock_exits_4(ws: Path) -> None:
+    with run_lock(ws / ".promote", env="staging"):
+        result = promote(ws, "run", "--to", "staging")
+    assert result.exit_code == 4
+    assert "locked by another promote run" in result.stderr
+    assert "nothing" not in result.stdout
+    assert held_config(ws, "dev") == {}
+
+
+def test_state_dir_that_is_not_a_directory_is_a_clear_error(ws: Path) -> None:
+    (ws / ".promote").write_text("not a directory")
+    result = promote(ws, "run", "--to", "staging")
+    assert result.exit_code == 1
+    assert "cannot create" in result.stderr and ".promote" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+# -- run --plan -------------------------------------------------------------------------
+
+
+def test_run_plan_applies_the_saved_plan(ws: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    promote(ws, "plan", "--to", "staging", "--format", "json", "--out", str(saved))
+    result = promote(ws, "run", "--plan", str(saved))
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "dev: applied\nstaging: applied\n"
+
+
+def test_run_plan_refuses_when_a_tenant_changed(ws: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    promote(ws, "plan", "--to", "staging", "--format", "json", "--out", str(saved))
+    promote(ws, "run", "--to", "dev")
+    result = promote(ws, "run", "--plan", str(saved))
+    assert result.exit_code == 3
+    assert "the plan is stale" in result.stderr
+    assert "dev: the tenant changed since the plan was made" in result.stderr
+    assert held_config(ws, "staging") == {}
+
+
+def test_run_plan_refuses_when_a_secret_changed(ws: Path, tmp_path: Path) -> None:
+    saved = tmp_path / "plan.json"
+    promote(ws, "plan", "--to", "dev", "--format", "json", "--out", str(saved))
+    environ = {**ENVIRON, "DEV_SMTP_PASSWORD": SECRET + "-rotated"}
+    result = promote(ws, "run", "--plan", str(saved), env=environ)
+    assert result.exit_code == 3
+    assert "dev: the workspace (config/ or its environment file) changed" in result.stderr
+    assert SECRET not in result.stderr
+
+
+def test_run_plan_with_a_file_that_is_not_a_plan(ws: Path, tmp_path: Path) -> None:
+    bad = tmp_path / "plan.json"
+    bad.write_text("{not json")
+    result = promote(ws, "run", "--plan", str(bad))
+    assert result.exit_code == 3
+    assert "is not a JSON plan" in result.stderr
+    bad.write_text('{"format": "other"}')
+    result = promote(ws, "run", "--plan", str(bad))
+    assert result.exit_code == 3
+    assert "not a promote plan" in result.stderr
+
+
+def test_run_without_to_or_plan_is_a_usage_error(ws: Path) -> None:
+    result = promote(ws, "run")
+    assert result.exit_code == 2
+    assert "give --to ENV or --plan FILE" in result.stderr
+    assert promote(ws, "plan", "--to", "dev", "--format", "xml").exit_code == 2
+
+
+# -- status, history, rollback ------------------------------------------------------------
+
+
+def test_status_history_and_rollback(ws: Path) -> None:
+    result = promote(ws, "status")
+    assert result.exit_code == 0, result.stderr
+    assert "dev: differs from config (external.email)" in result.stdout
+    assert "never promoted by promote" in result.stdout
+
+    promote(ws, "run", "--to", "staging")
+    set_config(ws, "emailTemplate/welcome", WELCOME)
+    promote(ws, "run", "--to", "staging")
+    result = promote(ws, "status")
+    assert result.exit_code == 0
+    assert "staging: in sync with dev" in result.stdout
+    assert "prod: differs from staging" in result.stdout
+    assert "drift" not in result.stdout
+
+    result = promote(ws, "rollback", "--env", "staging")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("staging: rolled back (config +0 ~0 -1")
+    assert "emailTemplate/welcome" not in held_config(ws, "staging")
+
+    result = promote(ws, "history", "--env", "staging", "--format", "json")
+    assert result.exit_code == 0
+    records = json.loads(result.stdout)["records"]
+    assert [r["action"] for r in records] == ["promote", "promote", "rollback"]
+    assert records[-1]["config_deleted"] == ["emailTemplate/welcome"]
+    text = promote(ws, "history").stdout
+    assert text.count(" dev  promote from config") == 2
+    assert "staging  rollback" in text
+
+    status = json.loads(promote(ws, "status", "--format", "json").stdout)
+    staging = status["environments"][1]
+    assert staging["in_sync"] is False and staging["differing"] == ["emailTemplate/welcome"]
+    assert staging["drift"] is False
+
+
+def test_status_reports_drift_and_pending_esvs(ws: Path) -> None:
+    promote(ws, "run", "--to", "staging")
+    t = tenant(ws, "dev")
+    t.put_config("external.email", {"host": "changed by hand"})
+    from esv.secrets import SecretValue
+    from promote.tenants.base import EsvWrite
+
+    t.write_esvs([EsvWrite("esv-email-provider-password", "secret", "modify", SecretValue("x"))])
+    t.close()
+    result = promote(ws, "status")
+    assert result.exit_code == 0
+    assert "drift: the tenant's config changed since the last run left it" in result.stdout
+    assert "pending ESVs (not loaded until a restart): esv-email-provider-password" in (
+        result.stdout
+    )
+
+
+def test_history_of_unknown_environment_and_empty_history(ws: Path) -> None:
+    result = promote(ws, "history", "--env", "qa")
+    assert result.exit_code == 3
+    assert "unknown environment 'qa'" in result.stderr
+    result = promote(ws, "history")
+    assert result.exit_code == 0
+    assert result.stdout == "no history yet\n"
+
+
+def test_rollback_without_a_promotion_fails_clearly(ws: Path) -> None:
+    result = promote(ws, "rollback", "--env", "staging")
+    assert result.exit_code != 0
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: ")
