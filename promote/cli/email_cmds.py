@@ -1,9 +1,54 @@
-"""Commands of this area (filled in by its owner)."""
+"""``promote email test``: send the test email through an environment's provider."""
 
 from __future__ import annotations
 
+import sys
+
 import click
+
+from promote.cli import Context, handle_errors, pass_context
+from promote.email.probe import test_environment
+from promote.workspace import load_workspace
+
+__all__ = ["register"]
+
+
+@click.group("email")
+def email_group() -> None:
+    """The email provider of each environment."""
+
+
+@email_group.command("test")
+@click.option("--env", "env_name", required=True, metavar="ENV", help="Environment to test.")
+@click.option("--to", "to", required=True, metavar="ADDRESS", help="Recipient of the test.")
+@click.option(
+    "--live",
+    is_flag=True,
+    help="Test what ENV's tenant holds now (default: the config a run would deliver).",
+)
+@click.option(
+    "--from",
+    "sender",
+    default=None,
+    metavar="ADDRESS",
+    help="Sender address (default: the provider's from).",
+)
+@pass_context
+def test_command(ctx: Context, env_name: str, to: str, live: bool, sender: str | None) -> None:
+    """Send the AIC console's test email to ADDRESS through ENV's email provider."""
+
+    def call() -> None:
+        workspace = load_workspace(ctx.workspace_option)
+        result = test_environment(workspace, env_name, to, live=live, sender=sender)
+        for warning in result.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        click.echo(result.summary)
+
+    code = handle_errors(ctx, call)
+    if code:
+        sys.exit(code)
 
 
 def register(group: click.Group) -> None:
     """Add this module's commands to ``group``."""
+    group.add_command(email_group)

@@ -28,7 +28,7 @@ from promote.email.outbox import Outbox
 from promote.email.smtp import send_smtp
 from promote.errors import BlockedError
 
-__all__ = ["EmailTestable", "Transports", "outbox_of", "send_test_email"]
+__all__ = ["DEFAULT_TRANSPORTS", "EmailTestable", "Transports", "outbox_of", "send_test_email"]
 
 
 @runtime_checkable
@@ -53,12 +53,20 @@ class Transports:
     """Clock of the outbox's rate limit (default ``time.time``)."""
 
 
+DEFAULT_TRANSPORTS = Transports()
+"""Certificate-verifying network access, the system clock."""
+
+
 def outbox_of(
-    tenant: object, *, env: str, clock: Callable[[], float] | None = None
+    tenant: object, *, env: str, kind: str, clock: Callable[[], float] | None = None
 ) -> Outbox | None:
-    """The built-in provider's outbox of a ``local`` tenant (``state_dir/outbox``), else None."""
+    """The built-in provider's outbox of a ``local`` tenant (``state_dir/outbox``), else None.
+
+    ``kind`` is the environment file's ``tenant.kind``: only local tenants have an outbox
+    (an Okta or AIC tenant's built-in provider is the platform's own).
+    """
     state_dir = getattr(tenant, "state_dir", None)
-    if not isinstance(state_dir, Path):
+    if kind != "local" or not isinstance(state_dir, Path):
         return None
     if clock is None:
         return Outbox(state_dir / "outbox", env=env)
@@ -72,7 +80,7 @@ def send_test_email(
     to: str,
     sender: str | None = None,
     outbox: Outbox | None = None,
-    transports: Transports = Transports(),
+    transports: Transports = DEFAULT_TRANSPORTS,
 ) -> str:
     """Send the test email to ``to`` through ``config`` (resolved ``external.email``), or
     through ``outbox`` when ``config`` is ``None`` (the built-in provider).

@@ -80,5 +80,6 @@ def _email_test(ctx: VerifyContext, to: str) -> str:
         address = parse_address(sender) if isinstance(sender, str) and sender else None
         ctx.tenant.send_test_email(from_address=address.address if address else "", to_address=to)
         return f"test email sent to {to} by {name}'s tenant"
-    outbox = outbox_of(ctx.tenant, env=name, clock=ctx.transports.clock)
+    kind = str(ctx.env.tenant.get("kind", "local"))
+    outbox = outbox_of(ctx.tenant, env=name, kind=kind, clock=ctx.transports.clock)
     return send_test_email(config, env=name, to=to, outbox=outbox, transports=ctx.transports)

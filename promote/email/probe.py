@@ -1,0 +1,160 @@
+"""``promote email test``: send the test email through one environment's provider.
+
+Two questions, two sources of config:
+
+- default — *will the config a run delivers to ENV send?* The workspace's ``config/``
+  (the chain carries it unchanged to every stage) resolved with ENV's values, checked as
+  ``plan`` checks it (errors block with exit 3), then sent by promote over SMTP or Graph, or
+  into a local tenant's built-in outbox;
+- ``live`` — *does what ENV's tenant holds now send?* A tenant that can send a test itself
+  (:class:`~promote.email.dispatch.EmailTestable`: Okta, AIC) does; otherwise the tenant's
+  ``external.email`` resolved with ENV's values is sent by promote.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from esv.envfile import EnvironmentFile, esv_values, read_secrets
+from esv.errors import Problem
+from esv.resolver import Resolved, resolve
+from promote.email.checks import EMAIL_OBJECT, check_email
+from promote.email.dispatch import (
+    DEFAULT_TRANSPORTS,
+    EmailTestable,
+    Transports,
+    outbox_of,
+    send_test_email,
+)
+from promote.email.model import parse_address
+from promote.errors import BlockedError
+from promote.tenants.factory import open_tenant
+from promote.workspace import Workspace
+
+__all__ = ["EmailTestResult", "test_environment"]
+
+
+@dataclass(frozen=True)
+class EmailTestResult:
+    """What ``email test`` did (one line) and the warnings found on the way."""
+
+    summary: str
+    warnings: tuple[Problem, ...] = ()
+
+
+def test_environment(
+    workspace: Workspace,
+    env_name: str,
+    to: str,
+    *,
+    live: bool = False,
+    sender: str | None = None,
+    environ: Mapping[str, str] = os.environ,
+    transports: Transports = DEFAULT_TRANSPORTS,
+) -> EmailTestResult:
+    """Send the test email to ``to`` through ``env_name``'s provider (see module docstring).
+
+    ``sender`` overrides the provider's ``from``. Raises ``BlockedError`` (exit 3) for an
+    unknown environment or invalid provider config, and an ``EmailError`` (exit 1) when
+    sending fails; neither ever names a secret value.
+    """
+    env = _environment(workspace, env_name)
+    values = esv_values(env, read_secrets(env, workspace=workspace.root, environ=environ))
+    kind = str(env.tenant.get("kind", "local"))
+    if live:
+        return _live(workspace, env, to, sender, values, environ, transports)
+    document = workspace.config.get(EMAIL_OBJECT)
+    resolved = {} if document is None else {EMAIL_OBJECT: _resolve(document, values)}
+    warnings = _checked(resolved, env, workspace, to)
+    config = _config(resolved.get(EMAIL_OBJECT))
+    outbox = None
+    if config is None and kind == "local":
+        tenant = open_tenant(env, workspace=workspace, environ=environ)
+        try:
+            outbox = outbox_of(tenant, env=env.name, kind=kind, clock=transports.clock)
+        finally:
+            tenant.close()
+    summary = send_test_email(
+        config, env=env.name, to=to, sender=sender, outbox=outbox, transports=transports
+    )
+    return EmailTestResult(f"{summary}; config: workspace config/", warnings)
+
+
+def _live(
+    workspace: Workspace,
+    env: EnvironmentFile,
+    to: str,
+    sender: str | None,
+    values: Mapping[str, Any],
+    environ: Mapping[str, str],
+    transports: Transports,
+) -> EmailTestResult:
+    kind = str(env.tenant.get("kind", "local"))
+    tenant = open_tenant(env, workspace=workspace, environ=environ)
+    try:
+        held = tenant.read_config([EMAIL_OBJECT]).get(EMAIL_OBJECT)
+        resolved = {} if held is None else {EMAIL_OBJECT: _resolve(held, values)}
+        config = _config(resolved.get(EMAIL_OBJECT))
+        if isinstance(tenant, EmailTestable):
+            from_text = sender or (config or {}).get("from") or ""
+            address = parse_address(from_text) if isinstance(from_text, str) else None
+            tenant.send_test_email(from_address=address.address if address else "", to_address=to)
+            return EmailTestResult(f"test email to {to} sent by {env.name}'s tenant ({kind})")
+        warnings = _checked(resolved, env, workspace, to, mutable_builtin=True)
+        outbox = outbox_of(tenant, env=env.name, kind=kind, clock=transports.clock)
+        summary = send_test_email(
+            config, env=env.name, to=to, sender=sender, outbox=outbox, transports=transports
+        )
+        return EmailTestResult(f"{summary}; config: what {env.name}'s tenant holds", warnings)
+    finally:
+        tenant.close()
+
+
+def _environment(workspace: Workspace, name: str) -> EnvironmentFile:
+    env = workspace.environments.get(name)
+    if env is None:
+        known = ", ".join(workspace.chain) or "none"
+        raise BlockedError(f"no environment {name!r} in this workspace (chain: {known})")
+    return env
+
+
+def _resolve(document: Any, values: Mapping[str, Any]) -> Resolved:
+    return resolve(document, values, object_id=EMAIL_OBJECT)
+
+
+def _config(resolved: Resolved | None) -> Mapping[str, Any] | None:
+    if resolved is None:
+        return None
+    if not isinstance(resolved.value, Mapping):
+        raise BlockedError(f"{EMAIL_OBJECT} is not a JSON object")
+    return resolved.value
+
+
+def _checked(
+    resolved: Mapping[str, Resolved],
+    env: EnvironmentFile,
+    workspace: Workspace,
+    to: str,
+    *,
+    mutable_builtin: bool = False,
+) -> tuple[Problem, ...]:
+    """The provider's warnings; its errors raise ``BlockedError`` (exit 3)."""
+    problems = check_email(
+        resolved,
+        env=env.name,
+        location=env.relpath,
+        # a tenant that runs the built-in provider now has it, whatever the rules say
+        mutable=mutable_builtin or workspace.is_mutable(env.name),
+        tenant_kind=str(env.tenant.get("kind", "local")),
+    )
+    errors = [p for p in problems if p.severity == "error"]
+    if errors:
+        raise BlockedError(
+            f"{env.name}: the email provider is not valid with {env.name}'s values; "
+            "nothing was sent",
+            errors,
+        )
+    return tuple(p for p in problems if p.severity == "warning")

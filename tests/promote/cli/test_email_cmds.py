@@ -1,0 +1,180 @@
+"""``promote email test`` through CliRunner against loopback servers."""
+
+from __future__ import annotations
+
+import json
+from email import message_from_bytes
+
+import pytest
+from click.testing import CliRunner
+
+from promote.cli import cli
+from promote.email.model import TEST_SUBJECT
+from promote.tenants.local import LocalTenant
+from tests.promote.email.servers import PASSWORD, USER, certificates, smtp_server
+from tests.promote.email.workspaces import SMTP_CONFIG, env_file, make_workspace
+
+PLAIN_AUTH_WARNING = "ignore:Requiring AUTH while not requiring TLS:UserWarning"
+
+
+def _run(root, *args, env=None):
+    runner = CliRunner()
+    environ = {"SMTP_PASSWORD": PASSWORD, **(env or {})}
+    return runner.invoke(cli, ["--workspace", str(root), "email", "test", *args], env=environ)
+
+
+def _no_secret(result, *extra):
+    for text in (result.stdout, result.stderr):
+        assert PASSWORD not in text
+        for secret in extra:
+            assert secret not in text
+
+
+@pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
+def test_sends_through_the_environment_smtp_server(tmp_path):
+    with smtp_server(auth=True) as server:
+        root = make_workspace(tmp_path, {"dev": env_file(port=server.port)})
+        result = _run(root, "--env", "dev", "--to", "ops@example.com")
+    assert result.exit_code == 0, result.stderr
+    assert f"via smtp 127.0.0.1:{server.port}" in result.stdout
+    assert "workspace config/" in result.stdout
+    assert server.mailbox.logins == [USER]
+    [envelope] = server.mailbox.envelopes
+    assert envelope.rcpt_tos == ["ops@example.com"]
+    assert message_from_bytes(envelope.content)["Subject"] == TEST_SUBJECT
+    _no_secret(result)
+
+
+@pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
+def test_each_environment_uses_its_own_values(tmp_path):
+    with smtp_server(auth=True) as dev, smtp_server(auth=True) as staging:
+        root = make_workspace(
+            tmp_path,
+            {"dev": env_file(port=dev.port), "staging": env_file(port=staging.port)},
+        )
+        result = _run(root, "--env", "staging", "--to", "ops@example.com")
+    assert result.exit_code == 0, result.stderr
+    assert dev.mailbox.envelopes == [] and len(staging.mailbox.envelopes) == 1
+
+
+@pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
+def test_refused_password_exits_1_naming_server_not_password(tmp_path):
+    with smtp_server(auth=True) as server:
+        root = make_workspace(tmp_path, {"dev": env_file(port=server.port)})
+        result = _run(
+            root, "--env", "dev", "--to", "ops@example.com", env={"SMTP_PASSWORD": "nope-123"}
+        )
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{server.port}" in result.stderr and "refused" in result.stderr
+    assert "nope-123" not in result.stderr + result.stdout
+    assert server.mailbox.envelopes == []
+
+
+def test_starttls_verifies_the_certificate(tmp_path):
+    certs = certificates()
+    with smtp_server(auth=True, tls=certs.server) as server:
+        root = make_workspace(tmp_path, {"dev": env_file(port=server.port, starttls=True)})
+        result = _run(root, "--env", "dev", "--to", "ops@example.com")
+    # the CLI trusts only the system's CAs, so the test CA's certificate is refused
+    assert result.exit_code == 1
+    assert "certificate" in result.stderr and f"127.0.0.1:{server.port}" in result.stderr
+    assert server.mailbox.envelopes == []
+    _no_secret(result)
+
+
+def test_invalid_provider_for_this_environment_exits_3(tmp_path):
+    root = make_workspace(tmp_path, {"dev": env_file(port=70000)})
+    result = _run(root, "--env", "dev", "--to", "ops@example.com")
+    assert result.exit_code == 3
+    assert "external.email: port: is 70000" in result.stderr
+    assert "nothing was sent" in result.stderr
+
+
+def test_builtin_provider_writes_to_the_local_outbox(tmp_path):
+    root = make_workspace(tmp_path, {"dev": env_file(port=1)}, config=None)
+    result = _run(root, "--env", "dev", "--to", "ops@example.com")
+    assert result.exit_code == 0, result.stderr
+    [eml] = (root / ".promote" / "tenants" / "dev" / "outbox").glob("*.eml")
+    message = message_from_bytes(eml.read_bytes())
+    assert message["From"] == "noreply@dev.local" and message["To"] == "ops@example.com"
+    assert str(eml) in result.stdout
+
+
+def test_builtin_provider_refuses_international_recipient(tmp_path):
+    root = make_workspace(tmp_path, {"dev": env_file(port=1)}, config=None)
+    result = _run(root, "--env", "dev", "--to", "jürgen@example.com")
+    assert result.exit_code == 3
+    assert "built-in" in result.stderr and "international" in result.stderr
+
+
+def test_builtin_provider_in_immutable_environment_is_blocked(tmp_path):
+    root = make_workspace(
+        tmp_path, {"dev": env_file(port=1), "staging": env_file(port=1)}, config=None
+    )
+    result = _run(root, "--env", "staging", "--to", "ops@example.com")
+    assert result.exit_code == 3
+    assert "environments/staging.yaml" in result.stderr and "built-in" in result.stderr
+
+
+def test_builtin_rate_limit_exits_1(tmp_path):
+    root = make_workspace(tmp_path, {"dev": env_file(port=1)}, config=None)
+    for _ in range(10):
+        assert _run(root, "--env", "dev", "--to", "ops@example.com").exit_code == 0
+    result = _run(root, "--env", "dev", "--to", "ops@example.com")
+    assert result.exit_code == 1
+    assert "at most 10 messages a minute" in result.stderr
+
+
+@pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
+def test_live_uses_what_the_tenant_holds(tmp_path):
+    with smtp_server(auth=True) as server:
+        root = make_workspace(tmp_path, {"dev": env_file(port=server.port)}, config=None)
+        # the workspace has no external.email, but the tenant holds one
+        tenant = LocalTenant("dev", root / ".promote" / "tenants" / "dev", mutable=True)
+        tenant.put_config("external.email", json.loads(json.dumps(SMTP_CONFIG)))
+        tenant.close()
+        result = _run(root, "--env", "dev", "--to", "ops@example.com", "--live")
+    assert result.exit_code == 0, result.stderr
+    assert "what dev's tenant holds" in result.stdout
+    assert len(server.mailbox.envelopes) == 1
+    _no_secret(result)
+
+
+def test_live_without_external_email_uses_the_outbox(tmp_path):
+    root = make_workspace(tmp_path, {"dev": env_file(port=1)})
+    result = _run(root, "--env", "dev", "--to", "ops@example.com", "--live")
+    assert result.exit_code == 0, result.stderr
+    assert "built-in provider" in result.stdout
+
+
+def test_from_override_and_warnings_on_stderr(tmp_path):
+    config = json.loads(json.dumps(SMTP_CONFIG))
+    config["auth"] = {"enable": False}
+    del config["from"]
+    with smtp_server() as server:
+        root = make_workspace(tmp_path, {"dev": env_file(port=server.port)}, config=config)
+        config["host"] = "127.0.0.1"
+        config["port"] = server.port
+        (root / "config" / "external.email.json").write_text(json.dumps(config))
+        result = _run(
+            root, "--env", "dev", "--to", "ops@example.com", "--from", "Ops <ops@acme.example>"
+        )
+    assert result.exit_code == 0, result.stderr
+    [envelope] = server.mailbox.envelopes
+    assert envelope.mail_from == "ops@acme.example"
+    assert "warning: external.email: from: is not set" in result.stderr
+
+
+def test_unknown_environment_and_usage_errors(tmp_path):
+    root = make_workspace(tmp_path, {"dev": env_file(port=1)})
+    result = _run(root, "--env", "qa", "--to", "ops@example.com")
+    assert result.exit_code == 3 and "no environment 'qa'" in result.stderr
+    result = _run(root, "--env", "dev")
+    assert result.exit_code == 2 and "--to" in result.stderr
+
+
+def test_missing_secret_is_named_not_shown(tmp_path):
+    root = make_workspace(tmp_path, {"dev": env_file(port=1, password_var="NOT_SET_ANYWHERE")})
+    result = _run(root, "--env", "dev", "--to", "ops@example.com")
+    assert result.exit_code == 3
+    assert "NOT_SET_ANYWHERE" in result.stderr
