@@ -186,6 +186,11 @@ class LocalTenant:
         try:
             version = conn.execute("PRAGMA user_version").fetchone()[0]
             if version == 0:
+                if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+                    raise self._error(
+                        "the file is an SQLite database but not a promote state file",
+                        "set tenant.path in the environment file to a directory of its own",
+                    )
                 for statement in _SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)

@@ -115,6 +115,16 @@ def test_corrupt_state_file_is_a_clear_error(tmp_path: Path) -> None:
     assert caught.value.exit_code == 1
 
 
+def test_a_foreign_sqlite_database_is_left_alone(tmp_path: Path) -> None:
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:
+        conn.execute("CREATE TABLE mine (x)")
+    with pytest.raises(TenantError, match="not a promote state file"):
+        LocalTenant("dev", tmp_path, mutable=True)
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:
+        tables = [row[0] for row in conn.execute("SELECT name FROM sqlite_master")]
+    assert tables == ["mine"]
+
+
 def test_state_dir_that_cannot_exist_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("a file, not a directory")
     with pytest.raises(TenantError) as caught:
