@@ -80,10 +80,11 @@ _AUTH_METHODS = ("CLIENT_SECRET_BASIC", "CLIENT_SECRET_POST")
 _OKTA_PORTS = frozenset({465, 587, 2587})
 _STATE_FILE = "okta-email-server.json"
 _STATE_FORMAT = "promote.okta-email-server/1"
+_EXCERPT_CHARS = 300
 
-# AIC external.email keys Okta does not hold but that are harmless there: Okta negotiates TLS,
-# timeouts and concurrency itself. They are kept locally so they do not show as changes.
-_LOCAL_KEYS = frozenset(
+# The AIC external.email keys this module knows. Those Okta does not hold (TLS, timeouts,
+# concurrency: Okta manages them) are remembered locally so they do not show as changes.
+_KNOWN_KEYS = frozenset(
     {"_id", "type", "from", "debug", "starttls", "ssl", "threadPoolSize", "timeout"}
     | {"writetimeout", "connectiontimeout", "smtpProperties", "auth", "host", "port"}
 )
@@ -159,7 +160,7 @@ def check_okta_email(resolved_external_email: JSON | None, *, location: str) -> 
             'must be an email address ("Name" <address> allowed)',
             "Okta tests the server by sending from this address",
         )
-    for key in sorted(set(email) - _LOCAL_KEYS - {"mailEndpoint"}):
+    for key in sorted(set(email) - _KNOWN_KEYS - {"mailEndpoint"}):
         warn(key, "is not an Okta email server setting; ignored there")
     auth = email.get("auth")
     if not isinstance(auth, dict):
@@ -413,24 +414,19 @@ class _OktaHttp(HttpClient):
         self._hidden = hidden
 
     def error(self, method: str, path: str, response: httpx.Response) -> TenantError:
-        """Okta's error object as one line plus causes; other bodies as the shared client does."""
+        """Okta's error object as one line plus causes; other bodies as status and excerpt."""
         message = _okta_message(response)
+        excerpt = None
         if message is None:
-            base = super().error(method, path, response)
-            return TenantError(
-                self._hide(_base_text(base)),
-                env=self.env,
-                method=method,
-                path=path,
-                status=response.status_code,
-                body=self._hide(base.body) if base.body else None,
-            )
+            message = response.reason_phrase or "unexpected response"
+            excerpt = self._hide(response.text)[:_EXCERPT_CHARS] if response.text else None
         return TenantError(
             self._hide(message) + _HINTS.get(response.status_code, ""),
             env=self.env,
             method=method,
             path=path,
             status=response.status_code,
+            body=excerpt,
         )
 
     def _hide(self, text: str) -> str:
@@ -439,16 +435,6 @@ class _OktaHttp(HttpClient):
             if value:
                 text = text.replace(value, "********")
         return text
-
-
-def _base_text(error: TenantError) -> str:
-    # The shared client's message without its "env: METHOD path -> status: " prefix.
-    text = str(error.args[0])
-    if error.body:
-        text = text.removesuffix(f" [{error.body}]")
-    prefix = f"{error.env}: " if error.env else ""
-    prefix += f"{error.method} {error.path} -> {error.status}: "
-    return text.removeprefix(prefix)
 
 
 def _okta_message(response: httpx.Response) -> str | None:
