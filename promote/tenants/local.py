@@ -54,6 +54,19 @@ DB_NAME = "tenant.sqlite3"
 """The state file's name inside the tenant's ``state_dir``."""
 
 _SCHEMA_VERSION = 1
+_TYPES = frozenset(
+    (
+        "string",
+        "int",
+        "number",
+        "bool",
+        "list",
+        "array",
+        "object",
+        "base64encodedinlined",
+        "keyvaluelist",
+    )
+)
 _CHUNK = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
 
 _SCHEMA = """
@@ -405,7 +418,8 @@ class LocalTenant:
                     env=self.env,
                 )
             now = self._now()
-            for write in writes:
+            # deletes first, so one batch can turn a variable into a secret (or back)
+            for write in sorted(writes, key=lambda w: w.action != "delete"):
                 if write.kind == "variable":
                     self._write_variable(conn, write, now)
                 else:
@@ -419,8 +433,13 @@ class LocalTenant:
                 problems.append(f"{write.id!r} is not a valid ESV id (^esv-[a-z0-9_-]{{1,124}}$)")
             if write.kind not in ("variable", "secret"):
                 problems.append(f"{write.id}: unknown kind {write.kind!r}")
-            elif kinds.setdefault(write.id, write.kind) != write.kind:
+            elif write.action != "delete" and kinds.setdefault(write.id, write.kind) != write.kind:
                 problems.append(f"{write.id}: written both as a variable and as a secret")
+            if write.kind == "variable" and write.action != "delete" and write.type not in _TYPES:
+                problems.append(
+                    f"{write.id}: {write.type!r} is not an expressionType "
+                    f"({', '.join(sorted(_TYPES))})"
+                )
             if write.action not in ("add", "modify", "delete"):
                 problems.append(f"{write.id}: unknown action {write.action!r}")
             elif write.action != "delete" and write.value is None:

@@ -400,13 +400,27 @@ def test_invalid_writes_are_all_listed(dev: LocalTenant) -> None:
                 EsvWrite("esv-c", "variable", "add", SecretValue(SECRET)),
                 EsvWrite("esv-d", "secret", "add", SecretValue(SECRET)),
                 EsvWrite("esv-d", "variable", "add", "1"),
+                EsvWrite("esv-e", "variable", "add", "1", type="integer"),
             ]
         )
     message = str(caught.value)
-    assert message.startswith("dev: 4 invalid ESV write(s); nothing was written")
-    for esv_id in ("esv-a", "ESV-B", "esv-c", "esv-d"):
+    assert message.startswith("dev: 5 invalid ESV write(s); nothing was written")
+    assert "'integer' is not an expressionType" in message
+    for esv_id in ("esv-a", "ESV-B", "esv-c", "esv-d", "esv-e"):
         assert esv_id in message
     assert SECRET not in message
+
+
+def test_one_batch_can_turn_a_variable_into_a_secret(dev: LocalTenant) -> None:
+    dev.write_esvs([EsvWrite("esv-x", "variable", "add", "1")])
+    dev.write_esvs(
+        [
+            EsvWrite("esv-x", "secret", "add", SecretValue(SECRET)),
+            EsvWrite("esv-x", "variable", "delete"),
+        ]
+    )
+    assert "esv-x" not in dev.list_variables()
+    assert dev.list_secrets()["esv-x"].version == 1
 
 
 def test_deleting_an_absent_esv_is_a_no_op(dev: LocalTenant) -> None:
