@@ -79,13 +79,16 @@ def send_test_email(
     env: str,
     to: str,
     sender: str | None = None,
+    masked: Mapping[str, Any] | None = None,
     outbox: Outbox | None = None,
     transports: Transports = DEFAULT_TRANSPORTS,
 ) -> str:
     """Send the test email to ``to`` through ``config`` (resolved ``external.email``), or
     through ``outbox`` when ``config`` is ``None`` (the built-in provider).
 
-    ``sender`` overrides the config's ``from``. Returns a one-line summary. Raises
+    ``sender`` overrides the config's ``from``; ``masked`` is ``Resolved.masked`` of the
+    config, so that messages show secret-derived parts as ``********``. Returns a one-line
+    summary. Raises
     ``BlockedError`` (exit 3) when the addresses cannot be sent through this provider and an
     :class:`~promote.email.errors.EmailError` (exit 1) when sending fails.
     """
@@ -107,7 +110,7 @@ def send_test_email(
         assert from_address is not None
         path = outbox.deliver(test_message(from_address, recipient))
         return f"test email to {recipient.address} written to {path} ({env}'s built-in provider)"
-    provider = provider_from_config(config)
+    provider = provider_from_config(config, masked)
     from_text = sender or (str(provider.sender) if provider.sender else "")
     from_address = parse_address(from_text) if from_text else None
     if from_address is None:

@@ -60,6 +60,7 @@ def send_graph(
         response = _post(
             client,
             provider.token_endpoint,
+            provider.show("tokenEndpoint"),
             data={
                 "grant_type": "client_credentials",
                 "client_id": provider.client_id,
@@ -67,11 +68,11 @@ def send_graph(
                 "scope": provider.scope_delimiter.join(provider.scope),
             },
         )
-        where = provider.token_endpoint
+        where = provider.show("tokenEndpoint")
         if response.status_code in (400, 401, 403):
             raise EmailAuthError(
                 where,
-                f"the token endpoint refused client {provider.client_id!r}: "
+                f"the token endpoint refused client {provider.show('clientId')!r}: "
                 f"{response.status_code} {_excerpt(response, secret)}",
                 hint="check auth.clientId, the client secret ESV and auth.scope",
             )
@@ -81,10 +82,11 @@ def send_graph(
         response = _post(
             client,
             provider.mail_endpoint,
+            provider.show("mailEndpoint"),
             json=graph_payload(message),
             headers={"Authorization": f"Bearer {token}"},
         )
-        where = provider.mail_endpoint
+        where = provider.show("mailEndpoint")
         if response.status_code in (401, 403):
             raise EmailAuthError(
                 where,
@@ -99,17 +101,18 @@ def send_graph(
             )
 
 
-def _post(client: httpx.Client, url: str, **kwargs: Any) -> httpx.Response:
+def _post(client: httpx.Client, url: str, shown: str, **kwargs: Any) -> httpx.Response:
+    """POST to ``url``; errors name ``shown`` (the URL with secret-derived parts masked)."""
     try:
         return client.post(url, **kwargs)
     except httpx.TimeoutException:
-        raise EmailTimeoutError(url, "no answer within the configured timeout") from None
+        raise EmailTimeoutError(shown, "no answer within the configured timeout") from None
     except httpx.ConnectError as error:
         if isinstance(error.__context__, ssl.SSLError) or "SSL" in str(error):
-            raise EmailTlsError(url, f"TLS failed: {error}") from None
-        raise EmailConnectError(url, f"cannot connect: {error}", hint="check the URL") from None
+            raise EmailTlsError(shown, f"TLS failed: {error}") from None
+        raise EmailConnectError(shown, f"cannot connect: {error}", hint="check the URL") from None
     except httpx.HTTPError as error:
-        raise EmailError(url, f"request failed: {type(error).__name__}") from None
+        raise EmailError(shown, f"request failed: {type(error).__name__}") from None
 
 
 def _token(response: httpx.Response, where: str) -> str:

@@ -95,11 +95,11 @@ def smtp_properties(config: Mapping[str, Any]) -> dict[str, str]:
 class SmtpProvider:
     """An SMTP server as ``external.email`` describes it. Timeouts in seconds, None = none."""
 
-    host: str
+    host: str = field(repr=False)
     port: int
     sender: Address | None = None
     auth: bool = False
-    username: str = ""
+    username: str = field(default="", repr=False)
     password: SecretValue | None = field(default=None, repr=False)
     starttls: bool = False
     ssl: bool = False
@@ -107,8 +107,21 @@ class SmtpProvider:
     timeout: float | None = DEFAULT_TIMEOUT_MS / 1000
     write_timeout: float | None = DEFAULT_TIMEOUT_MS / 1000
     properties: Mapping[str, str] = field(default_factory=dict)
+    shown_server: str | None = None
+    """``host:port`` as messages show it: secret-derived parts masked (default: as is)."""
+    shown_username: str | None = None
 
     kind = "smtp"
+
+    @property
+    def server(self) -> str:
+        """``host:port`` for messages (masked where it comes from a secret)."""
+        return self.shown_server or f"{self.host}:{self.port}"
+
+    @property
+    def user(self) -> str:
+        """The username for messages (masked where it comes from a secret)."""
+        return self.username if self.shown_username is None else self.shown_username
 
     @property
     def allow_utf8(self) -> bool:
@@ -118,16 +131,16 @@ class SmtpProvider:
     def describe(self) -> str:
         """``smtp smtp.example.com:587 (STARTTLS)`` — never credentials."""
         security = "SSL" if self.ssl else "STARTTLS" if self.starttls else "no TLS"
-        return f"smtp {self.host}:{self.port} ({security})"
+        return f"smtp {self.server} ({security})"
 
 
 @dataclass(frozen=True)
 class GraphProvider:
     """Microsoft Graph ``sendMail`` with an OAuth2 client-credentials token."""
 
-    mail_endpoint: str
-    token_endpoint: str
-    client_id: str
+    mail_endpoint: str = field(repr=False)
+    token_endpoint: str = field(repr=False)
+    client_id: str = field(repr=False)
     client_secret: SecretValue = field(repr=False)
     scope: tuple[str, ...]
     sender: Address | None = None
@@ -135,12 +148,25 @@ class GraphProvider:
     connection_timeout: float | None = DEFAULT_TIMEOUT_MS / 1000
     timeout: float | None = DEFAULT_TIMEOUT_MS / 1000
 
+    shown: Mapping[str, str] = field(default_factory=dict)
+    """``mailEndpoint``, ``tokenEndpoint``, ``clientId`` as messages show them (masked
+    where secret-derived); missing keys show the value itself."""
+
     kind = "msgraph"
     allow_utf8 = False
 
+    def show(self, key: str) -> str:
+        """``mailEndpoint``, ``tokenEndpoint`` or ``clientId`` for messages."""
+        actual = {
+            "mailEndpoint": self.mail_endpoint,
+            "tokenEndpoint": self.token_endpoint,
+            "clientId": self.client_id,
+        }[key]
+        return self.shown.get(key, actual)
+
     def describe(self) -> str:
         """``msgraph https://graph.microsoft.com/...`` — never credentials."""
-        return f"msgraph {self.mail_endpoint}"
+        return f"msgraph {self.show('mailEndpoint')}"
 
 
 Provider = SmtpProvider | GraphProvider
@@ -157,11 +183,18 @@ def _text(value: Any) -> str:
     return value if isinstance(value, str) else ""
 
 
-def provider_from_config(config: Mapping[str, Any]) -> Provider:
+def provider_from_config(
+    config: Mapping[str, Any], masked: Mapping[str, Any] | None = None
+) -> Provider:
     """A provider record from a resolved ``external.email`` that passed the checks.
 
-    Raises ``ValueError`` on the shapes the checks reject (callers check first).
+    ``masked`` is the same config with secret-derived parts masked (``Resolved.masked``);
+    the record's messages show those. Raises ``ValueError`` on the shapes the checks reject
+    (callers check first).
     """
+    shown = masked if masked is not None else config
+    shown_auth = shown.get("auth")
+    shown_auth = shown_auth if isinstance(shown_auth, Mapping) else {}
     sender = parse_address(config["from"]) if isinstance(config.get("from"), str) else None
     auth = config.get("auth")
     auth = auth if isinstance(auth, Mapping) else {}
@@ -175,6 +208,11 @@ def provider_from_config(config: Mapping[str, Any]) -> Provider:
             client_id=_text(auth.get("clientId")),
             client_secret=SecretValue(_text(auth.get("clientSecret"))),
             scope=tuple(str(item) for item in scope),
+            shown={
+                "mailEndpoint": _text(shown.get("mailEndpoint")),
+                "tokenEndpoint": _text(shown_auth.get("tokenEndpoint")),
+                "clientId": _text(shown_auth.get("clientId")),
+            },
             sender=sender,
             scope_delimiter=_text(auth.get("scopeDelimiter")) or " ",
             connection_timeout=_seconds(config, "connectiontimeout"),
@@ -197,6 +235,8 @@ def provider_from_config(config: Mapping[str, Any]) -> Provider:
         timeout=_seconds(config, "timeout"),
         write_timeout=_seconds(config, "writetimeout"),
         properties=smtp_properties(config),
+        shown_server=f"{_text(shown.get('host'))}:{shown.get('port')}",
+        shown_username=_text(shown_auth.get("username")),
     )
 
 

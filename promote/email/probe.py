@@ -78,7 +78,13 @@ def test_environment(
         finally:
             tenant.close()
     summary = send_test_email(
-        config, env=env.name, to=to, sender=sender, outbox=outbox, transports=transports
+        config,
+        env=env.name,
+        to=to,
+        sender=sender,
+        masked=_masked(resolved.get(EMAIL_OBJECT)),
+        outbox=outbox,
+        transports=transports,
     )
     return EmailTestResult(f"{summary}; config: workspace config/", warnings)
 
@@ -106,7 +112,13 @@ def _live(
         warnings = _checked(resolved, env, workspace, to, mutable_builtin=True)
         outbox = outbox_of(tenant, env=env.name, kind=kind, clock=transports.clock)
         summary = send_test_email(
-            config, env=env.name, to=to, sender=sender, outbox=outbox, transports=transports
+            config,
+            env=env.name,
+            to=to,
+            sender=sender,
+            masked=_masked(resolved.get(EMAIL_OBJECT)),
+            outbox=outbox,
+            transports=transports,
         )
         return EmailTestResult(f"{summary}; config: what {env.name}'s tenant holds", warnings)
     finally:
@@ -131,6 +143,12 @@ def _config(resolved: Resolved | None) -> Mapping[str, Any] | None:
     if not isinstance(resolved.value, Mapping):
         raise BlockedError(f"{EMAIL_OBJECT} is not a JSON object")
     return resolved.value
+
+
+def _masked(resolved: Resolved | None) -> Mapping[str, Any] | None:
+    if resolved is None or not isinstance(resolved.masked, Mapping):
+        return None
+    return resolved.masked
 
 
 def _checked(

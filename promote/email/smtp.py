@@ -43,7 +43,7 @@ def send_smtp(
     context: ssl.SSLContext | None = None,
 ) -> None:
     """Deliver ``message`` through ``provider``; raises an :class:`EmailError` subclass."""
-    server = f"{provider.host}:{provider.port}"
+    server = provider.server
     context = context or ssl.create_default_context()
     try:
         client = _connect(provider, context)
@@ -133,7 +133,7 @@ def _session(
         raise EmailRejectedError(server, f"every recipient was refused ({codes})") from error
     except smtplib.SMTPSenderRefused as error:
         raise EmailRejectedError(
-            server, f"the sender {error.sender} was refused: {error.smtp_code}"
+            server, f"the sender was refused: {error.smtp_code} {_text(error.smtp_error)}"
         ) from error
     except smtplib.SMTPDataError as error:
         raise EmailRejectedError(
@@ -160,7 +160,7 @@ def _login(client: smtplib.SMTP, provider: SmtpProvider, server: str) -> None:
     except smtplib.SMTPAuthenticationError as error:
         raise EmailAuthError(
             server,
-            f"the server refused the credentials of user {provider.username!r}: "
+            f"the server refused the credentials of user {provider.user!r}: "
             f"{error.smtp_code} {_text(error.smtp_error)}",
             hint="check the username and the password ESV of this environment",
         ) from None

@@ -82,4 +82,7 @@ def _email_test(ctx: VerifyContext, to: str) -> str:
         return f"test email sent to {to} by {name}'s tenant"
     kind = str(ctx.env.tenant.get("kind", "local"))
     outbox = outbox_of(ctx.tenant, env=name, kind=kind, clock=ctx.transports.clock)
-    return send_test_email(config, env=name, to=to, outbox=outbox, transports=ctx.transports)
+    masked = email.masked if email is not None and isinstance(email.masked, Mapping) else None
+    return send_test_email(
+        config, env=name, to=to, masked=masked, outbox=outbox, transports=ctx.transports
+    )
