@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import ssl
 from email import message_from_bytes
 
 import pytest
+import trustme
 from click.testing import CliRunner
 
 from promote.cli import cli
@@ -178,3 +180,20 @@ def test_missing_secret_is_named_not_shown(tmp_path):
     result = _run(root, "--env", "dev", "--to", "ops@example.com")
     assert result.exit_code == 3
     assert "NOT_SET_ANYWHERE" in result.stderr
+
+
+def test_starttls_with_a_trusted_ca_sends(tmp_path):
+    ca = trustme.CA()
+    server_ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(server_ctx)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    with smtp_server(auth=True, tls=server_ctx) as server:
+        root = make_workspace(tmp_path / "ws", {"dev": env_file(port=server.port, starttls=True)})
+        # OpenSSL reads SSL_CERT_FILE when the default context loads the system's CAs
+        result = _run(
+            root, "--env", "dev", "--to", "ops@example.com", env={"SSL_CERT_FILE": str(bundle)}
+        )
+    assert result.exit_code == 0, result.stderr
+    assert "(STARTTLS)" in result.stdout
+    assert server.mailbox.logins == [USER] and len(server.mailbox.envelopes) == 1
