@@ -216,6 +216,7 @@ class AicTenant:
         self._promotion_timeout = promotion_timeout
         self._budget = error_budget
         self._poll_failures = 0
+        self._awaiting_restart = False
         self._variables: dict[str, dict[str, Any]] | None = None
         self._secrets: dict[str, dict[str, Any]] | None = None
 
@@ -356,25 +357,49 @@ class AicTenant:
     # -- restart ------------------------------------------------------------------------
     def restart(self) -> None:
         """Start a restart, or keep waiting for one already running; returns at once."""
-        if self.restart_status() == "restarting":
+        try:
+            running = self._read_restart_status() == "restarting"
+        except TenantError as error:
+            if not _transient(error):
+                raise
+            running = False  # cannot tell: asking for a restart is safe either way
+        self._awaiting_restart = True
+        if running:
             return
         self._http.request(
             "POST", "/environment/startup", api_version=_ESV_API, params={"_action": "restart"}
         )
 
     def restart_status(self) -> RestartStatus:
-        """``ready`` or ``restarting``; up to ``error_budget`` consecutive transient failures
-        read as ``restarting`` (a 500 while the platform restarts must not fail the run)."""
+        """``ready`` or ``restarting``.
+
+        Up to ``error_budget`` consecutive transient failures read as ``restarting`` (a 500
+        while the platform restarts must not fail the run). After :meth:`restart`, ``ready``
+        is reported only once no ESV is pending, so a status read just before the platform
+        flips to ``restarting`` cannot end the wait early.
+        """
         try:
-            body = self._http.get_json("/environment/startup", api_version=_ESV_API)
+            status = self._read_restart_status()
+            if status == "ready" and self._awaiting_restart:
+                counts = self._http.get_json(
+                    "/environment/count", api_version=_ESV_API, params={"_onlyPending": "true"}
+                )
+                pending = sum(int(v) for v in (counts or {}).values() if isinstance(v, int))
+                if pending:
+                    status = "restarting"
+                else:
+                    self._awaiting_restart = False
         except TenantError as error:
             if _transient(error) and self._poll_failures < self._budget:
                 self._poll_failures += 1
                 return "restarting"
             raise
         self._poll_failures = 0
-        status = (body or {}).get("restartStatus")
-        return "ready" if status == "ready" else "restarting"
+        return status
+
+    def _read_restart_status(self) -> RestartStatus:
+        body = self._http.get_json("/environment/startup", api_version=_ESV_API)
+        return "ready" if (body or {}).get("restartStatus") == "ready" else "restarting"
 
     # -- promotion ----------------------------------------------------------------------
     def lock_state(self) -> LockState:
@@ -619,6 +644,7 @@ class AicTenant:
 
     def _wait_lock(self, wanted: str) -> None:
         deadline = self._clock() + self._promotion_timeout
+        delays = self._delays()
         while True:
             state = self._lock_state()
             result = state.get("result")
@@ -637,7 +663,7 @@ class AicTenant:
                     f"(still {result!r})",
                     env=self.env,
                 )
-            self._sleep(self._poll)
+            self._sleep(next(delays))
 
     def _run_promotion(
         self,
@@ -653,6 +679,7 @@ class AicTenant:
             error = self._http.error("POST", path, response)
             raise BlockedError(f"{self.env}: the platform refused: {error}")
         deadline = self._clock() + self._promotion_timeout
+        delays = self._delays()
         while True:
             status = self._get_polled("/environment/promotion/promote") or {}
             if status.get("blockingError"):
@@ -678,7 +705,15 @@ class AicTenant:
                     f"promotion still {state or 'unknown'} after {self._promotion_timeout:.0f}s",
                     env=self.env,
                 )
-            self._sleep(self._poll)
+            self._sleep(next(delays))
+
+    def _delays(self) -> Iterator[float]:
+        """Poll delays: quick at first (short operations finish fast), then every
+        ``poll_interval`` seconds."""
+        delay = min(0.25, self._poll)
+        while True:
+            yield delay
+            delay = min(delay * 2, self._poll)
 
     def _last_report(self) -> dict[str, Any]:
         body = self._http.get_json("/environment/promotion/report", api_version=_PROMOTION_API)
@@ -694,7 +729,7 @@ class AicTenant:
                 failures += 1
                 if not _transient(error) or failures > self._budget:
                     raise
-                self._sleep(self._poll)
+                self._sleep(min(self._poll, float(failures)))
 
 
 def open_aic(
@@ -703,8 +738,8 @@ def open_aic(
     """The :class:`AicTenant` for an environment file whose tenant kind is ``aic``.
 
     ``tenant.url`` is required; auth is ``tenant.token`` (a bearer access token) or
-    ``tenant.service_account: {id, jwk, scope?}``. Optional: ``concurrency`` (default 8),
-    ``poll_interval`` seconds (default 5), ``timeout`` seconds for promotions (default 1800).
+    ``tenant.service_account: {id, jwk}``. Optional: ``concurrency`` (requests in flight
+    when writing ESVs and reading config, default 8).
     """
     from esv.envfile import read_secret
 
@@ -751,8 +786,6 @@ def open_aic(
         mutable=workspace.is_mutable(env.name),
         config_ids=tuple(workspace.config),
         concurrency=int(spec.get("concurrency", 8)),
-        poll_interval=float(spec.get("poll_interval", 5.0)),
-        promotion_timeout=float(spec.get("timeout", 1800.0)),
     )
 
 

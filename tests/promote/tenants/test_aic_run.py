@@ -1,0 +1,172 @@
+"""End to end: `promote run` through a workspace of `kind: aic` tenants served by the sandbox.
+
+The sandbox serves dev -> staging -> uat -> prod on loopback; its request log shows exactly
+what each run sent.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from promote.cli import cli
+from promote.sandbox import SandboxServer, start_sandbox
+from promote.sandbox.server import parse_failure
+
+CHAIN = ("dev", "staging", "uat", "prod")
+TOKEN = "sandbox-e2e-token"
+PASSWORD = "e2e-Secret-pw-4417"
+ENVIRON = {
+    "SANDBOX_TOKEN": TOKEN,
+    **{f"{e.upper()}_SMTP_PASSWORD": f"{PASSWORD}-{e}" for e in CHAIN},
+}
+
+EMAIL = {
+    "host": "&{esv.email.provider.host}",
+    "port": {"$int": "&{esv.email.provider.port}"},
+    "from": '"Acme" <&{esv.email.provider.from}>',
+    "auth": {
+        "enable": True,
+        "username": "&{esv.email.provider.username}",
+        "password": "&{esv.email.provider.password}",
+    },
+    "ssl": {"enable": {"$bool": "&{esv.email.provider.use.ssl}"}},
+    "starttls": {"enable": False},
+    "smtpProperties": [],
+}
+
+
+def env_yaml(name: str, url: str, *, skip: tuple[str, ...] = ()) -> str:
+    variables = {
+        "esv-email-provider-host": f"smtp.{name}.example.com",
+        "esv-email-provider-port": '{value: "465", type: int}',
+        "esv-email-provider-use-ssl": '{value: "true", type: bool}',
+        "esv-email-provider-username": f"{name}-mailer",
+        "esv-email-provider-from": f"noreply@{name}.example.com",
+    }
+    lines = [
+        f"description: {name} on the sandbox",
+        "tenant:",
+        "  kind: aic",
+        f"  url: {url}",
+        "  token: {env: SANDBOX_TOKEN}",
+        "  concurrency: 4",
+        f"protected: {'true' if name == 'prod' else 'false'}",
+        "variables:",
+    ]
+    lines += [f"  {k}: {v}" for k, v in variables.items() if k not in skip]
+    lines += ["secrets:", f"  esv-email-provider-password: {{env: {name.upper()}_SMTP_PASSWORD}}"]
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
+    server = start_sandbox(list(CHAIN), tmp_path / "sandbox", tokens=TOKEN)
+    yield server
+    server.stop()
+
+
+def workspace(root: Path, server: SandboxServer, **skips: tuple[str, ...]) -> Path:
+    (root / "environments").mkdir(parents=True)
+    (root / "config").mkdir()
+    for name in CHAIN:
+        text = env_yaml(name, server.url(name), skip=skips.get(name, ()))
+        (root / "environments" / f"{name}.yaml").write_text(text)
+    (root / "config" / "external.email.json").write_text(json.dumps(EMAIL, indent=2))
+    (root / "promote.yaml").write_text(f"chain: [{', '.join(CHAIN)}]\n")
+    return root
+
+
+def promote(root: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--workspace", str(root), *args], env=ENVIRON)
+
+
+def held(server: SandboxServer, env: str) -> dict[str, object]:
+    tenant = server.apis[env].tenant  # type: ignore[attr-defined]
+    return tenant.read_config(sorted(tenant.list_config_ids()))
+
+
+def assert_no_secret(result: Result, root: Path) -> None:
+    texts = [result.stdout, result.stderr]
+    texts += [p.read_text(errors="replace") for p in (root / ".promote").rglob("*") if p.is_file()]
+    for text in texts:
+        assert PASSWORD not in text
+
+
+def test_run_to_prod_then_second_run_writes_nothing(tmp_path: Path, sandbox: SandboxServer):
+    root = workspace(tmp_path / "ws", sandbox)
+    first = promote(root, "run", "--to", "prod", "--approve", "prod")
+    assert first.exit_code == 0, first.stdout + first.stderr
+    for env in CHAIN:
+        assert held(sandbox, env) == {"external.email": EMAIL}, env
+        tenant = sandbox.apis[env].tenant  # type: ignore[attr-defined]
+        variables = tenant.list_variables()
+        assert variables["esv-email-provider-host"].value == f"smtp.{env}.example.com"
+        assert all(v.loaded for v in variables.values())
+        assert all(s.loaded for s in tenant.list_secrets().values())
+    # promotions went through the promotion API of each upper environment
+    for env in ("staging", "uat", "prod"):
+        assert any(
+            r.method == "POST" and r.env == env and r.path == "/environment/promotion/promote"
+            for r in sandbox.requests
+        )
+        assert not any(
+            r.method == "PUT" and r.env == env and "openidm" in r.path for r in sandbox.requests
+        )
+    assert_no_secret(first, root)
+
+    sandbox.requests.clear()
+    second = promote(root, "run", "--to", "prod", "--approve", "prod")
+    assert second.exit_code == 0, second.stdout + second.stderr
+    assert sandbox.writes() == []
+    assert_no_secret(second, root)
+
+
+def test_missing_esv_in_uat_stops_before_writing_anything(tmp_path: Path, sandbox: SandboxServer):
+    root = workspace(tmp_path / "ws", sandbox, uat=("esv-email-provider-host",))
+    result = promote(root, "run", "--to", "prod", "--approve", "prod")
+    assert result.exit_code == 3, result.stdout + result.stderr
+    assert "esv-email-provider-host" in result.stderr
+    assert "uat" in result.stderr
+    assert sandbox.writes() == []
+    assert_no_secret(result, root)
+
+
+def test_rate_limit_429s_are_survived(tmp_path: Path, sandbox: SandboxServer):
+    root = workspace(tmp_path / "ws", sandbox)
+    sandbox.failures.append(parse_failure("429:3:PUT /dev/environment/"))
+    sandbox.failures.append(parse_failure("429:2:POST /staging/environment/promotion/promote"))
+    result = promote(root, "run", "--to", "uat")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert sum(r.status == 429 for r in sandbox.requests) == 5
+    assert held(sandbox, "uat") == {"external.email": EMAIL}
+
+
+def test_a_500_while_polling_the_restart_is_survived(tmp_path: Path, sandbox: SandboxServer):
+    root = workspace(tmp_path / "ws", sandbox)
+    sandbox.failures.append(parse_failure("500:2:GET /staging/environment/startup"))
+    result = promote(root, "run", "--to", "staging")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    polls = [
+        r.status
+        for r in sandbox.requests
+        if (r.method, r.env, r.path) == ("GET", "staging", "/environment/startup")
+    ]
+    assert polls[:2] == [500, 500] and polls[-1] == 200
+    tenant = sandbox.apis["staging"].tenant  # type: ignore[attr-defined]
+    assert all(v.loaded for v in tenant.list_variables().values())
+
+
+def test_an_environment_locked_by_someone_else_exits_4_and_writes_nothing(
+    tmp_path: Path, sandbox: SandboxServer
+):
+    root = workspace(tmp_path / "ws", sandbox)
+    sandbox.apis["uat"].tenant.lock("another-team")  # type: ignore[attr-defined]
+    result = promote(root, "run", "--to", "prod", "--approve", "prod")
+    assert result.exit_code == 4, result.stdout + result.stderr
+    assert "uat" in result.stderr and "locked" in result.stderr
+    assert sandbox.writes() == []
