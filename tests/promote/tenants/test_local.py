@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import signal
 import sqlite3
 import stat
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -151,11 +153,18 @@ def _unprivileged(action: Callable[[], str]) -> str:
         os.write(write, text.encode())
         os._exit(code)
     os.close(write)
+    deadline = time.monotonic() + 30
+    while (done := os.waitpid(pid, os.WNOHANG))[0] == 0:
+        if time.monotonic() > deadline:  # never hang the suite on a stuck child
+            os.kill(pid, signal.SIGKILL)
+            done = os.waitpid(pid, 0)
+            break
+        time.sleep(0.01)
+    status = done[1]
     chunks = []
     while chunk := os.read(read, 65536):
         chunks.append(chunk)
     os.close(read)
-    _, status = os.waitpid(pid, 0)
     text = b"".join(chunks).decode()
     assert os.waitstatus_to_exitcode(status) == 0, text
     return text
