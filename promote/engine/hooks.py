@@ -10,6 +10,7 @@ from __future__ import annotations
 import subprocess
 from collections.abc import Callable, Mapping
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from esv.envfile import RestartHook
 from promote.errors import PromoteError
@@ -32,9 +33,12 @@ class HookError(PromoteError):
 
 
 def _post(url: str, timeout: float) -> None:
-    client = HttpClient(url, timeout=timeout, retry=RetryPolicy(attempts=1))
+    parts = urlsplit(url)
+    path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+    base = f"{parts.scheme}://{parts.netloc}"
+    client = HttpClient(base, timeout=timeout, retry=RetryPolicy(attempts=1))
     try:
-        client.request("POST", "", authenticate=False)
+        client.request("POST", path, authenticate=False)
     finally:
         client.close()
 

@@ -1,0 +1,324 @@
+"""Applying plans: faults, recovery, approvals, restart waits, verify gates (core API)."""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from collections.abc import Mapping
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from promote.cli import cli
+from promote.engine.apply import Ambient, rollback, run
+from promote.engine.files import StateFileError
+from promote.engine.history import read_history
+from promote.engine.journal import Journal, unfinished_runs
+from promote.engine.plan import build_plan
+from promote.engine.session import Tenants
+from promote.errors import (
+    ApplyError,
+    BlockedError,
+    InterruptedRun,
+    LockedError,
+    PromoteError,
+)
+from promote.tenants.base import Tenant
+from promote.tenants.local import LocalTenant
+from promote.workspace import Workspace, load_workspace
+from tests.promote.engine.workspaces import (
+    EMAIL,
+    ENVIRON,
+    WELCOME,
+    default_envs,
+    env_yaml,
+    write_workspace,
+)
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return load_workspace(write_workspace(tmp_path / "ws"))
+
+
+def tenants(workspace: Workspace, **kwargs: object) -> Tenants:
+    return Tenants(workspace, environ=ENVIRON, **kwargs)  # type: ignore[arg-type]
+
+
+def ambient(**kwargs: object) -> Ambient:
+    return Ambient(environ=ENVIRON, **kwargs)  # type: ignore[arg-type]
+
+
+def held(workspace: Workspace, env: str) -> dict[str, object]:
+    with tenants(workspace) as ts:
+        t = ts[env]
+        return t.read_config(sorted(t.list_config_ids()))
+
+
+class Crash(BaseException):
+    """Stands for the process dying: nothing in the engine catches it."""
+
+
+def test_crash_between_esv_write_and_config_write_is_finished_by_next_run(
+    ws: Workspace,
+) -> None:
+    def die(env: str, step: str) -> None:
+        if (env, step) == ("staging", "config"):
+            raise Crash
+
+    with tenants(ws) as ts, pytest.raises(Crash):
+        run(ws, "staging", ts, ambient=ambient(before_step=die))
+    (journal,) = unfinished_runs(ws.state_dir)
+    assert journal.data["current"] == {"env": "staging", "step": "config"}
+    assert held(ws, "staging") == {}
+    with tenants(ws) as ts:
+        result = run(ws, "dev", ts, ambient=ambient())
+    (note,) = result.notes
+    assert note.startswith(f"found unfinished run {journal.run_id} to staging")
+    assert "stopped in staging at step config; already applied: dev" in note
+    assert note.endswith("finished it (applied: staging)")
+    assert held(ws, "staging") == held(ws, "dev") != {}
+    assert unfinished_runs(ws.state_dir) == []
+    assert Journal.load(journal.path).status == "recovered"  # type: ignore[union-attr]
+
+
+def test_process_killed_with_sigkill_mid_run_is_recovered_through_the_cli(
+    ws: Workspace,
+) -> None:
+    script = textwrap.dedent(
+        f"""
+        import os, signal
+        from pathlib import Path
+        from promote.engine.apply import Ambient, run
+        from promote.engine.session import Tenants
+        from promote.workspace import load_workspace
+        ws = load_workspace(Path({str(ws.root)!r}))
+        environ = {ENVIRON!r}
+        def die(env, step):
+            if (env, step) == ("staging", "config"):
+                os.kill(os.getpid(), signal.SIGKILL)
+        with Tenants(ws, environ=environ) as ts:
+            run(ws, "staging", ts, ambient=Ambient(environ=environ, before_step=die))
+        """
+    )
+    killed = subprocess.run(
+        [sys.executable, "-c", script], cwd=REPO, capture_output=True, check=False
+    )
+    assert killed.returncode == -9, killed.stderr
+    staging = LocalTenant("staging", ws.state_dir / "tenants" / "staging", mutable=False)
+    assert staging.list_variables() and staging.list_config_ids() == set()
+    staging.close()
+
+    runner = CliRunner()
+    args = ["--workspace", str(ws.root)]
+    result = runner.invoke(cli, [*args, "status"], env=ENVIRON)
+    assert "note: found unfinished run" in result.stderr
+    assert "the next 'promote run' finishes it" in result.stderr
+    result = runner.invoke(cli, [*args, "run", "--to", "staging"], env=ENVIRON)
+    assert result.exit_code == 0, result.stderr
+    assert "found unfinished run" in result.stderr and "finished it" in result.stderr
+    assert result.stdout == "dev: in sync (skipped)\nstaging: in sync (skipped)\n"
+    assert held(ws, "staging") == held(ws, "dev") != {}
+
+
+def test_ctrl_c_marks_the_run_interrupted_and_exits_130(ws: Workspace) -> None:
+    def interrupt(env: str, step: str) -> None:
+        if step == "restart":
+            raise KeyboardInterrupt
+
+    with tenants(ws) as ts, pytest.raises(InterruptedRun) as caught:
+        run(ws, "staging", ts, ambient=ambient(before_step=interrupt))
+    assert caught.value.exit_code == 130
+    text = str(caught.value)
+    assert "dev: partially applied (ESVs written:" in text
+    assert "staging: untouched" in text
+    (journal,) = unfinished_runs(ws.state_dir)
+    assert journal.status == "interrupted"
+
+
+def _failing_writer(after: int, code: int):  # type: ignore[no-untyped-def]
+    from promote.engine.files import atomic_write
+
+    calls = {"n": 0}
+
+    def write(path: Path, data: bytes) -> None:
+        calls["n"] += 1
+        if calls["n"] > after:
+            raise StateFileError(path, OSError(code, os.strerror(code)))
+        atomic_write(path, data)
+
+    return write
+
+
+@pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+def test_full_or_read_only_state_dir_before_the_run_changes_nothing(
+    ws: Workspace, code: int
+) -> None:
+    with tenants(ws) as ts, pytest.raises(PromoteError) as caught:
+        run(ws, "staging", ts, ambient=ambient(write=_failing_writer(0, code)))
+    text = str(caught.value)
+    assert os.strerror(code) in text and "nothing was changed" in text
+    assert str(ws.state_dir / "runs") in text
+    assert held(ws, "dev") == {}
+
+
+def test_full_disk_mid_run_names_what_each_environment_was_left_in(ws: Workspace) -> None:
+    # start + dev's esvs/config/restart steps succeed; the next journal write fails
+    with tenants(ws) as ts, pytest.raises(ApplyError) as caught:
+        run(ws, "staging", ts, ambient=ambient(write=_failing_writer(4, errno.ENOSPC)))
+    states = caught.value.states
+    assert states["dev"].startswith("partially applied (ESVs written:")
+    assert states["staging"] == "untouched"
+    assert "No space left on device" in str(caught.value)
+
+
+def test_blocked_stage_anywhere_means_nothing_changes(tmp_path: Path) -> None:
+    reply = {"esv-email-reply-to": "reply@example.com"}
+    envs = default_envs(
+        dev=env_yaml("dev", extra_variables=reply),
+        staging=env_yaml("staging", port="465", ssl="true", extra_variables=reply),
+    )
+    config = {"external.email": {**EMAIL, "replyTo": "&{esv.email.reply.to}"}}
+    workspace = load_workspace(write_workspace(tmp_path / "ws", envs=envs, config=config))
+    with tenants(workspace) as ts, pytest.raises(BlockedError) as caught:
+        run(workspace, "prod", ts, approve=["prod"], ambient=ambient())
+    assert "blocked by checks in prod" in str(caught.value)
+    assert any(p.esv_id == "esv-email-reply-to" for p in caught.value.problems)
+    assert held(workspace, "dev") == {}
+
+
+def test_interactive_confirmation_approves_protected_environment(ws: Workspace) -> None:
+    asked: list[str] = []
+
+    def yes(question: str) -> bool:
+        asked.append(question)
+        return True
+
+    with tenants(ws) as ts:
+        result = run(ws, "prod", ts, ambient=ambient(confirm=yes))
+    assert asked == ["prod is protected; apply these changes to it?"]
+    assert result.applied == ("dev", "staging", "prod")
+    with tenants(ws) as ts:  # in sync: nobody is asked
+        run(ws, "prod", ts, ambient=ambient(confirm=yes))
+    assert len(asked) == 1
+
+
+def test_interactive_no_refuses(ws: Workspace) -> None:
+    with tenants(ws) as ts, pytest.raises(BlockedError):
+        run(ws, "prod", ts, ambient=ambient(confirm=lambda q: False))
+    assert held(ws, "dev") == {}
+
+
+class FakeTime:
+    def __init__(self) -> None:
+        self.now = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def _slow_opener(clock: FakeTime, seconds: float):  # type: ignore[no-untyped-def]
+    def opener(workspace: Workspace, env: str, environ: Mapping[str, str]) -> Tenant:
+        return LocalTenant(
+            env,
+            workspace.state_dir / "tenants" / env,
+            mutable=workspace.is_mutable(env),
+            restart_seconds=seconds,
+            clock=clock,
+        )
+
+    return opener
+
+
+def test_waits_for_the_restart_and_reports_progress(ws: Workspace) -> None:
+    clock = FakeTime()
+    lines: list[str] = []
+    with tenants(ws, opener=_slow_opener(clock, 7.0)) as ts:
+        result = run(
+            ws,
+            "dev",
+            ts,
+            ambient=ambient(clock=clock, sleep=clock.sleep, progress=lines.append),
+        )
+    assert result.applied == ("dev",)
+    assert lines == [
+        "dev: waiting for the restart to finish (0s)",
+        "dev: waiting for the restart to finish (2s)",
+        "dev: waiting for the restart to finish (4s)",
+        "dev: waiting for the restart to finish (6s)",
+    ]
+
+
+def test_restart_that_never_finishes_times_out(tmp_path: Path) -> None:
+    hook = 'restart:\n  command: ["true"]\n  timeout: 30\n'
+    workspace = load_workspace(
+        write_workspace(tmp_path / "ws", envs=default_envs(dev=env_yaml("dev", restart=hook)))
+    )
+    clock = FakeTime()
+    with tenants(workspace, opener=_slow_opener(clock, 3600.0)) as ts:
+        with pytest.raises(ApplyError) as caught:
+            run(workspace, "dev", ts, ambient=ambient(clock=clock, sleep=clock.sleep))
+    assert "the restart did not finish within 30s" in str(caught.value)
+    assert caught.value.states["dev"].endswith("config written; restart hook ran)")
+
+
+def test_verify_gate_runs_after_apply(tmp_path: Path) -> None:
+    dev = env_yaml("dev") + "verify:\n  email_test: {to: ops@example.com}\n"
+    root = write_workspace(
+        tmp_path / "ws",
+        envs=default_envs(dev=dev),
+        config={"emailTemplate/welcome": WELCOME},
+    )
+    workspace = load_workspace(root)
+    with tenants(workspace) as ts:
+        result = run(workspace, "dev", ts, ambient=ambient())
+    assert any(note.startswith("verify email_test passed for dev") for note in result.notes)
+    assert list((workspace.state_dir / "tenants" / "dev" / "outbox").iterdir())
+
+
+def test_failing_verify_gate_stops_the_walk(tmp_path: Path) -> None:
+    dev = env_yaml("dev") + "verify:\n  email_test: {to: not-an-address}\n"
+    root = write_workspace(tmp_path / "ws", envs=default_envs(dev=dev))
+    workspace = load_workspace(root)
+    with tenants(workspace) as ts, pytest.raises(ApplyError) as caught:
+        run(workspace, "staging", ts, ambient=ambient())
+    assert caught.value.exit_code == 1
+    assert "verify.email_test.to must be an email address" in str(caught.value)
+    assert caught.value.states["staging"] == "untouched"
+
+
+def test_tenant_locked_by_another_promotion_exits_4(ws: Workspace) -> None:
+    staging = LocalTenant("staging", ws.state_dir / "tenants" / "staging", mutable=False)
+    staging.lock("someone else")
+    staging.close()
+    with tenants(ws) as ts, pytest.raises(LockedError) as caught:
+        build_plan(ws, "staging", ts, environ=ENVIRON)
+    assert caught.value.exit_code == 4
+    assert "'staging' is locked by someone else" in str(caught.value)
+    with tenants(ws) as ts, pytest.raises(LockedError):
+        run(ws, "staging", ts, ambient=ambient())
+    assert held(ws, "dev") == {}
+
+
+def test_rollback_is_recorded(ws: Workspace) -> None:
+    with tenants(ws) as ts:
+        run(ws, "staging", ts, ambient=ambient())
+        record = rollback(ws, "staging", ts, ambient=ambient())
+    assert record.action == "rollback" and record.config_deleted == ("external.email",)
+    assert [r.action for r in read_history(ws.state_dir, env="staging")] == [
+        "promote",
+        "rollback",
+    ]
+    assert held(ws, "staging") == {}
+    history = (ws.state_dir / "history.jsonl").read_text()
+    assert all(json.loads(line) for line in history.splitlines())

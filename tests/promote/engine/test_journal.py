@@ -1,0 +1,61 @@
+"""Journals, the workspace run lock, and atomic state files."""
+
+from __future__ import annotations
+
+import errno
+from pathlib import Path
+
+import pytest
+
+from promote.engine.files import StateFileError, atomic_write, read_text
+from promote.engine.journal import Journal, run_lock, unfinished_runs
+from promote.errors import LockedError
+
+
+def test_run_lock_admits_one_holder(tmp_path: Path) -> None:
+    with run_lock(tmp_path, env="staging"):
+        with pytest.raises(LockedError) as caught, run_lock(tmp_path, env="staging"):
+            pass
+        assert caught.value.exit_code == 4
+        assert "another promote run (pid" in str(caught.value)
+    with run_lock(tmp_path, env="staging"):  # released
+        pass
+
+
+def test_journal_records_steps_and_unfinished_runs_are_found(tmp_path: Path) -> None:
+    journal = Journal.start(tmp_path, run_id="r1", to="staging", stages=["dev"], approved=[])
+    journal.step("dev", "esvs", ["esv-a"])
+    assert [j.run_id for j in unfinished_runs(tmp_path)] == ["r1"]
+    loaded = Journal.load(journal.path)
+    assert loaded is not None
+    assert loaded.describe().endswith("stopped in dev at step esvs")
+    journal.stage_done("dev")
+    journal.finish("done")
+    assert unfinished_runs(tmp_path) == []
+
+
+def test_unreadable_journal_files_are_ignored(tmp_path: Path) -> None:
+    (tmp_path / "runs").mkdir()
+    (tmp_path / "runs" / "x.json").write_text("{broken")
+    assert unfinished_runs(tmp_path) == []
+
+
+def test_atomic_write_keeps_old_content_when_the_write_fails(tmp_path: Path) -> None:
+    target = tmp_path / "f.json"
+    atomic_write(target, b"old")
+    assert target.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(StateFileError) as caught:
+        atomic_write(target / "child", b"new")  # parent is a file
+    assert "cannot write" in str(caught.value)
+    assert read_text(target) == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.json"]
+
+
+def test_state_file_error_names_the_cause() -> None:
+    error = StateFileError(
+        Path("/x/.promote/runs/r.json"), OSError(errno.ENOSPC, "No space left on device")
+    )
+    assert str(error) == (
+        "cannot write /x/.promote/runs/r.json: No space left on device; check that the "
+        "directory is writable and the disk has free space"
+    )

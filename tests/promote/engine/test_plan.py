@@ -1,0 +1,229 @@
+"""Building plans: statuses, ESV and config diffs, masking, fingerprints. Nothing changes."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Collection, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from esv import MASK
+from esv.secrets import SecretValue
+from promote.engine.apply import Ambient, run
+from promote.engine.diff import ABSENT
+from promote.engine.plan import build_plan
+from promote.engine.session import Tenants
+from promote.tenants.base import (
+    Capabilities,
+    EsvWrite,
+    LockState,
+    PromotionReport,
+    SecretState,
+    Tenant,
+    VariableState,
+)
+from promote.workspace import Workspace, load_workspace
+from tests.promote.engine.workspaces import (
+    ENVIRON,
+    SECRET,
+    default_envs,
+    env_yaml,
+    set_config,
+    write_workspace,
+)
+
+
+@pytest.fixture
+def ws(tmp_path: Path) -> Workspace:
+    return load_workspace(write_workspace(tmp_path / "ws"))
+
+
+def plan_of(workspace: Workspace, to: str, environ: Mapping[str, str] = ENVIRON, **kw: Any):  # type: ignore[no-untyped-def]
+    with Tenants(workspace, environ=environ, **kw) as ts:
+        return build_plan(workspace, to, ts, environ=environ, salt=b"salt")
+
+
+def apply(workspace: Workspace, to: str) -> None:
+    with Tenants(workspace, environ=ENVIRON) as ts:
+        run(workspace, to, ts, approve=workspace.chain, ambient=Ambient(environ=ENVIRON))
+
+
+def test_fresh_workspace_plans_config_arriving_at_every_stage(ws: Workspace) -> None:
+    plan = plan_of(ws, "prod")
+    assert [(s.env, s.source, s.status, s.via) for s in plan.stages] == [
+        ("dev", "config", "changes", "direct"),
+        ("staging", "dev", "changes", "promotion"),
+        ("prod", "staging", "changes", "promotion"),
+    ]
+    assert all(s.config_changes[0].object == "external.email" for s in plan.stages)
+    assert plan.stage("prod").protected and not plan.stage("staging").protected
+    assert plan.pending and not plan.blocked
+
+
+def test_plan_is_deterministic_for_the_same_state_and_salt(ws: Workspace) -> None:
+    first, second = plan_of(ws, "staging"), plan_of(ws, "staging")
+    assert [s.tenant_fingerprint for s in first.stages] == [
+        s.tenant_fingerprint for s in second.stages
+    ]
+    assert [s.inputs_fingerprint for s in first.stages] == [
+        s.inputs_fingerprint for s in second.stages
+    ]
+
+
+def test_rotated_secret_is_a_modify_without_either_value(ws: Workspace) -> None:
+    apply(ws, "staging")
+    environ = {**ENVIRON, "STAGING_SMTP_PASSWORD": "rotated-value"}
+    plan = plan_of(ws, "staging", environ)
+    dev, staging = plan.stages
+    assert dev.status == "in-sync"
+    (change,) = staging.esv_changes
+    assert (change.id, change.kind, change.action) == (
+        "esv-email-provider-password",
+        "secret",
+        "modify",
+    )
+    assert change.before is None and change.after is None
+    assert "rotated-value" not in repr(plan) and SECRET not in repr(plan)
+    assert staging.restart
+
+
+def test_deleted_variable_is_deleted_only_when_managed(ws: Workspace) -> None:
+    apply(ws, "dev")
+    (ws.root / "environments" / "dev.yaml").write_text(
+        env_yaml("dev", extra_variables={"esv-extra": "x"})
+    )
+    apply(load_workspace(ws.root), "dev")
+    (ws.root / "environments" / "dev.yaml").write_text(env_yaml("dev"))
+    plan = plan_of(load_workspace(ws.root), "dev")
+    assert [(c.id, c.action) for c in plan.stages[0].esv_changes] == [("esv-extra", "delete")]
+
+
+def test_config_modify_lists_each_changed_path(ws: Workspace) -> None:
+    apply(ws, "staging")
+    email = copy.deepcopy(load_workspace(ws.root).config["external.email"])
+    email["starttls"]["enable"] = True
+    email["smtpProperties"] = ["mail.smtp.x=1"]
+    set_config(ws.root, "external.email", email)
+    plan = plan_of(load_workspace(ws.root), "staging")
+    for stage in plan.stages:
+        (diff,) = stage.config_changes
+        assert diff.action == "modify"
+        assert [(c.path, c.before, c.after) for c in diff.changes][:1] == [
+            ("smtpProperties[0]", diff.changes[0].before, "mail.smtp.x=1")
+        ]
+        assert ("starttls.enable", False, True) in [
+            (c.path, c.before, c.after) for c in diff.changes
+        ]
+
+
+def test_immutable_first_stage_is_blocked(tmp_path: Path) -> None:
+    envs = default_envs(dev=env_yaml("dev", mutable=False))
+    workspace = load_workspace(write_workspace(tmp_path / "ws", envs=envs))
+    plan = plan_of(workspace, "dev")
+    (stage,) = plan.stages
+    assert stage.status == "blocked"
+    assert "must be mutable" in str(stage.errors[0])
+
+
+def test_unloaded_esvs_need_a_restart(ws: Workspace) -> None:
+    apply(ws, "dev")
+    with Tenants(ws, environ=ENVIRON) as ts:
+        ts["dev"].write_esvs([EsvWrite("esv-email-provider-host", "variable", "modify", "h")])
+    plan = plan_of(ws, "dev")
+    stage = plan.stages[0]
+    assert stage.unloaded == ("esv-email-provider-host",)
+    assert stage.restart and stage.status == "changes"
+
+
+class ResolvedTenant:
+    """A tenant that stores resolved config only (like Okta), held in memory."""
+
+    env = "dev"
+    capabilities = Capabilities(
+        esvs=False,
+        placeholders=False,
+        promotion=False,
+        restart=False,
+        config_ids=("external.email",),
+    )
+
+    def __init__(self, config: dict[str, Any]) -> None:
+        self.config = config
+
+    def list_config_ids(self) -> set[str]:
+        return set(self.config)
+
+    def read_config(self, ids: Collection[str]) -> dict[str, Any]:
+        return {k: copy.deepcopy(v) for k, v in self.config.items() if k in ids}
+
+    def put_config(self, object_id: str, value: Any) -> None:
+        self.config[object_id] = copy.deepcopy(value)
+
+    def delete_config(self, object_id: str) -> None:
+        self.config.pop(object_id, None)
+
+    def reconcile_write_only(self, object_id: str, desired: Any, current: Any) -> Any:
+        return current
+
+    def list_variables(self) -> dict[str, VariableState]:
+        return {}
+
+    def list_secrets(self) -> dict[str, SecretState]:
+        return {}
+
+    def secret_matches(self, esv_id: str, value: SecretValue) -> bool | None:
+        return None
+
+    def write_esvs(self, writes: Sequence[EsvWrite]) -> None:
+        raise AssertionError("no ESVs here")
+
+    def restart(self) -> None: ...
+
+    def restart_status(self) -> str:
+        return "ready"
+
+    def lock_state(self) -> LockState:
+        return LockState(False)
+
+    def promote_from(self, lower: Tenant, **kw: Any) -> PromotionReport:
+        raise AssertionError("no promotions here")
+
+    def rollback(self, *, holder: str) -> PromotionReport:
+        raise AssertionError("no rollbacks here")
+
+    def reports(self) -> list[PromotionReport]:
+        return []
+
+    def close(self) -> None: ...
+
+
+def test_tenant_without_placeholders_gets_resolved_config_with_secrets_masked(
+    ws: Workspace,
+) -> None:
+    held = {"external.email": {"host": "old.example.com", "auth": {"username": "u"}}}
+    fake = ResolvedTenant(held)
+
+    def opener(workspace: Workspace, env: str, environ: Mapping[str, str]) -> Tenant:
+        return fake  # type: ignore[return-value]
+
+    plan = plan_of(ws, "dev", opener=opener)
+    (stage,) = plan.stages
+    assert stage.esv_changes == () and not stage.restart
+    (diff,) = stage.config_changes
+    changes = {c.path: c for c in diff.changes}
+    assert changes["host"].after == "smtp.dev.example.com"
+    assert changes["port"].after == 587
+    assert (changes["auth.password"].before, changes["auth.password"].after) == (ABSENT, MASK)
+    assert SECRET not in repr(plan.stages)
+    assert stage.config_writes["external.email"]["auth"]["password"] == SECRET
+
+    with Tenants(ws, environ=ENVIRON, opener=opener) as ts:
+        run(ws, "dev", ts, ambient=Ambient(environ=ENVIRON))
+    assert fake.config["external.email"]["auth"]["password"] == SECRET
+    plan = plan_of(ws, "dev", opener=opener)
+    assert plan.stages[0].status == "in-sync"
+    fake.config["external.email"]["auth"]["password"] = "other"
+    (diff,) = plan_of(ws, "dev", opener=opener).stages[0].config_changes
+    assert [(c.path, c.before, c.after) for c in diff.changes] == [("auth.password", MASK, MASK)]

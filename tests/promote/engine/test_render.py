@@ -1,0 +1,111 @@
+"""Rendering plans: text, Markdown within the comment limit, JSON per SPEC 4.2."""
+
+from __future__ import annotations
+
+import json
+
+from esv import Problem
+from promote.engine.diff import ABSENT, ObjectDiff, PathChange
+from promote.engine.plan import EsvChange, Plan, Stage
+from promote.engine.render import MARKDOWN_LIMIT, plan_to_json, render_plan
+
+
+def stage(env: str, source: str, diffs: list[ObjectDiff], **kw: object) -> Stage:
+    values: dict[str, object] = {
+        "env": env,
+        "source": source,
+        "status": "changes" if diffs else "in-sync",
+        "mutable": source == "config",
+        "protected": False,
+        "via": "direct" if source == "config" else "promotion",
+        "missing_esvs": (),
+        "errors": (),
+        "warnings": (),
+        "config_changes": tuple(diffs),
+        "effective_changes": (),
+        "esv_changes": (),
+        "restart": False,
+        "unloaded": (),
+        "tenant_fingerprint": "t",
+        "inputs_fingerprint": "i",
+    }
+    values.update(kw)
+    return Stage(**values)  # type: ignore[arg-type]
+
+
+def plan(*stages: Stage) -> Plan:
+    return Plan(
+        to=stages[-1].env,
+        chain=tuple(s.env for s in stages),
+        stages=stages,
+        salt="00",
+        created="2026-01-01T00:00:00+00:00",
+    )
+
+
+def modify(object_id: str, n: int = 3) -> ObjectDiff:
+    changes = tuple(PathChange(f"field{i}", f"old {i}", f"new | value {i}") for i in range(n))
+    return ObjectDiff(object_id, "modify", changes)
+
+
+def test_json_omits_before_on_add_and_after_on_delete() -> None:
+    diffs = [
+        ObjectDiff("a", "add", (PathChange("x", ABSENT, 1),)),
+        ObjectDiff("b", "delete", (PathChange("y", 2, ABSENT),)),
+    ]
+    data = plan_to_json(plan(stage("dev", "config", diffs)))
+    changes = data["stages"][0]["config_changes"]
+    assert changes == [
+        {"object": "a", "action": "add", "changes": [{"path": "x", "after": 1}]},
+        {"object": "b", "action": "delete", "changes": [{"path": "y", "before": 2}]},
+    ]
+    assert data["format"] == "promote.plan/1"
+    json.dumps(data)
+
+
+def test_text_shows_blocked_problems_and_missing_esvs() -> None:
+    problem = Problem("external.email", "host", "esv-x is not defined", esv_id="esv-x")
+    blocked = stage(
+        "staging", "dev", [], status="blocked", errors=(problem,), missing_esvs=("esv-x",)
+    )
+    text = render_plan(plan(stage("dev", "config", []), blocked), "text")
+    assert "staging <- dev: blocked" in text
+    assert "- external.email: host: esv-x is not defined" in text
+    assert "missing ESVs: esv-x" in text
+    assert "Summary: 0 with changes, 1 in sync, 1 blocked." in text
+
+
+def test_markdown_escapes_table_breaking_characters() -> None:
+    text = render_plan(plan(stage("dev", "config", [modify("a")])), "markdown")
+    assert "new &#124; value 0" in text
+    assert "new | value" not in text
+
+
+def test_secret_esv_change_shows_neither_value() -> None:
+    change = EsvChange("esv-pw", "secret", "modify")
+    s = stage("dev", "config", [], status="changes", esv_changes=(change,), restart=True)
+    md = render_plan(plan(s), "markdown")
+    assert "| `esv-pw` | secret | ✏️ modify | (secret) | (changed secret) |" in md
+    assert "~ esv-pw (secret) changed (value not shown)" in render_plan(plan(s), "text")
+
+
+def test_huge_markdown_stays_within_the_limit_and_says_what_was_omitted() -> None:
+    diffs = [modify(f"object/{i:05d}", 5) for i in range(3000)]
+    big = plan(stage("dev", "config", diffs), stage("staging", "dev", diffs))
+    md = render_plan(big, "markdown")
+    assert len(md) <= MARKDOWN_LIMIT
+    assert md.count("<details>") == md.count("</details>") == 2
+    assert "| `staging` | `dev` | 🟡 changes | 0 add, 3000 modify, 0 delete |" in md
+    assert "detail sections omitted in total (comment size limit)" in md
+    # every table that is there is whole: each row ends with a pipe
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert all(line.endswith("|") for line in rows)
+    kept = md.count("**✏️ modify `object/")
+    assert 0 < kept < 6000
+    assert f"_{6000 - kept} detail sections omitted in total" in md
+
+
+def test_small_markdown_keeps_every_detail() -> None:
+    md = render_plan(plan(stage("dev", "config", [modify("a"), modify("b")])), "markdown")
+    assert "omitted" not in md
+    assert md.count("**✏️ modify `") == 2
