@@ -787,7 +787,8 @@ class LocalTenant:
 
 
 _FIX_WRITABLE = (
-    "make the directory and the file writable by you (check permissions, a read-only mount, "
+    "make the directory and the file readable and writable by you (check permissions, a "
+    "read-only mount, "
     "or the disk), or set tenant.path in the environment file to a writable place"
 )
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import sqlite3
 import stat
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -178,18 +180,28 @@ def _open_error(state_dir: Path) -> str:
     return "no error"
 
 
-def test_read_only_state_dir_is_a_clear_error(tmp_path: Path) -> None:
-    os.chmod(tmp_path, 0o755)
-    empty = tmp_path / "empty"
+@pytest.fixture
+def shared_dir():
+    """A directory an unprivileged user can reach (pytest's tmp_path is private to root)."""
+    path = Path(tempfile.mkdtemp(prefix="promote-local-"))
+    os.chmod(path, 0o755)
+    yield path
+    for sub in path.rglob("*"):
+        if sub.is_dir():
+            os.chmod(sub, 0o700)
+    shutil.rmtree(path)
+
+
+def test_read_only_state_dir_is_a_clear_error(shared_dir: Path) -> None:
+    empty = shared_dir / "empty"
     empty.mkdir(mode=0o555)
     message = _unprivileged(lambda: _open_error(empty))
     assert "cannot create the state file" in message
     assert str(empty / DB_NAME) in message
 
 
-def test_state_made_read_only_after_creation_is_a_clear_error(tmp_path: Path) -> None:
-    os.chmod(tmp_path, 0o755)
-    state = tmp_path / "dev"
+def test_state_made_read_only_after_creation_is_a_clear_error(shared_dir: Path) -> None:
+    state = shared_dir / "dev"
     tenant = LocalTenant("dev", state, mutable=True)
     tenant.put_config("external.email", {"host": "x"})
     tenant.close()  # the last connection checkpoints and removes -wal/-shm
@@ -212,9 +224,19 @@ def test_state_made_read_only_after_creation_is_a_clear_error(tmp_path: Path) ->
     finally:
         os.chmod(state, 0o700)
     assert str(state / DB_NAME) in message
-    assert "writable" in message
+    assert "nothing was written" in message
+    assert "readable and writable by you" in message
     with LocalTenantContext("dev", state) as again:
         assert again.read_config(["external.email"]) == {"external.email": {"host": "x"}}
+
+
+def test_unreadable_state_file_is_a_clear_error(shared_dir: Path) -> None:
+    os.chmod(shared_dir, 0o777)
+    LocalTenant("dev", shared_dir, mutable=True).close()
+    os.chmod(shared_dir / DB_NAME, 0)
+    message = _unprivileged(lambda: _open_error(shared_dir))
+    assert "cannot open the state file" in message
+    assert "readable and writable by you" in message
 
 
 class LocalTenantContext:
