@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from esv.conversions import ConversionError, as_text, convert, wrapper_of
+from esv.conversions import WRAPPERS, ConversionError, as_text, convert, wrapper_of
 from esv.errors import Problem, ResolutionError
 from esv.placeholders import Placeholder, Segment, parse
 from esv.secrets import MASK
@@ -82,6 +82,29 @@ def json_path(parts: Sequence[str | int]) -> str:
         else:
             out.append(f"[{json.dumps(part)}]")
     return "".join(out)
+
+
+_WRAPPER_KEYS = WRAPPERS | {"$charset"}
+
+_PLANS: dict[str, Placeholder | tuple[Segment, ...]] = {}
+_PLANS_MAX = 200_000
+
+
+def _plan(text: str) -> Placeholder | tuple[Segment, ...]:
+    """How to resolve ``text``: a lone ESV placeholder without default, or its segments.
+
+    Cached: config repeats the same placeholder strings across objects and environments.
+    """
+    segments = parse(text)
+    plan: Placeholder | tuple[Segment, ...] = segments
+    if len(segments) == 1:
+        only = segments[0]
+        if type(only) is Placeholder and only.esv_id is not None and only.default is None:
+            plan = only
+    if len(_PLANS) >= _PLANS_MAX:
+        _PLANS.clear()
+    _PLANS[text] = plan
+    return plan
 
 
 class _TooDeep(Exception):
@@ -166,22 +189,30 @@ class _Walk:
                     masked.append(segment.raw)
         return "".join(parts), None if masked is None else "".join(masked), complete
 
-    def string(self, text: str) -> str:
-        segments = parse(text)
-        if len(segments) == 1:
-            segment = segments[0]
-            if type(segment) is str:
-                return text
-            assert isinstance(segment, Placeholder)
-            if segment.esv_id is not None:
-                value = self.values.get(segment.esv_id)
-                if value is not None:
-                    if value.secret:
-                        self.secrets.append((tuple(self.path), MASK))
-                    return value.text
+    def string(self, text: str, key: str | int | None) -> str:
+        """``text`` resolved; ``key`` is its place in the current container (None: root)."""
+        plan = _PLANS.get(text)
+        if plan is None:
+            plan = _plan(text)
+        if isinstance(plan, Placeholder):
+            value = self.values.get(plan.esv_id or "")
+            if value is not None:
+                if value.secret:
+                    here = (*self.path, key) if key is not None else tuple(self.path)
+                    self.secrets.append((here, MASK))
+                return value.text
+            segments: tuple[Segment, ...] = (plan,)
+        else:
+            segments = plan
+        if not segments or (len(segments) == 1 and type(segments[0]) is str):
+            return text
+        if key is not None:
+            self.path.append(key)
         resolved, masked, _ = self.render(segments)
         if masked is not None:
             self.secrets.append((tuple(self.path), masked))
+        if key is not None:
+            self.path.pop()
         return text if resolved == text else resolved
 
     # -- containers ----------------------------------------------------------------
@@ -189,7 +220,7 @@ class _Walk:
         if depth > MAX_DEPTH:
             raise _TooDeep
         if type(node) is dict:
-            if len(node) <= 2:
+            if len(node) <= 2 and not _WRAPPER_KEYS.isdisjoint(node):
                 wrapper = wrapper_of(node)
                 if wrapper is not None:
                     value, secret = self.wrapped(node, wrapper, depth)
@@ -207,9 +238,7 @@ class _Walk:
             if kind is str:
                 if "&" not in value:
                     continue
-                path.append(key)
-                new = self.string(value)
-                path.pop()
+                new = self.string(value, key)
             elif kind is dict or kind is list:
                 path.append(key)
                 new = self.container(value, depth + 1)
@@ -227,11 +256,17 @@ class _Walk:
     ) -> tuple[JSON, bool]:
         """``(converted value, secret-derived)``; on failure the node itself, with a problem."""
         key, inner, charset = wrapper
-        segments: Sequence[Segment] = ()
         if type(inner) is str:
-            segments = parse(inner)
-            text, masked, complete = self.render(segments)
-            secret = masked is not None
+            plan = _PLANS.get(inner)
+            if plan is None:
+                plan = _plan(inner)
+            value = self.values.get(plan.esv_id or "") if isinstance(plan, Placeholder) else None
+            if value is not None:
+                text, secret, complete = value.text, value.secret, True
+            else:
+                segments = parse(inner)
+                text, masked, complete = self.render(segments)
+                secret = masked is not None
         else:
             if type(inner) is dict and wrapper_of(inner) is not None:
                 inner_wrapper = wrapper_of(inner)
@@ -252,7 +287,7 @@ class _Walk:
         try:
             return convert(key, text, charset), secret
         except ConversionError as error:
-            ids = _esv_ids(segments)
+            ids = _esv_ids(parse(inner)) if type(inner) is str else []
             source = f" (from {', '.join(ids)})" if ids else ""
             shown = "a secret value" if secret else json.dumps(text)
             self.problems.append(
@@ -298,7 +333,7 @@ def _resolve(
     try:
         kind = type(document)
         if kind is str:
-            value = walk.string(document)
+            value = walk.string(document, None)
         elif kind is dict or kind is list:
             value = walk.container(document, 1)
         else:
