@@ -194,12 +194,14 @@ def build_stage(
         (errors if problem.severity == "error" else warnings).append(problem)
     missing = _missing_esvs(desired, envfile)
     resolved: dict[str, Resolved] = {}
+    resolution_ok = False  # resolved may be empty and fine: nothing desired (Okta: delete)
     if not secret_problems:
         try:
             resolved = resolve_objects(desired, esv_values(envfile, secrets))
         except EsvError as error:
             errors.extend(error.problems)
         else:
+            resolution_ok = True
             kind = str(envfile.tenant.get("kind", "local"))
             for problem in check_email(
                 resolved, env=env, location=envfile.relpath, mutable=mutable, tenant_kind=kind
@@ -231,7 +233,7 @@ def build_stage(
             for key, value in current.items()
         }
         secret_paths = {key: item.secret_paths for key, item in resolved.items()}
-    config_changes = diff_objects(compared, target) if caps.placeholders or resolved else []
+    config_changes = diff_objects(compared, target) if caps.placeholders or resolution_ok else []
     if not caps.placeholders:
         config_changes = [
             _mask_diff(d, secret_paths.get(d.object, frozenset()), resolved) for d in config_changes
