@@ -1,0 +1,99 @@
+"""Every engine command, every format, with known secrets: none may appear anywhere.
+
+Searched: stdout and stderr of every command, and every file the commands wrote (plans,
+``.promote/``: journals, history, lock, outboxes) except the tenants' own databases, which
+must hold the values to serve them. The inputs (environment files) are the test's own.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import sqlite3
+import sys
+from contextlib import closing
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from promote.cli import cli
+from tests.promote.engine.workspaces import EMAIL, ENVIRON, default_envs, env_yaml, write_workspace
+
+INLINE = "Inl1ne-secret-VALUE-5521"
+ROTATED = "R0tated-secret-VALUE-9034"
+SECRETS = [*ENVIRON.values(), INLINE, ROTATED]
+_DATABASE_SUFFIXES = ("tenant.sqlite3", "tenant.sqlite3-wal", "tenant.sqlite3-shm")
+
+
+def _forms(secret: str) -> list[str]:
+    return [secret, base64.b64encode(secret.encode()).decode(), json.dumps(secret)[1:-1]]
+
+
+def _assert_clean(text: str, where: str) -> None:
+    for secret in SECRETS:
+        for form in _forms(secret):
+            assert form not in text, f"secret leaked into {where}"
+
+
+def test_no_command_leaks_a_secret(tmp_path: Path) -> None:
+    hook = f"restart:\n  command: {json.dumps([sys.executable, '-c', 'import sys; sys.exit(2)'])}\n"
+    envs = default_envs(
+        staging=env_yaml("staging", port="465", ssl="true", password=json.dumps({"value": INLINE})),
+    )
+    email = {**EMAIL, "headers": {"X-Auth": "Bearer &{esv.email.provider.password}"}}
+    root = write_workspace(tmp_path / "ws", envs=envs, config={"external.email": email})
+    runner = CliRunner()
+    outputs: list[tuple[str, str]] = []
+
+    def promote(*args: str, env: dict[str, str] | None = None, code: int | None = None) -> None:
+        result = runner.invoke(cli, ["--workspace", str(root), *args], env=env or ENVIRON)
+        if code is not None:
+            assert result.exit_code == code, (args, result.stdout, result.stderr)
+        outputs.append((" ".join(args), result.stdout + result.stderr))
+
+    plan_file = tmp_path / "out" / "plan.json"
+    for fmt in ("text", "markdown", "json"):
+        promote("plan", "--to", "prod", "--format", fmt, code=0)
+        promote("plan", "--to", "prod", "--format", fmt, "--out", str(tmp_path / "out" / fmt))
+    promote("plan", "--to", "staging", "--format", "json", "--out", str(plan_file), code=0)
+    promote("run", "--plan", str(plan_file), code=0)
+    promote("run", "--to", "prod", code=3)  # not approved
+    promote("run", "--to", "prod", "--approve", "prod", code=0)
+    rotated = {**ENVIRON, "DEV_SMTP_PASSWORD": ROTATED}
+    for fmt in ("text", "markdown", "json"):
+        promote("plan", "--to", "staging", "--format", fmt, env=rotated, code=0)
+    promote("run", "--plan", str(plan_file), env=rotated, code=3)  # stale
+    promote("--debug", "run", "--plan", str(plan_file), env=rotated, code=3)
+    missing = {k: v for k, v in ENVIRON.items() if k != "PROD_SMTP_PASSWORD"}
+    promote("plan", "--to", "prod", env=missing, code=3)
+    promote("--debug", "run", "--to", "prod", "--approve", "prod", env=missing, code=3)
+    # a failing restart hook after a secret rotation: exit 1 with states
+    (root / "environments" / "dev.yaml").write_text(env_yaml("dev", restart=hook))
+    promote("run", "--to", "staging", env=rotated, code=1)
+    promote("--debug", "run", "--to", "staging", env=rotated, code=1)
+    promote("run", "--to", "staging", env=rotated)
+    for fmt in ("text", "json"):
+        promote("status", "--format", fmt, code=0)
+        promote("history", "--format", fmt, code=0)
+        promote("history", "--env", "staging", "--format", fmt, code=0)
+    promote("rollback", "--env", "prod", code=0)
+    promote("rollback", "--env", "dev")
+
+    for args, text in outputs:
+        _assert_clean(text, f"the output of 'promote {args}'")
+
+    written = [
+        path
+        for base in (root / ".promote", tmp_path / "out")
+        for path in base.rglob("*")
+        if path.is_file() and not path.name.endswith(_DATABASE_SUFFIXES)
+    ]
+    assert any(p.name == "history.jsonl" for p in written)
+    assert any(p.parent.name == "runs" for p in written)
+    # The search can see secrets: the staging tenant's own database holds its value.
+    database = root / ".promote" / "tenants" / "staging" / "tenant.sqlite3"
+    with closing(sqlite3.connect(database)) as conn:
+        values = [row[0] for row in conn.execute("SELECT value FROM secret_versions")]
+    assert INLINE in values
+    for path in written:
+        _assert_clean(path.read_bytes().decode(errors="replace"), str(path))
