@@ -105,7 +105,7 @@ def _live(
         resolved = {} if held is None else {EMAIL_OBJECT: _resolve(held, values)}
         config = _config(resolved.get(EMAIL_OBJECT))
         if isinstance(tenant, EmailTestable):
-            from_text = sender or (config or {}).get("from") or ""
+            from_text = sender or (config or {}).get("from") or _workspace_from(workspace, values)
             address = parse_address(from_text) if isinstance(from_text, str) else None
             tenant.send_test_email(from_address=address.address if address else "", to_address=to)
             return EmailTestResult(f"test email to {to} sent by {env.name}'s tenant ({kind})")
@@ -123,6 +123,15 @@ def _live(
         return EmailTestResult(f"{summary}; config: what {env.name}'s tenant holds", warnings)
     finally:
         tenant.close()
+
+
+def _workspace_from(workspace: Workspace, values: Mapping[str, Any]) -> str:
+    """The ``from`` of the workspace's ``external.email`` with this environment's values."""
+    document = workspace.config.get(EMAIL_OBJECT)
+    if not isinstance(document, Mapping) or "from" not in document:
+        return ""
+    sender = resolve(document["from"], values, object_id=EMAIL_OBJECT).value
+    return sender if isinstance(sender, str) else ""
 
 
 def _environment(workspace: Workspace, name: str) -> EnvironmentFile:

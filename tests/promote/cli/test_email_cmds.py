@@ -12,7 +12,10 @@ from click.testing import CliRunner
 
 from promote.cli import cli
 from promote.email.model import TEST_SUBJECT
+from promote.sandbox.server import EnvSpec, start_sandbox
+from promote.tenants.factory import open_tenant
 from promote.tenants.local import LocalTenant
+from promote.workspace import load_workspace
 from tests.promote.email.servers import PASSWORD, USER, certificates, smtp_server
 from tests.promote.email.workspaces import SMTP_CONFIG, env_file, make_workspace
 
@@ -197,3 +200,42 @@ def test_starttls_with_a_trusted_ca_sends(tmp_path):
     assert result.exit_code == 0, result.stderr
     assert "(STARTTLS)" in result.stdout
     assert server.mailbox.logins == [USER] and len(server.mailbox.envelopes) == 1
+
+
+OKTA_TOKEN = "okta-Sandbox-token-99"
+
+
+def test_live_okta_uses_the_org_test_endpoint(tmp_path):
+    sandbox = start_sandbox(
+        [EnvSpec("staging", "okta", mutable=True)], tmp_path / "sandbox", tokens=OKTA_TOKEN
+    )
+    try:
+        okta_env = (
+            "tenant:\n  kind: okta\n"
+            f"  url: {sandbox.url('staging')}\n"
+            "  token: {env: OKTA_TOKEN}\n"
+            + env_file(port=587, host="smtp.staging.example.com").split("\n", 2)[2]
+        )
+        root = make_workspace(tmp_path / "ws", {"staging": okta_env})
+        environ = {"OKTA_TOKEN": OKTA_TOKEN, "SMTP_PASSWORD": PASSWORD}
+        workspace = load_workspace(root)
+        tenant = open_tenant(
+            workspace.environments["staging"], workspace=workspace, environ=environ
+        )
+        config = dict(SMTP_CONFIG, host="smtp.staging.example.com", port=587)
+        config["from"] = "noreply@example.com"
+        config["auth"] = {"enable": True, "username": "mailer", "password": PASSWORD}
+        config["starttls"] = {"enable": True}
+        tenant.put_config("external.email", config)
+        tenant.close()
+        result = _run(root, "--env", "staging", "--to", "ops@example.com", "--live", env=environ)
+        outbox = sandbox.apis["staging"].outbox()  # type: ignore[attr-defined]
+    finally:
+        sandbox.stop()
+    assert result.exit_code == 0, result.stderr
+    assert "sent by staging's tenant (okta)" in result.stdout
+    assert [(m["fromAddress"], m["toAddress"]) for m in outbox][-1] == (
+        "noreply@example.com",
+        "ops@example.com",
+    )
+    _no_secret(result, OKTA_TOKEN)
