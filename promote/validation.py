@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from typing import Any
 
 from esv import (
@@ -22,7 +23,9 @@ from esv import (
     Resolved,
     check_environment,
     esv_values,
+    index_references,
     read_secret,
+    read_secrets,
     resolve_objects,
 )
 from esv.envfile import EnvironmentFile
@@ -33,12 +36,20 @@ __all__ = ["check_workspace", "environment_values", "resolve_environment"]
 
 
 def environment_values(
-    workspace: Workspace, env: str, *, environ: Mapping[str, str] = os.environ
+    workspace: Workspace,
+    env: str,
+    *,
+    environ: Mapping[str, str] = os.environ,
+    only: Iterable[str] | None = None,
 ) -> dict[str, EsvValue]:
-    """Every ESV value of ``env``; EnvironmentFileError naming each unreadable secret source."""
-    from esv import read_secrets
+    """Every ESV value of ``env`` (secrets: only those in ``only`` when given).
 
+    Raises EnvironmentFileError naming each unreadable secret source, never a value.
+    """
     file = workspace.environments[env]
+    if only is not None:
+        wanted = set(only)
+        file = replace(file, secrets={k: v for k, v in file.secrets.items() if k in wanted})
     secrets = read_secrets(file, workspace=workspace.root, environ=environ)
     return esv_values(file, secrets)
 
@@ -52,8 +63,8 @@ def resolve_environment(
 ) -> dict[str, Resolved]:
     """The config objects (all, or ``object_ids``) as ``env`` runs them.
 
-    Raises EsvError (exit 3) for unknown object ids, unreadable secrets, and every
-    unresolved reference or failed conversion.
+    Reads only the secrets those objects reference. Raises EsvError (exit 3) for unknown
+    object ids, unreadable secrets, and every unresolved reference or failed conversion.
     """
     ids = list(workspace.config) if object_ids is None else list(object_ids)
     unknown = [i for i in ids if i not in workspace.config]
@@ -63,8 +74,10 @@ def resolve_environment(
             f"unknown config object{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
             f"(config/ holds: {known})"
         )
-    values = environment_values(workspace, env, environ=environ)
-    return resolve_objects({i: workspace.config[i] for i in ids}, values)
+    objects = {i: workspace.config[i] for i in ids}
+    referenced = {ref.esv_id for ref in index_references(objects)}
+    values = environment_values(workspace, env, environ=environ, only=referenced)
+    return resolve_objects(objects, values)
 
 
 def _values_with_stand_ins(

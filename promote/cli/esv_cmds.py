@@ -164,10 +164,14 @@ def usage_cmd(ctx: Context, esv_id: str | None) -> None:
                 f"{wanted} ({id_to_token(wanted)}) is not referenced by any config", err=True
             )
             return 0
-        for ref in sorted(refs, key=lambda r: r.esv_id):
+        refs.sort(key=lambda r: r.esv_id)
+        id_width = max((len(r.esv_id) for r in refs), default=0)
+        object_width = max((len(r.object_id) for r in refs), default=0)
+        for ref in refs:
             notes = [n for n in (ref.wrapper, "defaulted" if ref.defaulted else None) if n]
             suffix = f"  ({', '.join(notes)})" if notes else ""
-            click.echo(f"{ref.esv_id}  {ref.object_id}  {ref.path or '(whole object)'}{suffix}")
+            path = ref.path or "(whole object)"
+            click.echo(f"{ref.esv_id:<{id_width}}  {ref.object_id:<{object_width}}  {path}{suffix}")
         return 0
 
     handle_errors(ctx, run)
