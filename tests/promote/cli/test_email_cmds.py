@@ -239,3 +239,33 @@ def test_live_okta_uses_the_org_test_endpoint(tmp_path):
         "ops@example.com",
     )
     _no_secret(result, OKTA_TOKEN)
+
+
+def test_live_aic_uses_the_tenant_external_email_endpoint(tmp_path):
+    sandbox = start_sandbox(["dev"], tmp_path / "sandbox", tokens=OKTA_TOKEN)
+    try:
+        aic_env = (
+            "tenant:\n  kind: aic\n"
+            f"  url: {sandbox.url('dev')}\n"
+            "  token: {env: AIC_TOKEN}\n"
+            + env_file(port=587, host="smtp.dev.example.com").split("\n", 2)[2]
+        )
+        root = make_workspace(tmp_path / "ws", {"dev": aic_env})
+        environ = {"AIC_TOKEN": OKTA_TOKEN, "SMTP_PASSWORD": PASSWORD}
+        workspace = load_workspace(root)
+        tenant = open_tenant(workspace.environments["dev"], workspace=workspace, environ=environ)
+        tenant.put_config("external.email", SMTP_CONFIG)
+        tenant.close()
+        result = _run(root, "--env", "dev", "--to", "ops@example.com", "--live", env=environ)
+    finally:
+        sandbox.stop()
+    assert result.exit_code == 0, result.stderr
+    assert "sent by dev's tenant (aic)" in result.stdout
+    [line] = (tmp_path / "sandbox" / "dev" / "outbox.jsonl").read_text().splitlines()
+    sent = json.loads(line)
+    assert (sent["from"], sent["to"], sent["subject"]) == (
+        "noreply@example.com",
+        "ops@example.com",
+        TEST_SUBJECT,
+    )
+    _no_secret(result, OKTA_TOKEN)
