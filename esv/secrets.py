@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+from typing import Any
 
 __all__ = ["MASK", "SecretValue"]
 
@@ -48,5 +49,5 @@ class SecretValue:
     def __format__(self, spec: str) -> str:
         return MASK
 
-    def __reduce__(self) -> object:
+    def __reduce__(self) -> str | tuple[Any, ...]:
         raise TypeError("SecretValue cannot be pickled")
