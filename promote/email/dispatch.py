@@ -20,7 +20,6 @@ import httpx
 
 from esv.errors import Problem
 from promote.email.checks import check_recipient
-from promote.email.errors import EmailError
 from promote.email.graph import send_graph
 from promote.email.message import test_message
 from promote.email.model import GraphProvider, parse_address, provider_from_config
@@ -100,11 +99,10 @@ def send_test_email(
     assert recipient is not None  # checked above
     if config is None:
         if outbox is None:
-            raise EmailError(
-                env,
-                "has no external.email: it runs on its tenant's built-in provider, which "
-                "promote can reach only for local tenants",
-                hint="use --live to send through the tenant itself",
+            raise BlockedError(
+                f"{env} has no external.email: it runs on its tenant's built-in provider, "
+                "which promote reaches only for local tenants; nothing was sent "
+                "(use --live to let the tenant send its own test)"
             )
         from_address = parse_address(outbox.sender)
         assert from_address is not None
