@@ -45,7 +45,8 @@ def test_variable_upsert_rules(dev: httpx.Client):
     assert untyped.status_code == 400
     assert untyped.json() == {
         "code": 400,
-        "message": "Variable type required; expressionType cannot be empty when creating new variables",
+        "message": "Variable type required; expressionType cannot be empty when creating new "
+        "variables",
     }
     created = dev.put(
         "/environment/variables/esv-a",
