@@ -131,6 +131,7 @@ def check_okta_email(resolved_external_email: JSON | None, *, location: str) -> 
             "Okta email servers are SMTP servers; this provider type cannot be expressed",
             "use type smtp with host/port, or keep this environment on AIC",
         )
+        return problems  # the rest describes a provider Okta cannot have
     if "mailEndpoint" in email:
         error("mailEndpoint", "Okta cannot send through Microsoft Graph", "remove it; use SMTP")
     _check_text(email, "host", "host", error)

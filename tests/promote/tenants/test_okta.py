@@ -231,9 +231,14 @@ def test_check_accepts_basic_oauth_and_absence() -> None:
     assert check_okta_email(OAUTH, location="external.email") == []
 
 
+def test_check_refuses_microsoft_graph_with_one_error() -> None:
+    graph = {"type": "msgraph", "mailEndpoint": "https://graph.microsoft.com/x", "auth": {}}
+    problems = check_okta_email(graph, location="external.email")
+    assert [(p.path, p.severity) for p in problems] == [("type", "error")]
+
+
 def test_check_names_every_field_okta_cannot_express() -> None:
     email = {
-        "type": "msgraph",
         "mailEndpoint": "https://graph.microsoft.com/v1.0/users/x/sendMail",
         "port": "587",
         "smtpProperties": ["mail.mime.allowutf8=true"],
@@ -245,7 +250,6 @@ def test_check_names_every_field_okta_cannot_express() -> None:
     errors = {p.path for p in problems if p.severity == "error"}
     warnings = {p.path for p in problems if p.severity == "warning"}
     assert errors == {
-        "type",
         "mailEndpoint",
         "host",
         "port",
