@@ -22,6 +22,7 @@ __all__ = [
     "as_text",
     "check_type",
     "convert",
+    "innermost_text",
     "wrapper_of",
 ]
 
@@ -223,3 +224,13 @@ def wrapper_of(node: dict[str, Any]) -> tuple[str, Any, str | None] | None:
                 charset = node["$charset"]
                 return key, inner, charset if isinstance(charset, str) else None
     return None
+
+
+def innermost_text(node: Any) -> str:
+    """The text at the bottom of nested wrappers (``""`` when there is none)."""
+    while isinstance(node, dict):
+        typed = wrapper_of(node)
+        if typed is None:
+            return ""
+        node = typed[1]
+    return node if isinstance(node, str) else ""

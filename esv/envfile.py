@@ -353,7 +353,7 @@ def _variables(check: _Checker, data: Any) -> dict[str, Variable]:
         if why is not None:
             shown = value if len(value) <= 60 else value[:60] + "..."
             check.error(
-                path, f'"{shown}" {why}', f"fix the value or its type ({expression_type})", esv_id
+                path, f'"{shown}" {why}', f"fix the value, or its type: {expression_type}", esv_id
             )
             continue
         if expression_type == "list" and value.lstrip().startswith("["):

@@ -12,7 +12,14 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from esv.conversions import WRAPPER_FOR_TYPE, ConversionError, as_text, convert, wrapper_of
+from esv.conversions import (
+    WRAPPER_FOR_TYPE,
+    ConversionError,
+    as_text,
+    convert,
+    innermost_text,
+    wrapper_of,
+)
 from esv.envfile import EnvironmentFile
 from esv.errors import Problem
 from esv.ids import is_valid_id
@@ -182,7 +189,7 @@ class _Check:
         try:
             return convert(key, text, charset)
         except ConversionError as error:
-            ids = [p.esv_id for p in _placeholders(parse(inner))] if isinstance(inner, str) else []
+            ids = [p.esv_id for p in _placeholders(parse(innermost_text(inner)))]
             source = f" (from {', '.join(i for i in ids if i)})" if any(ids) else ""
             self.problems.append(
                 Problem(

@@ -14,7 +14,14 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from esv.conversions import WRAPPERS, ConversionError, as_text, convert, wrapper_of
+from esv.conversions import (
+    WRAPPERS,
+    ConversionError,
+    as_text,
+    convert,
+    innermost_text,
+    wrapper_of,
+)
 from esv.errors import Problem, ResolutionError
 from esv.placeholders import Placeholder, Segment, parse
 from esv.secrets import MASK
@@ -287,7 +294,7 @@ class _Walk:
         try:
             return convert(key, text, charset), secret
         except ConversionError as error:
-            ids = _esv_ids(parse(inner)) if type(inner) is str else []
+            ids = _esv_ids(parse(innermost_text(inner)))
             source = f" (from {', '.join(ids)})" if ids else ""
             shown = "a secret value" if secret else json.dumps(text)
             self.problems.append(

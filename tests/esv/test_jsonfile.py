@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import pytest
+
+from esv.errors import WorkspaceFileError
+from esv.jsonfile import depth_exceeds, load_json, parse_json
+from esv.resolver import MAX_DEPTH
+
+
+def test_parse_and_normalise_aliases() -> None:
+    assert parse_json('{"a": "&<esv.x.y>"}', relpath="config/a.json") == {"a": "&{esv.x.y}"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        (
+            '{"a": 1,}',
+            "invalid JSON: Expecting property name enclosed in double quotes at line 1, column 9",
+        ),
+        ("{\n\n  x", "at line 3, column 3"),
+        ('{"a": NaN}', "NaN is not valid JSON"),
+        ("", "Expecting value at line 1, column 1"),
+    ],
+)
+def test_malformed_json(text: str, message: str) -> None:
+    with pytest.raises(WorkspaceFileError) as caught:
+        parse_json(text, relpath="config/a.json")
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("config/a.json: ")
+
+
+def test_ten_thousand_levels_is_a_clear_error() -> None:
+    for text in ("[" * 10_000 + "]" * 10_000, '{"a":' * 10_000 + "1" + "}" * 10_000):
+        with pytest.raises(WorkspaceFileError, match=f"deeper than {MAX_DEPTH} levels"):
+            parse_json(text, relpath="config/deep.json")
+    ok = "[" * MAX_DEPTH + "]" * MAX_DEPTH
+    assert not depth_exceeds(parse_json(ok, relpath="x"))
+
+
+def test_fifty_megabyte_config_loads(tmp_path: Path) -> None:
+    item = {"host": "&{esv.email.provider.host}", "port": {"$int": "&{esv.port}"}, "pad": "x" * 200}
+    doc = {"items": [item] * 200_000}
+    path = tmp_path / "big.json"
+    path.write_text(json.dumps(doc))
+    assert path.stat().st_size > 50_000_000
+    start = time.perf_counter()
+    loaded = load_json(path, relpath="config/big.json")
+    assert len(loaded["items"]) == 200_000
+    assert time.perf_counter() - start < 30
+
+
+def test_unreadable_files(tmp_path: Path) -> None:
+    with pytest.raises(WorkspaceFileError, match="cannot be read"):
+        load_json(tmp_path / "missing.json", relpath="config/missing.json")
+    (tmp_path / "bin.json").write_bytes(b"\xff\x00")
+    with pytest.raises(WorkspaceFileError, match="not UTF-8"):
+        load_json(tmp_path / "bin.json", relpath="config/bin.json")
