@@ -41,6 +41,7 @@ _LANGUAGE_TAG = re.compile(
 _TIMEOUTS = ("connectiontimeout", "timeout", "writetimeout")
 _SMTP_ONLY = ("host", "port", "starttls", "ssl", "smtpProperties", "debug")
 _OKTA_PORTS = (465, 587, 2587)
+_PATH_PART = re.compile(r"\[\d+\]|[^.\[\]]+")
 _UTF8_HINT = 'add "mail.mime.allowutf8=true" to smtpProperties (if the SMTP server supports it)'
 
 
@@ -116,12 +117,15 @@ def check_recipient(
 
 
 def _international_refusal(
-    address: Address, config: Mapping[str, Any] | None, *, env: str
+    address: Address, config: Mapping[str, Any] | None, *, env: str, shown: str | None = None
 ) -> tuple[str, str] | None:
-    """Why ``address`` cannot be sent through ``config``, or ``None`` if it can."""
+    """Why ``address`` cannot be sent through ``config``, or ``None`` if it can.
+
+    ``shown`` is how messages quote the address (masked when secret-derived).
+    """
     if not address.international:
         return None
-    what = f"{address.address!r} is an international (non-ASCII) address"
+    what = f"{shown or repr(address.address)} is an international (non-ASCII) address"
     if config is None:
         return (
             f"{what}, and {env}'s built-in email provider does not support those",
@@ -191,11 +195,27 @@ class _Checker:
         self.add(path, message, hint, severity="warning")
 
     def shown(self, path: str) -> str:
-        """The masked value at ``path`` as JSON text, for messages."""
+        """The masked value at ``path`` (``auth.scope``, ``smtpProperties[2]``) as JSON text.
+
+        A secret-derived container is masked as a whole (``"********"``); the walk stops
+        there and shows that.
+        """
         node: Any = self.masked
-        for key in path.split("."):
-            node = node.get(key) if isinstance(node, Mapping) else None
+        for part in _PATH_PART.findall(path):
+            if isinstance(node, str):
+                break
+            if part.startswith("["):
+                index = int(part[1:-1])
+                node = node[index] if isinstance(node, list) and index < len(node) else None
+            else:
+                node = node.get(part) if isinstance(node, Mapping) else None
         return _show(node)
+
+    def refusal(self, address: Address, provider: Mapping[str, Any] | None, path: str) -> None:
+        """An error when ``address`` (at ``path``) cannot be sent through ``provider``."""
+        refusal = _international_refusal(address, provider, env=self.env, shown=self.shown(path))
+        if refusal:
+            self.add(path, refusal[0], refusal[1])
 
     @staticmethod
     def get(config: Mapping[str, Any], path: str) -> Any:
@@ -289,9 +309,7 @@ class _Checker:
                 f'is {self.shown("from")}; it must be an address or "Name" <address>',
             )
             return
-        refusal = _international_refusal(address, config, env=self.env)
-        if refusal:
-            self.add("from", refusal[0], refusal[1])
+        self.refusal(address, config, "from")
 
     def check_smtp(self, config: Mapping[str, Any], *, tenant_kind: str) -> None:
         host = self.non_empty_string(config, "host", "the SMTP server's hostname or IP address")
@@ -374,15 +392,14 @@ class _Checker:
             if not isinstance(entry, str) or "=" not in entry or not key or " " in key:
                 self.add(
                     path,
-                    f"is {_show(self.masked['smtpProperties'][index])}; "
-                    'it must be a "key=value" string',
+                    f'is {self.shown(path)}; it must be a "key=value" string',
                     'for example "mail.mime.allowutf8=true"',
                 )
             elif key == "mail.mime.allowutf8" and entry.partition("=")[2].strip().lower() not in (
                 "true",
                 "false",
             ):
-                self.add(path, f"is {_show(entry)}; mail.mime.allowutf8 must be true or false")
+                self.add(path, f"is {self.shown(path)}; mail.mime.allowutf8 must be true or false")
 
     def check_graph(self, config: Mapping[str, Any], *, tenant_kind: str) -> None:
         if tenant_kind == "okta":
@@ -468,6 +485,5 @@ class _Checker:
             self.add("from", f'is {self.shown("from")}; it must be an address or "Name" <address>')
             return
         # The built-in provider replaces every sender with its own, so only a custom one counts.
-        refusal = provider and _international_refusal(address, provider, env=self.env)
-        if refusal:
-            self.add("from", refusal[0], refusal[1])
+        if provider is not None:
+            self.refusal(address, provider, "from")

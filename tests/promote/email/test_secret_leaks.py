@@ -126,3 +126,30 @@ def test_graph_failures_never_show_secret_or_token(tmp_path):
     with pytest.raises(EmailError) as caught:
         send_graph(provider, build_message(sender, to), transport=httpx.MockTransport(handler))
     assert SECRET not in str(caught.value) and SECRET not in repr(caught.value)
+
+
+def test_secret_derived_containers_and_addresses_stay_masked():
+    doc = json.loads(json.dumps(SMTP_CONFIG))
+    doc["smtpProperties"] = {"$array": "&{esv.email.provider.password}"}
+    doc["from"] = "&{esv.email.provider.from}"
+    canary_from = "leak-jürgen@example.com"
+    values = {
+        "esv-email-provider-host": EsvValue("esv-email-provider-host", "h"),
+        "esv-email-provider-port": EsvValue("esv-email-provider-port", "587", "int"),
+        "esv-email-provider-from": EsvValue("esv-email-provider-from", canary_from, secret=True),
+        "esv-email-provider-password": EsvValue(
+            "esv-email-provider-password", '["mail.mime.allowutf8=maybe", "x"]', secret=True
+        ),
+    }
+    resolved = resolve(doc, values, object_id="external.email")
+    problems = check_email(
+        {"external.email": resolved},
+        env="dev",
+        location="environments/dev.yaml",
+        mutable=True,
+        tenant_kind="local",
+    )
+    paths = sorted(p.path for p in problems if p.severity == "error")
+    assert paths == ["from", "smtpProperties[0]", "smtpProperties[1]"]
+    for problem in problems:
+        assert canary_from not in str(problem) and "maybe" not in str(problem)
