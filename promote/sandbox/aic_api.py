@@ -71,6 +71,8 @@ class AicApi:
             check_same_thread=False,
             isolation_level=None,
         )
+        self._meta.execute("PRAGMA journal_mode = WAL")
+        self._meta.execute("PRAGMA synchronous = NORMAL")  # descriptions only: no secrets here
         self._meta.execute(_META_SCHEMA)
         self._holder: str | None = None
         self._promotion_id: str | None = None
@@ -329,9 +331,14 @@ class AicApi:
         return SandboxResponse(200)
 
     def _set_meta(self, esv_id: str, **fields: Any) -> None:
-        self._meta.execute("INSERT OR IGNORE INTO esv_meta (id) VALUES (?)", (esv_id,))
-        for column, value in fields.items():
-            self._meta.execute(f"UPDATE esv_meta SET {column} = ? WHERE id = ?", (value, esv_id))
+        columns = ", ".join(fields)
+        marks = ", ".join("?" for _ in fields)
+        updates = ", ".join(f"{c} = excluded.{c}" for c in fields)
+        self._meta.execute(
+            f"INSERT INTO esv_meta (id, {columns}) VALUES (?, {marks}) "
+            f"ON CONFLICT (id) DO UPDATE SET {updates}",
+            (esv_id, *fields.values()),
+        )
 
     def _refuse_esv_write(self) -> SandboxResponse | None:
         """The platform blocks the ESV API while an environment is locked or restarting."""
