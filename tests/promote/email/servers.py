@@ -45,6 +45,16 @@ class Mailbox:
 
     envelopes: list[Any] = field(default_factory=list)
     logins: list[str] = field(default_factory=list)
+    refuse: frozenset[str] = frozenset()
+    """Recipients answered ``550``."""
+
+    async def handle_RCPT(
+        self, server: Any, session: Any, envelope: Any, address: str, options: list[str]
+    ) -> str:
+        if address in self.refuse:
+            return "550 5.1.1 no such mailbox"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         self.envelopes.append(envelope)
@@ -74,11 +84,13 @@ def smtp_server(
     auth: bool = False,
     tls: ssl.SSLContext | None = None,
     implicit_tls: ssl.SSLContext | None = None,
+    refuse: frozenset[str] = frozenset(),
+    smtputf8: bool = True,
 ) -> Iterator[SmtpServer]:
     """An aiosmtpd server on 127.0.0.1: AUTH with USER/PASSWORD when ``auth``, STARTTLS
     with ``tls``, implicit TLS with ``implicit_tls``."""
-    mailbox = Mailbox()
-    kwargs: dict[str, Any] = {"enable_SMTPUTF8": True}
+    mailbox = Mailbox(refuse=refuse)
+    kwargs: dict[str, Any] = {"enable_SMTPUTF8": smtputf8}
     if auth:
         kwargs.update(authenticator=_authenticator(mailbox), auth_require_tls=tls is not None)
     if tls is not None:

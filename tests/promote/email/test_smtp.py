@@ -161,3 +161,19 @@ def test_international_addresses_use_smtputf8_only_when_allowed():
 def test_provider_repr_hides_password():
     provider = _provider(25, auth=True, username=USER, password=SecretValue(PASSWORD))
     assert PASSWORD not in repr(provider) and PASSWORD not in provider.describe()
+
+
+def test_refused_recipient():
+    with smtp_server(refuse=frozenset({"ops@example.com"})) as server:
+        with pytest.raises(EmailRejectedError, match="every recipient was refused") as caught:
+            send_smtp(_provider(server.port), _message())
+    assert "ops@example.com: 550" in str(caught.value)
+    assert server.mailbox.envelopes == []
+
+
+def test_international_address_needs_server_smtputf8():
+    with smtp_server(smtputf8=False) as server:
+        allowed = _provider(server.port, properties={"mail.mime.allowutf8": "true"})
+        with pytest.raises(EmailRejectedError, match="does not offer SMTPUTF8"):
+            send_smtp(allowed, _message(to="jürgen@example.com"))
+    assert server.mailbox.envelopes == []
