@@ -96,8 +96,9 @@ def find_workspace(start: Path) -> Path:
     )
 
 
-def _chain(root: Path, names: list[str], problems: list[Problem]) -> tuple[str, ...]:
-    """The chain from promote.yaml, else the default order of the files that exist."""
+def _chain(root: Path, names: list[str], problems: list[Problem]) -> tuple[str, ...] | None:
+    """The chain from promote.yaml, else the default order of the files that exist;
+    ``None`` when promote.yaml cannot say (its problems are added)."""
     settings_path = root / SETTINGS_FILE
     if not settings_path.exists():
         return tuple(name for name in DEFAULT_CHAIN if name in names)
@@ -105,12 +106,12 @@ def _chain(root: Path, names: list[str], problems: list[Problem]) -> tuple[str, 
         settings = read_yaml(settings_path, relpath=SETTINGS_FILE)
     except EsvError as error:
         problems.extend(error.problems)
-        return ()
+        return None
     if settings is None:
         settings = {}
     if not isinstance(settings, dict):
         problems.append(Problem(SETTINGS_FILE, "", "the top level must be a mapping"))
-        return ()
+        return None
     for key in settings:
         if key not in _SETTINGS_KEYS:
             close = difflib.get_close_matches(key, _SETTINGS_KEYS, n=1)
@@ -123,7 +124,7 @@ def _chain(root: Path, names: list[str], problems: list[Problem]) -> tuple[str, 
         problems.append(
             Problem(SETTINGS_FILE, "chain", "must be a non-empty list of environment names")
         )
-        return ()
+        return None
     seen: set[str] = set()
     for name in chain:
         if name in seen:
@@ -180,9 +181,9 @@ def load_workspace(root: Path | None = None, *, cwd: Path | None = None) -> Work
             problems.append(
                 Problem(f"environments/{path.name}", "", "environment files end in .yaml")
             )
-    before = len(problems)
-    chain = _chain(root, names, problems)
-    chain_ok = len(problems) == before
+    found = _chain(root, names, problems)
+    chain_ok = found is not None
+    chain = found or ()
     environments: dict[str, EnvironmentFile] = {}
     for name in names:
         relpath = f"environments/{name}.yaml"
