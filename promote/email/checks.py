@@ -42,7 +42,9 @@ _TIMEOUTS = ("connectiontimeout", "timeout", "writetimeout")
 _SMTP_ONLY = ("host", "port", "starttls", "ssl", "smtpProperties", "debug")
 _OKTA_PORTS = (465, 587, 2587)
 _PATH_PART = re.compile(r"\[\d+\]|[^.\[\]]+")
-_UTF8_HINT = 'add "mail.mime.allowutf8=true" to smtpProperties (if the SMTP server supports it)'
+_UTF8_HINT = (
+    'add "mail.mime.allowutf8=true" to smtpProperties, if the SMTP server supports SMTPUTF8'
+)
 
 
 def check_email(
