@@ -148,3 +148,12 @@ def test_malformed_gate(tmp_path, verify, message):
         return
     with pytest.raises(VerifyError, match=message):
         run_verify(ctx)
+
+
+def test_gate_skipped_for_okta_builtin_email(tmp_path):
+    root = make_workspace(tmp_path, {"dev": env_file(port=1, extra=GATE)}, config=None)
+    ctx = _context(root, "dev")
+    env = ctx.env.__class__(**{**ctx.env.__dict__, "tenant": {"kind": "okta"}})
+    summary = run_verify(VerifyContext(env, ctx.tenant, ctx.resolved, ctx.workspace))
+    assert summary == "verify email_test skipped for dev: Okta's built-in email cannot be tested"
+    assert not (root / ".promote" / "tenants" / "dev" / "outbox").exists()
