@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import threading
 from pathlib import Path
@@ -68,6 +69,14 @@ def sandbox_group() -> None:
     help="Where the environments keep their state (one local tenant per environment).",
 )
 @click.option(
+    "--service-account",
+    "service_accounts",
+    multiple=True,
+    metavar="ID=JWK_FILE",
+    help="Accept this service account at <env url>/am/oauth2/access_token (JWT-bearer "
+    "grant); JWK_FILE holds its public JWK. Repeatable.",
+)
+@click.option(
     "--duration",
     type=float,
     default=None,
@@ -85,6 +94,7 @@ def serve_command(
     rate_limit: float | None,
     restart_seconds: float,
     state_dir: Path,
+    service_accounts: tuple[str, ...],
     duration: float | None,
 ) -> None:
     """Serve environments on http://127.0.0.1:PORT/<env> until Ctrl-C."""
@@ -108,6 +118,15 @@ def serve_command(
                 raise BlockedError(f"--env {text}: kind must be one of {', '.join(_KINDS)}")
             specs.append(EnvSpec(name, kind, mutable=kind == "aic" and not seen_aic))
             seen_aic = seen_aic or kind == "aic"
+        accounts = {}
+        for text in service_accounts:
+            account, _, path = text.partition("=")
+            try:
+                accounts[account] = json.loads(Path(path).read_text())
+            except (OSError, ValueError) as exc:
+                raise BlockedError(
+                    f"--service-account {text}: expected ID=JWK_FILE with a public JWK ({exc})"
+                ) from None
         server = start_sandbox(
             specs,
             state_dir,
@@ -117,6 +136,7 @@ def serve_command(
             failures=failures,
             rate_limit=rate_limit,
             restart_seconds=restart_seconds,
+            service_accounts=accounts,
         )
         try:
             click.echo(f"promote sandbox on http://127.0.0.1:{server.port} (state: {state_dir})")

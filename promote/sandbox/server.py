@@ -25,6 +25,7 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from promote.errors import BlockedError, ImmutableError, LockedError, PromoteError
+from promote.sandbox.oauth import TOKEN_PATH, TokenEndpoint, public_key_from_jwk
 from promote.sandbox.routes import Api, SandboxRequest, SandboxResponse, error
 
 __all__ = [
@@ -115,10 +116,12 @@ class SandboxServer:
         latency_ms: float = 0.0,
         failures: Sequence[FailureRule] = (),
         rate_limit: float | None = None,
+        token_endpoint: TokenEndpoint | None = None,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.apis = dict(apis)
+        self.token_endpoint = token_endpoint
         self.tokens = dict(tokens)
         self.latency = latency_ms / 1000.0
         self.failures = list(failures)
@@ -202,9 +205,9 @@ class SandboxServer:
                     {"code": 429, "message": "Too Many Requests"},
                     {"Retry-After": str(max(1, math.ceil(wait)))},
                 )
-        token = self.tokens.get(env)
-        given = headers.get("authorization", "")
-        if token is not None and given not in (f"Bearer {token}", f"SSWS {token}"):
+        if self.token_endpoint is not None and method == "POST" and path == TOKEN_PATH:
+            return self.token_endpoint.exchange(env, self.url(env) + TOKEN_PATH, body)
+        if not self._authorized(env, headers.get("authorization", "")):
             return SandboxResponse(
                 401, {"code": 401, "reason": "Unauthorized", "message": "Access Denied"}
             )
@@ -230,6 +233,19 @@ class SandboxServer:
         except Exception as exc:  # the sandbox must answer, never drop the connection
             return error(500, f"sandbox error: {type(exc).__name__}: {exc}")
         return answer if answer is not None else error(404, f"no route for {method} {path}")
+
+    def _authorized(self, env: str, given: str) -> bool:
+        token = self.tokens.get(env)
+        if token is None and self.token_endpoint is None:
+            return True
+        if token is not None and given in (f"Bearer {token}", f"SSWS {token}"):
+            return True
+        scheme, _, value = given.partition(" ")
+        return (
+            self.token_endpoint is not None
+            and scheme == "Bearer"
+            and self.token_endpoint.valid(env, value)
+        )
 
     def _injected(self, line: str) -> SandboxResponse | None:
         with self._failure_lock:
@@ -278,12 +294,17 @@ def start_sandbox(
     failures: Sequence[FailureRule | str] = (),
     rate_limit: float | None = None,
     restart_seconds: float = 0.0,
+    service_accounts: Mapping[str, Mapping[str, Any]] | None = None,
+    token_lifetime: float = 900.0,
 ) -> SandboxServer:
     """Serve ``envs`` on 127.0.0.1 with state under ``state_dir/<env>``; returns at once.
 
     Plain names are AIC environments forming a chain in the given order: the first is mutable,
     every later one is immutable and promotable from the one before it. ``tokens``: one token
-    for every environment, or per environment; ``None`` disables auth.
+    for every environment, or per environment; ``None`` (and no service accounts) disables
+    auth. ``service_accounts`` maps account ids to public JWKs: they get access tokens
+    (``token_lifetime`` seconds) at ``<env url>/am/oauth2/access_token`` by the JWT-bearer
+    grant.
     """
     specs = [
         EnvSpec(e, "aic", mutable=i == 0) if isinstance(e, str) else e for i, e in enumerate(envs)
@@ -309,6 +330,13 @@ def start_sandbox(
     else:
         token_map = dict(tokens)
     rules = [parse_failure(f) if isinstance(f, str) else f for f in failures]
+    endpoint = None
+    if service_accounts:
+        try:
+            keys = {k: public_key_from_jwk(v) for k, v in service_accounts.items()}
+        except (ValueError, KeyError) as exc:
+            raise BlockedError(f"service account keys must be RSA public JWKs ({exc})") from None
+        endpoint = TokenEndpoint(keys, lifetime=token_lifetime)
     return SandboxServer(
         apis,
         tokens=token_map,
@@ -316,6 +344,7 @@ def start_sandbox(
         latency_ms=latency_ms,
         failures=rules,
         rate_limit=rate_limit,
+        token_endpoint=endpoint,
     )
 
 

@@ -165,6 +165,10 @@ class ServiceAccountAuth:
         self._token = SecretValue(token)
         self._expires = self._clock() + float(expires_in if expires_in is not None else 900)
 
+    def close(self) -> None:
+        """Close the token endpoint's connection pool."""
+        self._http.close()
+
     def __repr__(self) -> str:
         return f"ServiceAccountAuth({self.token_url!r}, account=***)"
 
@@ -209,6 +213,7 @@ class AicTenant:
             sleep=sleep,
             clock=clock,
         )
+        self._auth = auth
         self._sleep = sleep
         self._clock = clock
         self._salt = salt
@@ -514,8 +519,11 @@ class AicTenant:
         )
 
     def close(self) -> None:
-        """Close the connection pool."""
+        """Close the connection pools (the tenant's and its token endpoint's)."""
         self._http.close()
+        close_auth = getattr(self._auth, "close", None)
+        if callable(close_auth):
+            close_auth()
 
     # -- helpers ------------------------------------------------------------------------
     def _map(self, call: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:

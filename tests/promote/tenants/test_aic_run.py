@@ -6,12 +6,14 @@ what each run sent.
 
 from __future__ import annotations
 
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from cryptography.hazmat.primitives.asymmetric import rsa
 
 from promote.cli import cli
 from promote.sandbox import SandboxServer, start_sandbox
@@ -40,7 +42,9 @@ EMAIL = {
 }
 
 
-def env_yaml(name: str, url: str, *, skip: tuple[str, ...] = ()) -> str:
+def env_yaml(
+    name: str, url: str, *, skip: tuple[str, ...] = (), service_account: bool = False
+) -> str:
     variables = {
         "esv-email-provider-host": f"smtp.{name}.example.com",
         "esv-email-provider-port": '{value: "465", type: int}',
@@ -53,7 +57,9 @@ def env_yaml(name: str, url: str, *, skip: tuple[str, ...] = ()) -> str:
         "tenant:",
         "  kind: aic",
         f"  url: {url}",
-        "  token: {env: SANDBOX_TOKEN}",
+        "  service_account: {id: sa-e2e, jwk: {env: SA_JWK}}"
+        if service_account
+        else "  token: {env: SANDBOX_TOKEN}",
         "  concurrency: 4",
         f"protected: {'true' if name == 'prod' else 'false'}",
         "variables:",
@@ -70,19 +76,25 @@ def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
     server.stop()
 
 
-def workspace(root: Path, server: SandboxServer, **skips: tuple[str, ...]) -> Path:
+def workspace(
+    root: Path, server: SandboxServer, *, service_account: bool = False, **skips: tuple[str, ...]
+) -> Path:
     (root / "environments").mkdir(parents=True)
     (root / "config").mkdir()
     for name in CHAIN:
-        text = env_yaml(name, server.url(name), skip=skips.get(name, ()))
+        text = env_yaml(
+            name, server.url(name), skip=skips.get(name, ()), service_account=service_account
+        )
         (root / "environments" / f"{name}.yaml").write_text(text)
     (root / "config" / "external.email.json").write_text(json.dumps(EMAIL, indent=2))
     (root / "promote.yaml").write_text(f"chain: [{', '.join(CHAIN)}]\n")
     return root
 
 
-def promote(root: Path, *args: str) -> Result:
-    return CliRunner().invoke(cli, ["--workspace", str(root), *args], env=ENVIRON)
+def promote(root: Path, *args: str, extra: dict[str, str] | None = None) -> Result:
+    return CliRunner().invoke(
+        cli, ["--workspace", str(root), *args], env={**ENVIRON, **(extra or {})}
+    )
 
 
 def held(server: SandboxServer, env: str) -> dict[str, object]:
@@ -90,9 +102,16 @@ def held(server: SandboxServer, env: str) -> dict[str, object]:
     return tenant.read_config(sorted(tenant.list_config_ids()))
 
 
-def assert_no_secret(result: Result, root: Path) -> None:
+def assert_no_secret(result: Result, root: Path, sandbox_state: Path | None = None) -> None:
+    """Nothing the run or the sandbox wrote holds a secret, except each tenant's own store."""
     texts = [result.stdout, result.stderr]
     texts += [p.read_text(errors="replace") for p in (root / ".promote").rglob("*") if p.is_file()]
+    if sandbox_state is not None:
+        texts += [
+            p.read_bytes().decode("latin-1")
+            for p in sandbox_state.rglob("*")
+            if p.is_file() and not p.name.startswith("tenant.sqlite3")
+        ]
     for text in texts:
         assert PASSWORD not in text
 
@@ -117,7 +136,7 @@ def test_run_to_prod_then_second_run_writes_nothing(tmp_path: Path, sandbox: San
         assert not any(
             r.method == "PUT" and r.env == env and "openidm" in r.path for r in sandbox.requests
         )
-    assert_no_secret(first, root)
+    assert_no_secret(first, root, tmp_path / "sandbox")
 
     sandbox.requests.clear()
     second = promote(root, "run", "--to", "prod", "--approve", "prod")
@@ -170,3 +189,37 @@ def test_an_environment_locked_by_someone_else_exits_4_and_writes_nothing(
     assert result.exit_code == 4, result.stdout + result.stderr
     assert "uat" in result.stderr and "locked" in result.stderr
     assert sandbox.writes() == []
+
+
+def test_service_account_auth_through_a_whole_run(tmp_path: Path):
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    numbers = key.private_numbers()
+    public = {
+        "kty": "RSA",
+        "n": b64u(numbers.public_numbers.n),
+        "e": b64u(numbers.public_numbers.e),
+    }
+    private = json.dumps(
+        {**public, "d": b64u(numbers.d), "p": b64u(numbers.p), "q": b64u(numbers.q)}
+    )
+    with start_sandbox(
+        list(CHAIN), tmp_path / "sandbox", service_accounts={"sa-e2e": public}
+    ) as srv:
+        root = workspace(tmp_path / "ws", srv, service_account=True)
+        result = promote(root, "run", "--to", "staging", extra={"SA_JWK": private})
+        assert result.exit_code == 0, result.stdout + result.stderr
+        assert held(srv, "staging") == {"external.email": EMAIL}
+        grants = [r for r in srv.requests if r.path == "/am/oauth2/access_token"]
+        assert {r.env for r in grants} == {"dev", "staging"} and all(
+            r.status == 200 for r in grants
+        )
+        assert (
+            "BEGIN" not in result.stdout + result.stderr
+            and numbers.d
+            and private not in result.stderr
+        )
+
+
+def b64u(n: int) -> str:
+    raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
