@@ -527,10 +527,22 @@ class AicTenant:
 
     # -- helpers ------------------------------------------------------------------------
     def _map(self, call: Callable[[Any], Any], items: Sequence[Any]) -> list[Any]:
+        """``call`` over ``items`` with at most ``concurrency`` in flight, results in order.
+
+        On Ctrl-C (or any escaping error) requests not yet sent are cancelled; those in
+        flight finish, so the tenant is never left with a half-sent request.
+        """
         if self.concurrency == 1 or len(items) <= 1:
             return [call(item) for item in items]
-        with ThreadPoolExecutor(max_workers=min(self.concurrency, len(items))) as pool:
-            return list(pool.map(call, items))
+        pool = ThreadPoolExecutor(max_workers=min(self.concurrency, len(items)))
+        try:
+            futures = [pool.submit(call, item) for item in items]
+            return [future.result() for future in futures]
+        except BaseException:
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
 
     def _list(self, path: str) -> list[dict[str, Any]]:
         items: list[dict[str, Any]] = []

@@ -726,3 +726,22 @@ def test_promotion_polls_until_ready_and_reads_the_item_level_report():
         "staging",
     )
     assert clock.slept and max(clock.slept) <= 1.0
+
+
+def test_ctrl_c_during_concurrent_writes_cancels_what_was_not_sent():
+    api = Api()
+    api.on("GET", "/environment/variables", listing([]))
+    sent: list[str] = []
+
+    def put(request):
+        sent.append(request.url.path)
+        if request.url.path.endswith("esv-v0"):
+            raise KeyboardInterrupt  # surfaces in the worker; the caller sees it from result()
+        return httpx.Response(200, json={})
+
+    for i in range(40):
+        api.routes[("PUT", f"/environment/variables/esv-v{i}")] = put
+    t = tenant(api, concurrency=2)
+    with pytest.raises(KeyboardInterrupt):
+        t.write_esvs([EsvWrite(f"esv-v{i}", "variable", "add", str(i)) for i in range(40)])
+    assert len(sent) < 40
