@@ -19,6 +19,8 @@ from promote.workspace import load_workspace
 from tests.promote.email.servers import PASSWORD, USER, certificates, smtp_server
 from tests.promote.email.workspaces import SMTP_CONFIG, env_file, make_workspace
 
+# aiosmtpd warns when a server offers AUTH without requiring TLS; the loopback servers here
+# do that on purpose (plain AUTH keeps these tests independent of certificates).
 PLAIN_AUTH_WARNING = "ignore:Requiring AUTH while not requiring TLS:UserWarning"
 
 

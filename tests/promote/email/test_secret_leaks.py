@@ -17,6 +17,8 @@ from tests.promote.email.servers import closed_port, smtp_server
 from tests.promote.email.workspaces import SMTP_CONFIG, env_file, make_workspace
 
 SECRET = "Leak-Canary-7f3a9c"
+# aiosmtpd warns when a server offers AUTH without requiring TLS; the loopback servers here
+# do that on purpose (plain AUTH keeps these tests independent of certificates).
 PLAIN_AUTH_WARNING = "ignore:Requiring AUTH while not requiring TLS:UserWarning"
 
 
