@@ -1,0 +1,238 @@
+"""``promote plan`` / ``promote run`` into an Okta org served by the sandbox, through the CLI.
+
+The workspace chain is ``dev`` (local) → ``okta`` (``tenant: {kind: okta}``); every test
+asserts exit codes and streams, and the last one searches everything written for secrets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner, Result
+
+from promote.cli import cli
+from promote.sandbox.okta_api import OktaApi
+from promote.sandbox.server import EnvSpec, SandboxServer, start_sandbox
+
+TOKEN = "cli-Okta-T0KEN-5150"
+PASSWORD = "cli-Okta-Smtp-Pa55-8086"
+DEV_PASSWORD = "cli-Dev-Smtp-Pa55-1234"
+ENVIRON = {"OKTA_TOKEN": TOKEN, "OKTA_SMTP_PASSWORD": PASSWORD, "DEV_SMTP_PASSWORD": DEV_PASSWORD}
+EMAIL = {
+    "host": "&{esv.email.provider.host}",
+    "port": {"$int": "&{esv.email.provider.port}"},
+    "from": '"Acme" <&{esv.email.provider.from}>',
+    "auth": {
+        "enable": True,
+        "username": "&{esv.email.provider.username}",
+        "password": "&{esv.email.provider.password}",
+    },
+    "starttls": {"enable": True},
+    "smtpProperties": [],
+}
+API = "/api/v1/email-servers"
+
+
+def variables(name: str, port: str = "587") -> str:
+    return (
+        "variables:\n"
+        f"  esv-email-provider-host: smtp.{name}.example.com\n"
+        f'  esv-email-provider-port: {{value: "{port}", type: int}}\n'
+        f"  esv-email-provider-username: {name}-mailer\n"
+        f"  esv-email-provider-from: noreply@{name}.example.com\n"
+        "secrets:\n"
+        f"  esv-email-provider-password: {{env: {name.upper()}_SMTP_PASSWORD}}\n"
+    )
+
+
+def write_okta_env(root: Path, url: str, *, port: str = "587") -> None:
+    (root / "environments" / "okta.yaml").write_text(
+        "description: Okta org\n"
+        "tenant:\n"
+        "  kind: okta\n"
+        f"  url: {url}\n"
+        "  token: {env: OKTA_TOKEN}\n"
+        "mutable: true\n"
+        "verify:\n"
+        "  email_test: {to: ops@example.com}\n" + variables("okta", port)
+    )
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
+    server = start_sandbox(
+        [EnvSpec("okta", "okta", mutable=True)], tmp_path / "sandbox", tokens=TOKEN
+    )
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def ws(tmp_path: Path, sandbox: SandboxServer) -> Path:
+    root = tmp_path / "ws"
+    (root / "environments").mkdir(parents=True)
+    (root / "config").mkdir()
+    (root / "promote.yaml").write_text("chain: [dev, okta]\n")
+    (root / "environments" / "dev.yaml").write_text(
+        "tenant: {kind: local}\nmutable: true\n" + variables("dev")
+    )
+    write_okta_env(root, sandbox.url("okta"))
+    (root / "config" / "external.email.json").write_text(json.dumps(EMAIL, indent=2))
+    return root
+
+
+def promote(root: Path, *args: str) -> Result:
+    return CliRunner().invoke(cli, ["--workspace", str(root), *args], env=ENVIRON)
+
+
+def org(sandbox: SandboxServer) -> OktaApi:
+    api = sandbox.apis["okta"]
+    assert isinstance(api, OktaApi)
+    return api
+
+
+def okta_writes(sandbox: SandboxServer) -> list[str]:
+    return [
+        f"{r.method} {r.path.split('/', 4)[-1] if r.path != API else ''}" for r in sandbox.writes()
+    ]
+
+
+def test_first_run_creates_one_server_and_tests_it(ws: Path, sandbox: SandboxServer) -> None:
+    plan = promote(ws, "plan", "--to", "okta")
+    assert plan.exit_code == 0, plan.output
+    assert "okta <- dev: changes" in plan.stdout
+    assert '"password": "********"' in plan.stdout
+    assert sandbox.writes() == []
+
+    result = promote(ws, "run", "--to", "okta")
+    assert result.exit_code == 0, result.output
+    assert "okta: applied" in result.stdout
+    methods = [r.method for r in sandbox.writes()]
+    assert methods[:3] == ["POST", "POST", "PATCH"]  # create disabled, test, enable
+    servers = [s for s in _listed(sandbox)]
+    assert len(servers) == 1 and servers[0]["enabled"] is True
+    assert servers[0]["host"] == "smtp.okta.example.com" and "password" not in servers[0]
+    outbox = org(sandbox).outbox()
+    assert outbox and all(m["toAddress"] == "ops@example.com" for m in outbox)
+    assert outbox[0]["fromAddress"] == "noreply@okta.example.com"
+
+
+def test_second_run_sends_nothing(ws: Path, sandbox: SandboxServer) -> None:
+    assert promote(ws, "run", "--to", "okta").exit_code == 0
+    sandbox.requests.clear()
+    plan = promote(ws, "plan", "--to", "okta", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert "okta <- dev: in-sync" in plan.stdout
+    result = promote(ws, "run", "--to", "okta")
+    assert result.exit_code == 0, result.output
+    assert sandbox.writes() == []
+
+
+def test_port_change_sends_one_patch(ws: Path, sandbox: SandboxServer) -> None:
+    assert promote(ws, "run", "--to", "okta").exit_code == 0
+    write_okta_env(ws, sandbox.url("okta"), port="465")
+    plan = promote(ws, "plan", "--to", "okta")
+    assert "port: 587 -> 465" in plan.stdout
+    sandbox.requests.clear()
+    result = promote(ws, "run", "--to", "okta")
+    assert result.exit_code == 0, result.output
+    assert [r.method for r in sandbox.writes() if r.method == "PATCH"] == ["PATCH"]
+    assert _listed(sandbox)[0]["port"] == 465
+
+
+def test_rotated_password_shows_as_will_be_set(ws: Path, sandbox: SandboxServer) -> None:
+    assert promote(ws, "run", "--to", "okta").exit_code == 0
+    env = {**ENVIRON, "OKTA_SMTP_PASSWORD": "rotated-" + PASSWORD}
+    plan = CliRunner().invoke(
+        cli, ["--workspace", str(ws), "plan", "--to", "okta", "--format", "json"], env=env
+    )
+    assert plan.exit_code == 0, plan.output
+    (stage,) = [s for s in json.loads(plan.stdout)["stages"] if s["env"] == "okta"]
+    assert stage["config_changes"] == [
+        {
+            "object": "external.email",
+            "action": "modify",
+            "changes": [{"path": "auth.password", "after": "********"}],
+        }
+    ]
+
+
+def test_a_429_with_reset_is_survived(ws: Path, sandbox: SandboxServer) -> None:
+    org(sandbox).configure(rate_window=2)  # long enough to be hit before it ends
+    org(sandbox).exhaust_rate_limit()
+    result = promote(ws, "run", "--to", "okta")
+    assert result.exit_code == 0, result.output
+    assert 429 in [r.status for r in sandbox.requests]
+    assert len(_listed(sandbox)) == 1
+
+
+def test_removing_external_email_deletes_the_server(ws: Path, sandbox: SandboxServer) -> None:
+    assert promote(ws, "run", "--to", "okta").exit_code == 0
+    (ws / "config" / "external.email.json").unlink()
+    plan = promote(ws, "plan", "--to", "okta")
+    assert plan.exit_code == 0, plan.output
+    okta_part = plan.stdout[plan.stdout.index("okta <- dev") :]
+    assert "- external.email" in okta_part
+    sandbox.requests.clear()
+    result = promote(ws, "run", "--to", "okta")
+    assert result.exit_code == 0, result.output
+    assert [r.method for r in sandbox.writes()] == ["DELETE"]
+    assert _listed(sandbox) == []
+
+
+def test_inexpressible_config_blocks_before_anything_changes(
+    ws: Path, sandbox: SandboxServer
+) -> None:
+    email = {**EMAIL, "smtpProperties": ["mail.mime.allowutf8=true"]}
+    (ws / "config" / "external.email.json").write_text(json.dumps(email))
+    result = promote(ws, "run", "--to", "okta")
+    assert result.exit_code == 3, result.output
+    assert "smtpProperties[0]" in result.output
+    assert sandbox.writes() == []
+
+
+def test_failed_test_stops_the_walk_and_says_so(ws: Path, sandbox: SandboxServer) -> None:
+    text = (ws / "environments" / "okta.yaml").read_text()
+    (ws / "environments" / "okta.yaml").write_text(
+        text.replace("smtp.okta.example.com", "smtp.okta.invalid")
+    )
+    result = promote(ws, "run", "--to", "okta")
+    assert result.exit_code == 1, result.output
+    assert "created disabled" in result.stderr
+    assert PASSWORD not in result.output and TOKEN not in result.output
+    assert [s["enabled"] for s in _listed(sandbox)] == [False]
+
+
+def test_secrets_never_leave_the_sandbox_database(
+    ws: Path, sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    outputs = [promote(ws, "plan", "--to", "okta"), promote(ws, "run", "--to", "okta")]
+    write_okta_env(ws, sandbox.url("okta"), port="465")
+    outputs += [promote(ws, "run", "--to", "okta"), promote(ws, "status"), promote(ws, "history")]
+    for result in outputs:
+        assert PASSWORD not in result.output and TOKEN not in result.output
+    org(sandbox).close()  # checkpoint the WAL into the database file
+    in_db = False
+    for path in tmp_path.rglob("*"):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        if path.parent.name == "okta" and path.name.startswith("okta.sqlite3"):
+            in_db = in_db or PASSWORD.encode() in data
+            continue
+        assert PASSWORD.encode() not in data, path
+        assert TOKEN.encode() not in data, path
+    assert in_db
+
+
+def _listed(sandbox: SandboxServer) -> list[dict[str, object]]:
+    from promote.sandbox.routes import SandboxRequest
+
+    response = org(sandbox).handle(
+        SandboxRequest("GET", API, {}, {"authorization": f"SSWS {TOKEN}"})
+    )
+    assert response is not None
+    return list(response.json["email-servers"])
