@@ -316,7 +316,7 @@ class _Checker:
             self.warn(
                 "from",
                 "is not set: messages are sent only when a template or the request gives a "
-                "sender, and `promote email test` cannot send",
+                "sender, and `promote email test` needs --from",
                 'set from to "name@example.com" or "\\"Name\\" <name@example.com>"',
             )
             return
