@@ -55,7 +55,7 @@ ENVIRONMENT_KEYS = (
 TENANT_KEYS: dict[str, tuple[str, ...]] = {
     "local": ("kind", "path", "restart_seconds"),
     "aic": ("kind", "url", "token", "service_account", "concurrency", "restart_timeout"),
-    "okta": ("kind", "url", "token", "token_type", "alias"),
+    "okta": ("kind", "url", "token", "token_type", "alias", "token_endpoint_auth_method"),
 }
 """Keys allowed under ``tenant:`` for each tenant kind."""
 
