@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import time
 from pathlib import Path
 
 import pytest
@@ -48,10 +47,8 @@ def test_fifty_megabyte_config_loads(tmp_path: Path) -> None:
     path = tmp_path / "big.json"
     path.write_text(json.dumps(doc))
     assert path.stat().st_size > 50_000_000
-    start = time.perf_counter()
     loaded = load_json(path, relpath="config/big.json")
     assert len(loaded["items"]) == 200_000
-    assert time.perf_counter() - start < 30
 
 
 def test_unreadable_files(tmp_path: Path) -> None:

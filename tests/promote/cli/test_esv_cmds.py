@@ -23,7 +23,7 @@ def workspace(tmp_path: Path) -> Path:
 
 
 def invoke(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:
-    runner = CliRunner(env={**{k: None for k in SECRETS}, **(env or {})})  # type: ignore[dict-item]
+    runner = CliRunner(env={**{k: None for k in SECRETS}, **(env or {})})
     return runner.invoke(cli, ["--workspace", str(root), *args], catch_exceptions=False)
 
 
