@@ -13,6 +13,7 @@ from esv.envfile import (
     Variable,
     esv_values,
     load_environment,
+    parse_environment,
     read_secret,
     read_secrets,
 )
@@ -24,14 +25,24 @@ from esv.errors import (
     WorkspaceFileError,
 )
 from esv.ids import ESV_ID_PATTERN, id_to_token, is_valid_id, token_to_id
+from esv.jsonfile import load_json, parse_json
 from esv.references import Reference, check_environment, index_references
-from esv.resolver import JSON, EsvValue, Resolved, json_path, resolve, resolve_objects
+from esv.resolver import (
+    JSON,
+    MAX_DEPTH,
+    EsvValue,
+    Resolved,
+    json_path,
+    resolve,
+    resolve_objects,
+)
 from esv.secrets import MASK, SecretValue
 
 __all__ = [
     "ESV_ID_PATTERN",
     "JSON",
     "MASK",
+    "MAX_DEPTH",
     "EnvironmentFile",
     "EnvironmentFileError",
     "EsvError",
@@ -53,6 +64,9 @@ __all__ = [
     "is_valid_id",
     "json_path",
     "load_environment",
+    "load_json",
+    "parse_environment",
+    "parse_json",
     "read_secret",
     "read_secrets",
     "resolve",
