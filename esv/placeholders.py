@@ -94,9 +94,23 @@ def _parse_at(text: str, start: int, close_char: str) -> tuple[Placeholder, int]
     return Placeholder(token, default, raw, esv_id), end
 
 
-@lru_cache(maxsize=65536)
+_CACHE_LIMIT = 1024
+"""Strings up to this length are cached (short placeholder strings repeat; long text rarely)."""
+
+
 def parse(text: str) -> tuple[Segment, ...]:
     """Split ``text`` into literal strings and placeholders (adjacent literals joined)."""
+    if len(text) <= _CACHE_LIMIT:
+        return _parse_cached(text)
+    return _parse(text)
+
+
+@lru_cache(maxsize=65536)
+def _parse_cached(text: str) -> tuple[Segment, ...]:
+    return _parse(text)
+
+
+def _parse(text: str) -> tuple[Segment, ...]:
     if "&" not in text:
         return (text,) if text else ()
     segments: list[Segment] = []

@@ -95,6 +95,7 @@ _WRAPPER_KEYS = WRAPPERS | {"$charset"}
 
 _PLANS: dict[str, Placeholder | tuple[Segment, ...]] = {}
 _PLANS_MAX = 200_000
+_PLAN_TEXT_MAX = 1024
 
 
 def _plan(text: str) -> Placeholder | tuple[Segment, ...]:
@@ -108,9 +109,10 @@ def _plan(text: str) -> Placeholder | tuple[Segment, ...]:
         only = segments[0]
         if type(only) is Placeholder and only.esv_id is not None and only.default is None:
             plan = only
-    if len(_PLANS) >= _PLANS_MAX:
-        _PLANS.clear()
-    _PLANS[text] = plan
+    if len(text) <= _PLAN_TEXT_MAX:
+        if len(_PLANS) >= _PLANS_MAX:
+            _PLANS.clear()
+        _PLANS[text] = plan
     return plan
 
 
