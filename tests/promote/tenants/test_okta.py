@@ -670,3 +670,47 @@ def test_open_okta_missing_token_names_the_source(tmp_path: Path) -> None:
     )
     with pytest.raises(EnvironmentFileError, match="environment variable NOPE"):
         open_okta(env, workspace=workspace(tmp_path), environ={})
+
+
+def test_open_okta_checks_alias_and_token_endpoint_auth_method(tmp_path: Path) -> None:
+    env = environment(
+        tmp_path,
+        {
+            "kind": "okta",
+            "url": "https://a.okta.example",
+            "token": SecretSource("env", "T"),
+            "alias": " ",
+            "token_endpoint_auth_method": "PRIVATE_KEY_JWT",
+        },
+    )
+    with pytest.raises(EnvironmentFileError) as caught:
+        open_okta(env, workspace=workspace(tmp_path), environ={"T": TOKEN})
+    assert {p.path for p in caught.value.problems} == {
+        "tenant.alias",
+        "tenant.token_endpoint_auth_method",
+    }
+
+
+def test_corrupt_state_file_is_named(tmp_path: Path) -> None:
+    fake = FakeOkta()
+    tenant = make_tenant(fake, tmp_path)
+    tenant.put_config("external.email", BASIC)
+    (tmp_path / "state" / "okta-email-server.json").write_text("{not json")
+    with pytest.raises(PromoteError, match="okta-email-server.json: cannot read"):
+        tenant.read_config(["external.email"])
+
+
+def test_reconcile_leaves_other_objects_alone(tmp_path: Path) -> None:
+    tenant = make_tenant(FakeOkta(), tmp_path)
+    assert tenant.reconcile_write_only("emailTemplate/x", {"a": 1}, {"b": 2}) == {"b": 2}
+
+
+def test_429_without_usable_headers_backs_off(tmp_path: Path) -> None:
+    clock = Clock()
+    fake = FakeOkta()
+    fake.queue += [
+        okta_error(429, "E0000047", "rate limit", headers={"X-Rate-Limit-Reset": "soon"}),
+        okta_error(429, "E0000047", "rate limit"),
+    ]
+    assert make_tenant(fake, tmp_path, clock).list_config_ids() == set()
+    assert clock.sleeps == [1.0, 2.0]
