@@ -32,6 +32,10 @@ def _known_env(workspace: Workspace, env: str) -> str:
     return env
 
 
+def _count(number: int, noun: str) -> str:
+    return f"{number} {noun}{'' if number == 1 else 's'}"
+
+
 def _print_problems(problems: Iterable[Problem], env: str | None = None) -> int:
     """Problems to stderr, one a line; returns how many are errors."""
     errors = 0
@@ -74,8 +78,9 @@ def validate_cmd(ctx: Context) -> None:
         errors = sum(_print_problems(problems, env) for env, problems in results.items())
         warnings = sum(len(problems) for problems in results.values()) - errors
         summary = (
-            f"{len(workspace.chain)} environments ({' -> '.join(workspace.chain)}), "
-            f"{len(workspace.config)} config objects: {errors} errors, {warnings} warnings"
+            f"{_count(len(workspace.chain), 'environment')} ({' -> '.join(workspace.chain)}), "
+            f"{_count(len(workspace.config), 'config object')}: "
+            f"{_count(errors, 'error')}, {_count(warnings, 'warning')}"
         )
         if errors:
             raise BlockedError(f"validate: {summary}")
@@ -105,7 +110,7 @@ def check_cmd(ctx: Context, env: str) -> None:
         summary = (
             f"{env}: {len(referenced)} ESVs referenced, "
             f"{len(file.variables) + len(file.secrets)} defined: "
-            f"{errors} errors, {len(problems) - errors} warnings"
+            f"{_count(errors, 'error')}, {_count(len(problems) - errors, 'warning')}"
         )
         if errors:
             raise BlockedError(f"esv check: {summary}")
