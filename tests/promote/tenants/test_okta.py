@@ -116,7 +116,9 @@ class FakeOkta:
             return okta_error(404, "E0000007", f"Not found: {server_id}")
         if request.method == "PATCH":
             body = json.loads(request.content)
-            found[0].update({k: v for k, v in body.items() if k not in {"password"}})
+            found[0].update(
+                {k: v for k, v in body.items() if k not in {"password", "clientSecret"}}
+            )
             return httpx.Response(200, json=found[0])
         if request.method == "DELETE":
             self.servers.remove(found[0])
@@ -714,3 +716,16 @@ def test_429_without_usable_headers_backs_off(tmp_path: Path) -> None:
     ]
     assert make_tenant(fake, tmp_path, clock).list_config_ids() == set()
     assert clock.sleeps == [1.0, 2.0]
+
+
+def test_disabled_oauth2_server_without_changes_is_only_tested_and_enabled(
+    tmp_path: Path,
+) -> None:
+    fake = FakeOkta()
+    tenant = make_tenant(fake, tmp_path)
+    tenant.put_config("external.email", OAUTH)
+    fake.servers[0]["enabled"] = False
+    fake.requests.clear()
+    tenant.put_config("external.email", OAUTH)
+    assert fake.writes() == [("POST", f"{API}/ces1/test"), ("PATCH", f"{API}/ces1")]
+    assert fake.bodies("PATCH") == [{"enabled": True, "authType": "OAUTH2_CLIENT_CREDENTIALS"}]
