@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import stat
+import string
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from esv.envfile import EnvironmentFile, SecretSource
 from esv.errors import EnvironmentFileError
@@ -729,3 +733,51 @@ def test_disabled_oauth2_server_without_changes_is_only_tested_and_enabled(
     tenant.put_config("external.email", OAUTH)
     assert fake.writes() == [("POST", f"{API}/ces1/test"), ("PATCH", f"{API}/ces1")]
     assert fake.bodies("PATCH") == [{"enabled": True, "authType": "OAUTH2_CLIENT_CREDENTIALS"}]
+
+
+_text = st.text(alphabet=string.ascii_letters + string.digits + "-.", min_size=1, max_size=12)
+_email_configs = st.fixed_dictionaries(
+    {
+        "host": _text,
+        "port": st.sampled_from([465, 587, 2587]),
+        "from": st.builds(lambda u: f"{u}@example.com", _text),
+        "auth": st.one_of(
+            st.fixed_dictionaries(
+                {"enable": st.just(True), "username": _text, "password": _text},
+                optional={"type": st.just("basic")},
+            ),
+            st.fixed_dictionaries(
+                {
+                    "enable": st.just(True),
+                    "type": st.just("oauth2"),
+                    "username": _text,
+                    "clientId": _text,
+                    "clientSecret": _text,
+                    "tokenEndpoint": st.builds(lambda h: f"https://{h}/token", _text),
+                    "scope": st.lists(_text, min_size=1, max_size=3),
+                },
+                optional={"scopeDelimiter": st.just(" ")},
+            ),
+        ),
+    },
+    optional={
+        "type": st.just("smtp"),
+        "debug": st.booleans(),
+        "starttls": st.fixed_dictionaries({"enable": st.booleans()}),
+        "ssl": st.fixed_dictionaries({"enable": st.booleans()}),
+        "timeout": st.integers(0, 600000),
+        "threadPoolSize": st.integers(1, 50),
+        "smtpProperties": st.just([]),
+    },
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(_email_configs)
+def test_any_expressible_config_reads_back_equal_after_a_write(email: dict[str, Any]) -> None:
+    assert [p for p in check_okta_email(email, location="x") if p.severity == "error"] == []
+    with tempfile.TemporaryDirectory() as directory:
+        fake = FakeOkta()
+        tenant = make_tenant(fake, Path(directory))
+        tenant.put_config("external.email", email)
+        assert plan_view(tenant, email) == email
