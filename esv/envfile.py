@@ -182,7 +182,7 @@ def _parse_yaml(text: str, relpath: str) -> Any:
         # Only the problem and its position: the mark's snippet could show a secret's line.
         mark = error.problem_mark or error.context_mark
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        problem = error.problem or error.context or "invalid YAML"
+        problem = ", ".join(p for p in (error.context, error.problem) if p) or "invalid YAML"
         raise WorkspaceFileError(relpath, f"invalid YAML: {problem}{where}") from None
     except yaml.YAMLError:
         raise WorkspaceFileError(relpath, "invalid YAML") from None
