@@ -2,8 +2,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from esv.envfile import EnvironmentFile, parse_environment
+from esv.errors import ResolutionError
 from esv.references import Reference, check_environment, index_references
+from esv.resolver import EsvValue, resolve
 
 CONFIG = {
     "external.email": {
@@ -122,3 +127,28 @@ def test_bare_non_string_and_invalid_tokens_and_unused_warn() -> None:
     assert "&{esv.my-var} is not a placeholder and is left as written" in messages
     assert "&{${installDir}} is not a placeholder and is left as written" in messages
     assert "is defined but no config object references it" in messages
+
+
+# -- property: the static check and the resolver agree about missing ESVs -------------
+
+NAMES = ["a", "b", "c", "d"]
+token = st.sampled_from(NAMES).map(lambda n: "&{esv." + n + "}")
+defaulted = st.tuples(st.sampled_from(NAMES), token | st.just("x")).map(
+    lambda t: "&{esv." + t[0] + "|" + t[1] + "}"
+)
+strings = st.lists(token | defaulted | st.just("lit"), min_size=1, max_size=4).map("".join)
+
+
+@settings(max_examples=200)
+@given(st.lists(strings, min_size=1, max_size=4), st.sets(st.sampled_from(NAMES)))
+def test_check_and_resolve_agree(texts: list[str], defined: set[str]) -> None:
+    file = env("variables:\n" + "".join(f"  esv-{n}: v{n}\n" for n in sorted(defined)))
+    config = {"o": texts}
+    errors = [p for p in check_environment(config, file) if p.severity == "error"]
+    values = {v.id: EsvValue(v.id, v.value) for v in file.variables.values()}
+    try:
+        resolve(config["o"], values, object_id="o")
+    except ResolutionError as error:
+        assert {p.esv_id for p in error.problems} == {p.esv_id for p in errors}
+    else:
+        assert errors == []
