@@ -631,7 +631,8 @@ class AicTenant:
     def _locked(self) -> Iterator[str]:
         state = self._lock_state()
         if state.get("result", _UNLOCKED) != _UNLOCKED:
-            raise LockedError(self.env, _holder(state), f"lock state {state.get('result')}")
+            detail = str(state.get("description") or f"lock state {state.get('result')}")
+            raise LockedError(self.env, _holder(state), detail)
         status = self._get_polled("/environment/promotion/promote") or {}
         if str(status.get("status", "")).upper() == "RUNNING":
             raise LockedError(self.env, status.get("promotionId"), "a promotion is running")
