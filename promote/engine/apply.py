@@ -196,6 +196,9 @@ def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambie
             journal.finish("recovered", recovery="abandoned: its environment left the chain")
             notes.append(f"found unfinished {what}; {journal.to} is no longer in the chain")
             continue
+        released = _release_dead_locks(workspace, journal, tenants)
+        if released:
+            what += f"; released the promotion lock it left on {', '.join(released)}"
         try:
             plan = build_plan(workspace, journal.to, tenants, environ=ambient.environ)
             result = _apply(
@@ -219,6 +222,25 @@ def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambie
         applied = ", ".join(result.applied) or "nothing left to apply"
         notes.append(f"found unfinished {what}; finished it (applied: {applied})")
     return notes
+
+
+def _release_dead_locks(
+    workspace: Workspace, journal: Journal, tenants: Mapping[str, Tenant]
+) -> list[str]:
+    # A run killed inside a promotion leaves that environment locked in its own name. We hold
+    # the workspace run lock, so that run is dead: release its locks where the tenant lets us
+    # (``unlock`` is not part of the Protocol; a tenant without it keeps the lock and the
+    # plan reports it as locked, exit 4).
+    holder = f"promote run {journal.run_id}"
+    released = []
+    for env in workspace.walk(journal.to):
+        tenant = tenants[env]
+        state = tenant.lock_state()
+        unlock = getattr(tenant, "unlock", None)
+        if state.locked and state.holder == holder and callable(unlock):
+            unlock(holder)
+            released.append(env)
+    return released
 
 
 def _approval(plan: Plan, approve: Collection[str], ambient: Ambient) -> list[str]:

@@ -6,7 +6,6 @@ to DeepDiff, so the cost of a diff grows with the changed objects, not with the 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -72,9 +71,10 @@ class ObjectDiff:
 
 
 def _same(before: JSON, after: JSON) -> bool:
-    # ``==`` alone treats true as 1; the JSON text tells them apart. Key order may differ
-    # between reads, in which case DeepDiff decides (and finds nothing).
-    return bool(before == after) and json.dumps(before) == json.dumps(after)
+    # ``==`` alone treats true as 1 (and 1 as 1.0); ``repr`` tells them apart and is about
+    # twice as fast as ``json.dumps``. Key order may differ between reads: then DeepDiff
+    # decides (and finds nothing).
+    return bool(before == after) and repr(before) == repr(after)
 
 
 def _top_level(value: JSON, *, side: Literal["before", "after"]) -> tuple[PathChange, ...]:

@@ -210,8 +210,9 @@ def build_stage(
     errors = _unique(errors)
 
     current_ids = tenant.list_config_ids()
-    current = tenant.read_config(sorted(current_ids | desired.keys()))
-    current = {key: value for key, value in current.items() if key in current_ids | desired.keys()}
+    wanted = current_ids | desired.keys()
+    current = tenant.read_config(sorted(wanted))
+    current = {key: value for key, value in current.items() if key in wanted}
     variables = tenant.list_variables() if caps.esvs else {}
     secret_states = tenant.list_secrets() if caps.esvs else {}
     tenant_fingerprint = _digest(

@@ -322,3 +322,25 @@ def test_rollback_is_recorded(ws: Workspace) -> None:
     assert held(ws, "staging") == {}
     history = (ws.state_dir / "history.jsonl").read_text()
     assert all(json.loads(line) for line in history.splitlines())
+
+
+def test_recovery_releases_the_promotion_lock_a_killed_run_left(ws: Workspace) -> None:
+    holder: list[str] = []
+
+    def die(env: str, step: str) -> None:
+        if (env, step) == ("staging", "config"):
+            (journal,) = unfinished_runs(ws.state_dir)
+            holder.append(f"promote run {journal.run_id}")
+            staging = LocalTenant("staging", ws.state_dir / "tenants" / "staging", mutable=False)
+            staging.lock(holder[0])  # killed inside promote_from, after it took the lock
+            staging.close()
+            raise Crash
+
+    with tenants(ws) as ts, pytest.raises(Crash):
+        run(ws, "staging", ts, ambient=ambient(before_step=die))
+    with tenants(ws) as ts:
+        result = run(ws, "staging", ts, ambient=ambient())
+    assert "released the promotion lock it left on staging" in result.notes[0]
+    assert held(ws, "staging") == held(ws, "dev") != {}
+    with tenants(ws) as ts:
+        assert not ts["staging"].lock_state().locked
