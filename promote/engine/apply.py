@@ -15,7 +15,7 @@ import os
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -206,7 +206,7 @@ def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambie
                 plan,
                 tenants,
                 approve=journal.approved,
-                ambient=Ambient(**{**ambient.__dict__, "confirm": None}),
+                ambient=replace(ambient, confirm=None),
             )
         except BlockedError as error:
             raise BlockedError(

@@ -204,7 +204,12 @@ def build_stage(
             resolution_ok = True
             kind = str(envfile.tenant.get("kind", "local"))
             for problem in check_email(
-                resolved, env=env, location=envfile.relpath, mutable=mutable, tenant_kind=kind
+                resolved,
+                env=env,
+                location=envfile.relpath,
+                mutable=mutable,
+                tenant_kind=kind,
+                recipients=_recipients(envfile),
             ):
                 (errors if problem.severity == "error" else warnings).append(problem)
     errors = _unique(errors)
@@ -312,6 +317,12 @@ def _desired_config(
         if allowed is not None:
             config = {key: value for key, value in config.items() if key in allowed}
     return config
+
+
+def _recipients(envfile: EnvironmentFile) -> list[str]:
+    gate = (envfile.verify or {}).get("email_test")
+    to = gate.get("to") if isinstance(gate, Mapping) else None
+    return [to] if isinstance(to, str) else []
 
 
 def _immutable_problem(envfile: EnvironmentFile, first: bool) -> Problem:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import socket
 import subprocess
 import sys
 import textwrap
@@ -287,14 +288,28 @@ def test_verify_gate_runs_after_apply(tmp_path: Path) -> None:
 
 
 def test_failing_verify_gate_stops_the_walk(tmp_path: Path) -> None:
-    dev = env_yaml("dev") + "verify:\n  email_test: {to: not-an-address}\n"
+    with socket.socket() as probe:  # a loopback port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    dev = env_yaml("dev", host="127.0.0.1", port=str(port))
+    dev += "verify:\n  email_test: {to: ops@example.com}\n"
     root = write_workspace(tmp_path / "ws", envs=default_envs(dev=dev))
     workspace = load_workspace(root)
     with tenants(workspace) as ts, pytest.raises(ApplyError) as caught:
         run(workspace, "staging", ts, ambient=ambient())
     assert caught.value.exit_code == 1
-    assert "verify.email_test.to must be an email address" in str(caught.value)
+    assert "dev failed" in str(caught.value) and "email_test" in str(caught.value)
+    assert caught.value.states["dev"].startswith("partially applied (ESVs written")
     assert caught.value.states["staging"] == "untouched"
+
+
+def test_invalid_verify_recipient_blocks_before_anything_changes(tmp_path: Path) -> None:
+    dev = env_yaml("dev") + "verify:\n  email_test: {to: not-an-address}\n"
+    workspace = load_workspace(write_workspace(tmp_path / "ws", envs=default_envs(dev=dev)))
+    with tenants(workspace) as ts, pytest.raises(BlockedError) as caught:
+        run(workspace, "staging", ts, ambient=ambient())
+    assert "not-an-address" in str(caught.value)
+    assert held(workspace, "dev") == {}
 
 
 def test_tenant_locked_by_another_promotion_exits_4(ws: Workspace) -> None:
