@@ -359,3 +359,20 @@ def test_recovery_releases_the_promotion_lock_a_killed_run_left(ws: Workspace) -
     assert held(ws, "staging") == held(ws, "dev") != {}
     with tenants(ws) as ts:
         assert not ts["staging"].lock_state().locked
+
+
+def test_unfinished_run_that_can_no_longer_be_finished_is_named(ws: Workspace) -> None:
+    def die(env: str, step: str) -> None:
+        if (env, step) == ("staging", "config"):
+            raise Crash
+
+    with tenants(ws) as ts, pytest.raises(Crash):
+        run(ws, "staging", ts, ambient=ambient(before_step=die))
+    environ = {k: v for k, v in ENVIRON.items() if k != "STAGING_SMTP_PASSWORD"}
+    with Tenants(ws, environ=environ) as ts, pytest.raises(BlockedError) as caught:
+        run(ws, "dev", ts, ambient=Ambient(environ=environ))
+    text = str(caught.value)
+    assert text.startswith("found unfinished run ")
+    assert "it cannot be finished: blocked by checks in staging" in text
+    assert "STAGING_SMTP_PASSWORD" in text
+    assert len(unfinished_runs(ws.state_dir)) == 1  # still there for the next try
