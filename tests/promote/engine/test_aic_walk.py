@@ -1,0 +1,61 @@
+"""The same walk against AIC tenants: the sandbox's REST API on 127.0.0.1, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from promote.cli import cli
+from promote.sandbox.server import SandboxServer, start_sandbox
+from tests.promote.engine.workspaces import ENVIRON, SECRET, env_yaml, write_workspace
+
+TOKEN = "sandbox-t0ken-value"
+
+
+@pytest.fixture
+def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
+    server = start_sandbox(["dev", "staging"], tmp_path / "sandbox", tokens=TOKEN)
+    yield server
+    server.stop()
+
+
+def aic_env(name: str, url: str, **kw: object) -> str:
+    text = env_yaml(name, **kw)  # type: ignore[arg-type]
+    local = "tenant:\n  kind: local\n"
+    aic = f"tenant:\n  kind: aic\n  url: {url}\n  token: {{env: AIC_TOKEN}}\n"
+    return text.replace(local, aic)
+
+
+def test_run_to_staging_on_aic_tenants(sandbox: SandboxServer, tmp_path: Path) -> None:
+    envs = {
+        "dev": aic_env("dev", sandbox.url("dev")),
+        "staging": aic_env("staging", sandbox.url("staging"), port="465", ssl="true"),
+    }
+    root = write_workspace(tmp_path / "ws", envs=envs)
+    environ = {**ENVIRON, "AIC_TOKEN": TOKEN}
+    runner = CliRunner()
+    args = ["--workspace", str(root)]
+
+    plan = runner.invoke(cli, [*args, "plan", "--to", "staging", "--format", "json"], env=environ)
+    assert plan.exit_code == 0, plan.stderr
+    stages = json.loads(plan.stdout)["stages"]
+    assert [(s["env"], s["status"], s["via"]) for s in stages] == [
+        ("dev", "changes", "direct"),
+        ("staging", "changes", "promotion"),
+    ]
+
+    result = runner.invoke(cli, [*args, "run", "--to", "staging"], env=environ)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "dev: applied\nstaging: applied\n"
+
+    again = runner.invoke(
+        cli, [*args, "plan", "--to", "staging", "--detailed-exitcode"], env=environ
+    )
+    assert again.exit_code == 0, again.stdout + again.stderr
+    assert "Summary: 0 with changes, 2 in sync, 0 blocked." in again.stdout
+    for text in (plan.stdout, plan.stderr, result.stdout, result.stderr, again.stdout):
+        assert SECRET not in text and TOKEN not in text
