@@ -59,3 +59,32 @@ def test_run_to_staging_on_aic_tenants(sandbox: SandboxServer, tmp_path: Path) -
     assert "Summary: 0 with changes, 2 in sync, 0 blocked." in again.stdout
     for text in (plan.stdout, plan.stderr, result.stdout, result.stderr, again.stdout):
         assert SECRET not in text and TOKEN not in text
+
+
+def test_walk_into_an_okta_org_sends_resolved_config(tmp_path: Path) -> None:
+    from promote.sandbox.server import EnvSpec
+
+    server = start_sandbox(
+        ["dev", EnvSpec("okta", "okta", mutable=True)], tmp_path / "sandbox", tokens=TOKEN
+    )
+    try:
+        okta = aic_env("okta", server.url("okta"), mutable=True).replace("kind: aic", "kind: okta")
+        envs = {"dev": env_yaml("dev"), "okta": okta}
+        root = write_workspace(tmp_path / "ws", envs=envs, chain=["dev", "okta"])
+        environ = {**ENVIRON, "AIC_TOKEN": TOKEN, "OKTA_SMTP_PASSWORD": SECRET + "-okta"}
+        runner = CliRunner()
+        args = ["--workspace", str(root)]
+        plan = runner.invoke(cli, [*args, "plan", "--to", "okta", "--format", "json"], env=environ)
+        assert plan.exit_code == 0, plan.stdout + plan.stderr
+        okta_stage = json.loads(plan.stdout)["stages"][1]
+        assert okta_stage["esv_changes"] == [] and okta_stage["restart"] is False
+        (change,) = okta_stage["config_changes"]
+        assert change["object"] == "external.email"
+        assert SECRET not in plan.stdout
+        result = runner.invoke(cli, [*args, "run", "--to", "okta"], env=environ)
+        assert result.exit_code == 0, result.stderr
+        assert result.stdout == "dev: applied\nokta: applied\n"
+        again = runner.invoke(cli, [*args, "plan", "--to", "okta", "--format", "json"], env=environ)
+        assert [s["status"] for s in json.loads(again.stdout)["stages"]] == ["in-sync", "in-sync"]
+    finally:
+        server.stop()
