@@ -310,7 +310,7 @@ def _apply(
     notes: list[str] = []
     applied: list[str] = []
     for stage in to_apply:
-        done: list[str] = []
+        done = _Progress()
         try:
             notes += _apply_stage(workspace, stage, tenants, journal, run_id, done, ambient)
             journal.stage_done(stage.env)
@@ -330,8 +330,31 @@ def _apply(
     return _Applied(run_id, tuple(applied), skipped, tuple(notes))
 
 
-def _partial(done: list[str]) -> str:
-    return f"partially applied ({'; '.join(done)})" if done else "untouched"
+_STEP_WORDS = {
+    "esvs": "writing ESVs",
+    "config": "the config step",
+    "restart": "the restart",
+    "verify": "verification",
+    "record": "recording the history",
+}
+
+
+@dataclass
+class _Progress:
+    """What one stage has done so far, and the step under way."""
+
+    done: list[str] = field(default_factory=list)
+    step: str | None = None
+
+    def append(self, item: str) -> None:
+        self.done.append(item)
+
+
+def _partial(progress: _Progress) -> str:
+    failed = f"failed during {_STEP_WORDS.get(progress.step or '', progress.step)}"
+    if not progress.done:
+        return f"untouched ({failed})" if progress.step else "untouched"
+    return f"partially applied ({'; '.join(progress.done)}; {failed})"
 
 
 def _state_text(head: str, states: Mapping[str, str]) -> str:
@@ -353,7 +376,7 @@ def _apply_stage(
     tenants: Mapping[str, Tenant],
     journal: Journal,
     run_id: str,
-    done: list[str],
+    done: _Progress,
     ambient: Ambient,
 ) -> list[str]:
     env = stage.env
@@ -364,6 +387,7 @@ def _apply_stage(
 
     def step(name: str, ids: Collection[str] = ()) -> None:
         journal.step(env, name, sorted(ids))
+        done.step = name
         if ambient.before_step is not None:
             ambient.before_step(env, name)
 

@@ -270,7 +270,9 @@ def test_restart_that_never_finishes_times_out(tmp_path: Path) -> None:
         with pytest.raises(ApplyError) as caught:
             run(workspace, "dev", ts, ambient=ambient(clock=clock, sleep=clock.sleep))
     assert "the restart did not finish within 30s" in str(caught.value)
-    assert caught.value.states["dev"].endswith("config written; restart hook ran)")
+    assert caught.value.states["dev"].endswith(
+        "config written; restart hook ran; failed during the restart)"
+    )
 
 
 def test_verify_gate_runs_after_apply(tmp_path: Path) -> None:
