@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Literal
@@ -163,6 +163,30 @@ def build_plan(
     )
 
 
+@dataclass(frozen=True)
+class _Checks:
+    """Preflight of one stage: problems, and what was read and resolved on the way."""
+
+    errors: list[Problem]
+    warnings: list[Problem]
+    missing: list[str]
+    secrets: dict[str, SecretValue] = field(repr=False)
+    secrets_ok: bool
+    resolved: dict[str, Resolved] = field(repr=False)
+    resolved_ok: bool
+    """Resolution succeeded (``resolved`` may be empty and fine: nothing desired)."""
+
+
+@dataclass(frozen=True)
+class _Held:
+    """What the tenant holds now, and its fingerprint."""
+
+    config: dict[str, JSON]
+    variables: dict[str, VariableState]
+    secrets: dict[str, SecretState]
+    fingerprint: str
+
+
 def build_stage(
     workspace: Workspace,
     env: str,
@@ -180,101 +204,42 @@ def build_stage(
     lock = tenant.lock_state()
     if lock.locked:
         raise LockedError(env, lock.holder)
-
     mutable = workspace.is_mutable(env)
     desired = _desired_config(workspace, env, lower, tenants)
-    errors: list[Problem] = []
-    warnings: list[Problem] = []
-    if not mutable and (lower is None or not caps.promotion):
-        errors.append(_immutable_problem(envfile, lower is None))
-
-    secrets, secret_problems = _read_secrets(envfile, workspace, environ)
-    errors.extend(secret_problems)
-    for problem in check_environment(desired, envfile):
-        (errors if problem.severity == "error" else warnings).append(problem)
-    missing = _missing_esvs(desired, envfile)
-    resolved: dict[str, Resolved] = {}
-    resolution_ok = False  # resolved may be empty and fine: nothing desired (Okta: delete)
-    if not secret_problems:
-        try:
-            resolved = resolve_objects(desired, esv_values(envfile, secrets))
-        except EsvError as error:
-            errors.extend(error.problems)
-        else:
-            resolution_ok = True
-            kind = str(envfile.tenant.get("kind", "local"))
-            for problem in check_email(
-                resolved,
-                env=env,
-                location=envfile.relpath,
-                mutable=mutable,
-                tenant_kind=kind,
-                recipients=_recipients(envfile),
-            ):
-                (errors if problem.severity == "error" else warnings).append(problem)
-    errors = _unique(errors)
-
-    current_ids = tenant.list_config_ids()
-    wanted = current_ids | desired.keys()
-    current = tenant.read_config(sorted(wanted))
-    current = {key: value for key, value in current.items() if key in wanted}
-    variables = tenant.list_variables() if caps.esvs else {}
-    secret_states = tenant.list_secrets() if caps.esvs else {}
-    tenant_fingerprint = _digest(
-        {
-            "config": current,
-            "variables": {k: [v.value, v.type, v.loaded, v.managed] for k, v in variables.items()},
-            "secrets": {k: [s.version, s.loaded, s.managed] for k, s in secret_states.items()},
-        }
-    )
+    checks = _preflight(workspace, envfile, desired, lower, tenant, mutable, environ)
+    held = _held(tenant, desired)
+    resolved = checks.resolved
 
     if caps.placeholders:
         target: dict[str, JSON] = dict(desired)
-        compared = current
-        secret_paths: Mapping[str, frozenset[str]] = {}
+        config_changes = diff_objects(held.config, target)
     else:
+        # Tenants without placeholders (Okta) hold resolved values; write-only fields they
+        # never return are filled in where the tenant knows them unchanged.
         target = {key: item.value for key, item in resolved.items()}
         compared = {
             key: tenant.reconcile_write_only(key, target[key], value) if key in target else value
-            for key, value in current.items()
+            for key, value in held.config.items()
         }
-        secret_paths = {key: item.secret_paths for key, item in resolved.items()}
-    config_changes = diff_objects(compared, target) if caps.placeholders or resolution_ok else []
-    if not caps.placeholders:
-        config_changes = [
-            _mask_diff(d, secret_paths.get(d.object, frozenset()), resolved) for d in config_changes
-        ]
+        diffs = diff_objects(compared, target) if checks.resolved_ok else []
+        config_changes = [_mask_diff(d, resolved) for d in diffs]
 
     esv_changes: list[EsvChange] = []
     esv_writes: list[EsvWrite] = []
-    if caps.esvs and not secret_problems:
-        esv_changes, esv_writes = _esv_changes(envfile, secrets, variables, secret_states, tenant)
+    if caps.esvs and checks.secrets_ok:
+        esv_changes, esv_writes = _esv_changes(
+            envfile, checks.secrets, held.variables, held.secrets, tenant
+        )
     unloaded = sorted(
-        [key for key, v in variables.items() if not v.loaded]
-        + [key for key, s in secret_states.items() if not s.loaded]
+        [key for key, v in held.variables.items() if not v.loaded]
+        + [key for key, s in held.secrets.items() if not s.loaded]
     )
     restart = caps.restart and caps.esvs and bool(esv_changes or unloaded)
-
     effective: list[ObjectDiff] = []
     if caps.placeholders and resolved:
-        effective = _effective_changes(
-            current, target, resolved, esv_changes, variables, secret_states, config_changes
-        )
+        effective = _effective_changes(held, target, resolved, esv_changes, config_changes)
 
-    written_secrets = {
-        w.id: w.value.fingerprint(salt) for w in esv_writes if isinstance(w.value, SecretValue)
-    }
-    inputs_fingerprint = _digest(
-        {
-            "config": target if caps.placeholders else sorted(target),
-            "variables": {k: [v.value, v.type] for k, v in envfile.variables.items()},
-            "secrets": sorted(envfile.secrets),
-            "written": written_secrets,
-            "mutable": mutable,
-        }
-    )
-
-    if errors:
+    if checks.errors:
         status: Status = "blocked"
     elif config_changes or esv_changes or restart:
         status = "changes"
@@ -287,20 +252,108 @@ def build_stage(
         mutable=mutable,
         protected=bool(envfile.protected),
         via="direct" if mutable else "promotion",
-        missing_esvs=tuple(missing),
-        errors=tuple(errors),
-        warnings=tuple(_unique(warnings)),
+        missing_esvs=tuple(checks.missing),
+        errors=tuple(checks.errors),
+        warnings=tuple(checks.warnings),
         config_changes=tuple(config_changes),
         effective_changes=tuple(effective),
         esv_changes=tuple(esv_changes),
         restart=restart,
         unloaded=tuple(unloaded),
-        tenant_fingerprint=tenant_fingerprint,
-        inputs_fingerprint=inputs_fingerprint,
+        tenant_fingerprint=held.fingerprint,
+        inputs_fingerprint=_inputs_fingerprint(
+            envfile, target if caps.placeholders else sorted(target), esv_writes, mutable, salt
+        ),
         config_writes={d.object: target[d.object] for d in config_changes if d.action != "delete"},
         config_deletes=tuple(d.object for d in config_changes if d.action == "delete"),
         esv_writes=tuple(esv_writes),
         resolved=resolved,
+    )
+
+
+def _preflight(
+    workspace: Workspace,
+    envfile: EnvironmentFile,
+    desired: Mapping[str, JSON],
+    lower: str | None,
+    tenant: Tenant,
+    mutable: bool,
+    environ: Mapping[str, str],
+) -> _Checks:
+    """Every problem of the stage at once: mutability, secrets, references, types, email."""
+    errors: list[Problem] = []
+    warnings: list[Problem] = []
+    if not mutable and (lower is None or not tenant.capabilities.promotion):
+        errors.append(_immutable_problem(envfile, lower is None))
+    secrets, secret_problems = _read_secrets(envfile, workspace, environ)
+    errors.extend(secret_problems)
+    for problem in check_environment(desired, envfile):
+        (errors if problem.severity == "error" else warnings).append(problem)
+    resolved: dict[str, Resolved] = {}
+    resolved_ok = False
+    if not secret_problems:
+        try:
+            resolved = resolve_objects(desired, esv_values(envfile, secrets))
+        except EsvError as error:
+            errors.extend(error.problems)
+        else:
+            resolved_ok = True
+            for problem in check_email(
+                resolved,
+                env=envfile.name,
+                location=envfile.relpath,
+                mutable=mutable,
+                tenant_kind=str(envfile.tenant.get("kind", "local")),
+                recipients=_recipients(envfile),
+            ):
+                (errors if problem.severity == "error" else warnings).append(problem)
+    return _Checks(
+        errors=_unique(errors),
+        warnings=_unique(warnings),
+        missing=_missing_esvs(desired, envfile),
+        secrets=secrets,
+        secrets_ok=not secret_problems,
+        resolved=resolved,
+        resolved_ok=resolved_ok,
+    )
+
+
+def _held(tenant: Tenant, desired: Mapping[str, JSON]) -> _Held:
+    """Read what the tenant holds (managed config and the desired ids, ESV states)."""
+    wanted = tenant.list_config_ids() | desired.keys()
+    config = {
+        key: value for key, value in tenant.read_config(sorted(wanted)).items() if key in wanted
+    }
+    esvs = tenant.capabilities.esvs
+    variables = tenant.list_variables() if esvs else {}
+    secrets = tenant.list_secrets() if esvs else {}
+    fingerprint = _digest(
+        {
+            "config": config,
+            "variables": {k: [v.value, v.type, v.loaded, v.managed] for k, v in variables.items()},
+            "secrets": {k: [s.version, s.loaded, s.managed] for k, s in secrets.items()},
+        }
+    )
+    return _Held(config, variables, secrets, fingerprint)
+
+
+def _inputs_fingerprint(
+    envfile: EnvironmentFile,
+    config: JSON,
+    writes: Sequence[EsvWrite],
+    mutable: bool,
+    salt: bytes,
+) -> str:
+    # Secrets enter only as salted PBKDF2 fingerprints, and only those being written.
+    written = {w.id: w.value.fingerprint(salt) for w in writes if isinstance(w.value, SecretValue)}
+    return _digest(
+        {
+            "config": config,
+            "variables": {k: [v.value, v.type] for k, v in envfile.variables.items()},
+            "secrets": sorted(envfile.secrets),
+            "written": written,
+            "mutable": mutable,
+        }
     )
 
 
@@ -425,12 +478,10 @@ def _esv_changes(
 
 
 def _effective_changes(
-    current: Mapping[str, JSON],
+    held: _Held,
     target: Mapping[str, JSON],
     resolved: Mapping[str, Resolved],
     esv_changes: list[EsvChange],
-    variables: Mapping[str, VariableState],
-    secret_states: Mapping[str, SecretState],
     config_changes: list[ObjectDiff],
 ) -> list[ObjectDiff]:
     changed_esvs = {change.id for change in esv_changes}
@@ -443,15 +494,15 @@ def _effective_changes(
         return []
     # What the tenant runs now: its config with its own values; secrets are masked anyway.
     values: dict[str, EsvValue] = {
-        key: EsvValue(key, state.value, state.type) for key, state in variables.items()
+        key: EsvValue(key, state.value, state.type) for key, state in held.variables.items()
     }
-    values.update({key: EsvValue(key, MASK, "string", secret=True) for key in secret_states})
+    values.update({key: EsvValue(key, MASK, "string", secret=True) for key in held.secrets})
     result = []
     for object_id in sorted(candidates):
         before: JSON = ABSENT
-        if object_id in current:
+        if object_id in held.config:
             try:
-                before = resolve(current[object_id], values, object_id=object_id).masked
+                before = resolve(held.config[object_id], values, object_id=object_id).masked
             except EsvError:
                 before = "(cannot be resolved with the values the tenant holds)"
         after = resolved[object_id].masked if object_id in resolved else ABSENT
@@ -461,11 +512,11 @@ def _effective_changes(
     return result
 
 
-def _mask_diff(
-    diff: ObjectDiff, secret_paths: frozenset[str], resolved: Mapping[str, Resolved]
-) -> ObjectDiff:
+def _mask_diff(diff: ObjectDiff, resolved: Mapping[str, Resolved]) -> ObjectDiff:
     # A resolved object's diff compares real values; show masked ones wherever a secret is.
-    masked_tree = resolved[diff.object].masked if diff.object in resolved else None
+    item = resolved.get(diff.object)
+    masked_tree = item.masked if item is not None else None
+    secret_paths = item.secret_paths if item is not None else frozenset()
     changes = []
     for change in diff.changes:
         before, after = change.before, change.after
