@@ -31,6 +31,7 @@ from promote.errors import (
     ApplyError,
     BlockedError,
     InterruptedRun,
+    LockedError,
     PromoteError,
     StalePlanError,
 )
@@ -323,6 +324,8 @@ def _apply(
         except (PromoteError, EsvError) as error:
             states[stage.env] = _partial(done)
             _finish_quietly(journal, "failed")
+            if isinstance(error, LockedError) and not applied and not done.done:
+                raise  # locked before anything changed: exit 4, as SPEC 4.1 says
             raise ApplyError(f"{stage.env} failed: {error}", states) from error
         states[stage.env] = "applied"
         applied.append(stage.env)

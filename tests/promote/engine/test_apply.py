@@ -38,6 +38,7 @@ from tests.promote.engine.workspaces import (
     WELCOME,
     default_envs,
     env_yaml,
+    set_config,
     write_workspace,
 )
 
@@ -378,3 +379,22 @@ def test_unfinished_run_that_can_no_longer_be_finished_is_named(ws: Workspace) -
     assert "it cannot be finished: blocked by checks in staging" in text
     assert "STAGING_SMTP_PASSWORD" in text
     assert len(unfinished_runs(ws.state_dir)) == 1  # still there for the next try
+
+
+def test_lock_taken_between_plan_and_first_change_exits_4(ws: Workspace) -> None:
+    with tenants(ws) as ts:
+        run(ws, "staging", ts, ambient=ambient())
+    set_config(ws.root, "emailTemplate/welcome", WELCOME)
+    workspace = load_workspace(ws.root)
+    with tenants(workspace) as ts:
+        run(workspace, "dev", ts, ambient=ambient())
+
+    def someone_locks(env: str, step: str) -> None:
+        staging = LocalTenant("staging", ws.state_dir / "tenants" / "staging", mutable=False)
+        staging.lock("someone else")
+        staging.close()
+
+    with tenants(workspace) as ts, pytest.raises(LockedError) as caught:
+        run(workspace, "staging", ts, ambient=ambient(before_step=someone_locks))
+    assert caught.value.exit_code == 4
+    assert "emailTemplate/welcome" not in held(workspace, "staging")
