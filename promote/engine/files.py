@@ -22,11 +22,15 @@ Writer = Callable[[Path, bytes], None]
 class StateFileError(PromoteError):
     """A file under ``.promote/`` cannot be written or read (exit 1)."""
 
-    def __init__(self, path: Path, error: OSError, action: str = "write") -> None:
+    def __init__(
+        self, path: Path, error: OSError, action: str = "write", consequence: str = ""
+    ) -> None:
         reason = error.strerror or str(error)
+        text = f"cannot {action} {path}: {reason}"
+        if consequence:
+            text += f"; {consequence}"
         super().__init__(
-            f"cannot {action} {path}: {reason}; check that the directory is writable and "
-            "the disk has free space"
+            text + "; check that the directory is writable and the disk has free space"
         )
         self.path = path
         self.errno = error.errno

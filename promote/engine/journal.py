@@ -49,7 +49,7 @@ def run_lock(state_dir: Path, *, env: str) -> Iterator[None]:
         state_dir.mkdir(parents=True, exist_ok=True)
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     except OSError as error:
-        raise StateFileError(path, error, "create") from None
+        raise StateFileError(path, error, "create", "nothing was changed") from None
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -60,15 +60,24 @@ def run_lock(state_dir: Path, *, env: str) -> Iterator[None]:
                 f"another promote run (pid {holder})" if holder else "another promote run",
                 f"the workspace run lock {path} is held",
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        _note_pid(fd, str(os.getpid()))
         try:
             yield
         finally:
-            os.ftruncate(fd, 0)
+            _note_pid(fd, "")
             fcntl.flock(fd, fcntl.LOCK_UN)
     finally:
         os.close(fd)
+
+
+def _note_pid(fd: int, text: str) -> None:
+    # Only there to name the holder in another run's message: a full disk must not stop us.
+    try:
+        os.ftruncate(fd, 0)
+        if text:
+            os.pwrite(fd, text.encode(), 0)
+    except OSError:
+        pass
 
 
 @dataclass

@@ -6,7 +6,14 @@ Every test asserts the exit code and what went to stdout and stderr.
 from __future__ import annotations
 
 import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -434,3 +441,85 @@ def test_rollback_without_a_promotion_fails_clearly(ws: Path) -> None:
     assert result.exit_code != 0
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: ")
+
+
+# -- real file-system faults (a subprocess: the installed entry point) ---------------------
+
+
+def _entry_point() -> str:
+    return str(Path(sys.executable).parent / "promote")
+
+
+@pytest.fixture
+def shared_ws() -> Iterator[Path]:
+    """A workspace an unprivileged user can reach (pytest's tmp_path is private to root)."""
+    base = Path(tempfile.mkdtemp(prefix="promote-engine-"))
+    os.chmod(base, 0o755)
+    root = write_workspace(base / "ws")
+    for path in [root, *root.rglob("*")]:
+        os.chmod(path, 0o755 if path.is_dir() else 0o644)
+    yield root
+    for path in base.rglob("*"):
+        if path.is_dir():
+            os.chmod(path, 0o755)
+    shutil.rmtree(base)
+
+
+def _as_nobody(root: Path, *args: str) -> dict[str, Any]:
+    """``promote`` run by an unprivileged user: forked, setuid when we are root (exec is
+    not possible: the interpreter lives under root's private home)."""
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # child: drop root, run the CLI, report, exit without pytest's cleanup
+        try:
+            os.close(read)
+            if os.geteuid() == 0:
+                os.setgroups([])
+                os.setgid(65534)
+                os.setuid(65534)
+            result = promote(root, *args)
+            report = {"code": result.exit_code, "out": result.stdout, "err": result.stderr}
+        except BaseException as error:  # noqa: BLE001 - reported to the parent
+            report = {"code": -1, "out": "", "err": f"unexpected {error!r}"}
+        os.write(write, json.dumps(report).encode())
+        os._exit(0)
+    os.close(write)
+    chunks = []
+    while chunk := os.read(read, 65536):
+        chunks.append(chunk)
+    os.close(read)
+    os.waitpid(pid, 0)
+    return dict(json.loads(b"".join(chunks)))
+
+
+def test_read_only_state_dir_is_a_clear_error_and_nothing_changes(shared_ws: Path) -> None:
+    (shared_ws / ".promote").mkdir(mode=0o555)
+    done = _as_nobody(shared_ws, "run", "--to", "staging")
+    assert done["code"] == 1, done["err"]
+    assert done["out"] == ""
+    assert done["err"] == (
+        f"error: cannot create {shared_ws / '.promote' / 'run.lock'}: Permission denied; "
+        "nothing was changed; check that the directory is writable and the disk has free space\n"
+    )
+    assert list((shared_ws / ".promote").iterdir()) == []
+
+
+def _no_file_growth() -> None:
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, 0))
+
+
+def test_writes_that_fail_like_a_full_disk_give_a_clear_error(ws: Path) -> None:
+    done = subprocess.run(
+        [_entry_point(), "--workspace", str(ws), "run", "--to", "staging"],
+        env={**ENVIRON, "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        preexec_fn=_no_file_growth,
+    )
+    assert done.returncode == 1
+    assert done.stderr.startswith("error: dev: local tenant state ")
+    assert "nothing was written" in done.stderr
+    assert "Traceback" not in done.stderr
