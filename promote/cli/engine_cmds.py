@@ -11,7 +11,7 @@ import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, cast
 
 import click
 
@@ -21,7 +21,7 @@ from promote.engine.files import atomic_write
 from promote.engine.history import environment_status, read_history
 from promote.engine.journal import unfinished_runs
 from promote.engine.plan import build_plan
-from promote.engine.render import render_json, render_plan, render_template
+from promote.engine.render import Format, render_json, render_plan, render_template
 from promote.engine.session import Tenants
 from promote.errors import BlockedError
 from promote.workspace import Workspace, load_workspace
@@ -77,7 +77,7 @@ def plan_command(
         _note_unfinished(workspace)
         with Tenants(workspace) as tenants:
             plan = build_plan(workspace, to, tenants)
-        text = render_plan(plan, fmt)  # type: ignore[arg-type]
+        text = render_plan(plan, cast(Format, fmt))
         if out is not None:
             atomic_write(out, text.encode())
             click.echo(f"plan written to {out}", err=True)
@@ -102,12 +102,16 @@ def _progress(line: str) -> None:
     click.echo(line, err=True)
 
 
-def _ambient() -> Ambient:
-    interactive = sys.stdin.isatty() and sys.stderr.isatty()
+def _ambient(stdin: IO[str] | None = None, stderr: IO[str] | None = None) -> Ambient:
+    """Ask for approval only when a person is there (stdin and stderr are terminals); show
+    progress only on a terminal."""
+    stdin = stdin or sys.stdin
+    stderr = stderr or sys.stderr
+    interactive = stdin.isatty() and stderr.isatty()
     return Ambient(
         environ=dict(os.environ),
         confirm=_confirm if interactive else None,
-        progress=_progress if sys.stderr.isatty() else None,
+        progress=_progress if stderr.isatty() else None,
     )
 
 

@@ -5,6 +5,7 @@ Every test asserts the exit code and what went to stdout and stderr.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import resource
@@ -436,6 +437,13 @@ def test_history_of_unknown_environment_and_empty_history(ws: Path) -> None:
     assert result.stdout == "no history yet\n"
 
 
+def test_rollback_of_unknown_environment_is_refused(ws: Path) -> None:
+    result = promote(ws, "rollback", "--env", "qa")
+    assert result.exit_code == 3
+    assert "unknown environment 'qa'; the chain is dev -> staging -> prod" in result.stderr
+    assert result.stdout == ""
+
+
 def test_rollback_without_a_promotion_fails_clearly(ws: Path) -> None:
     result = promote(ws, "rollback", "--env", "staging")
     assert result.exit_code != 0
@@ -523,3 +531,23 @@ def test_writes_that_fail_like_a_full_disk_give_a_clear_error(ws: Path) -> None:
     assert done.stderr.startswith("error: dev: local tenant state ")
     assert "nothing was written" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+class _Stream(io.StringIO):
+    def __init__(self, tty: bool) -> None:
+        super().__init__()
+        self.tty = tty
+
+    def isatty(self) -> bool:
+        return self.tty
+
+
+def test_approval_is_asked_and_progress_shown_only_on_a_terminal() -> None:
+    from promote.cli.engine_cmds import _ambient
+
+    both = _ambient(_Stream(True), _Stream(True))
+    assert both.confirm is not None and both.progress is not None
+    piped_in = _ambient(_Stream(False), _Stream(True))
+    assert piped_in.confirm is None and piped_in.progress is not None
+    piped_err = _ambient(_Stream(True), _Stream(False))
+    assert piped_err.confirm is None and piped_err.progress is None
