@@ -24,7 +24,7 @@ from promote.email import VerifyContext, run_verify
 from promote.engine.files import Writer, atomic_write
 from promote.engine.history import HistoryRecord, append_history, config_digest, now
 from promote.engine.hooks import PostHook, run_restart_hook
-from promote.engine.journal import Journal, run_lock, unfinished_runs
+from promote.engine.journal import Journal, prune_finished, run_lock, unfinished_runs
 from promote.engine.plan import Plan, Stage, build_plan
 from promote.engine.render import PLAN_FORMAT, plan_to_json
 from promote.errors import (
@@ -110,6 +110,7 @@ def run(
         else:
             plan = build_plan(workspace, to, tenants, environ=ambient.environ)
         result = _apply(workspace, plan, tenants, approve=approve, ambient=ambient)
+        prune_finished(workspace.state_dir)
     return RunResult(
         result.run_id, plan, result.applied, result.skipped, tuple(notes) + result.notes
     )

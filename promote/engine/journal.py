@@ -23,8 +23,10 @@ from promote.errors import LockedError
 
 __all__ = [
     "JOURNAL_FORMAT",
+    "KEEP_FINISHED",
     "Journal",
     "RunStatus",
+    "prune_finished",
     "run_lock",
     "unfinished_runs",
 ]
@@ -32,6 +34,8 @@ __all__ = [
 JOURNAL_FORMAT = "promote.journal/1"
 RunStatus = Literal["running", "interrupted", "failed", "done", "recovered"]
 _UNFINISHED = ("running", "interrupted")
+KEEP_FINISHED = 100
+"""How many journals of finished runs stay in ``runs/`` (the history keeps every run)."""
 
 
 def _now() -> str:
@@ -208,3 +212,27 @@ def unfinished_runs(state_dir: Path, *, write: Writer = atomic_write) -> list[Jo
         if journal is not None and journal.status in _UNFINISHED:
             found.append(journal)
     return sorted(found, key=lambda j: str(j.data.get("started", "")))
+
+
+def prune_finished(state_dir: Path, *, keep: int = KEEP_FINISHED) -> int:
+    """Delete all but the ``keep`` newest journals of finished runs; returns how many went.
+
+    Unfinished journals are never deleted. Call only while holding :func:`run_lock`.
+    """
+    runs = state_dir / "runs"
+    if not runs.is_dir():
+        return 0
+    finished = []
+    for path in sorted(runs.glob("*.json")):
+        journal = Journal.load(path)
+        if journal is not None and journal.status not in _UNFINISHED:
+            finished.append(path)
+    removed = 0
+    # Run ids start with a UTC timestamp, so name order is age order.
+    for path in finished[: max(len(finished) - keep, 0)]:
+        try:
+            path.unlink()
+            removed += 1
+        except OSError:
+            pass
+    return removed

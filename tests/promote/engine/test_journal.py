@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from promote.engine.files import StateFileError, atomic_write, read_text
-from promote.engine.journal import Journal, run_lock, unfinished_runs
+from promote.engine.journal import Journal, prune_finished, run_lock, unfinished_runs
 from promote.errors import LockedError
 
 
@@ -59,3 +59,12 @@ def test_state_file_error_names_the_cause() -> None:
         "cannot write /x/.promote/runs/r.json: No space left on device; check that the "
         "directory is writable and the disk has free space"
     )
+
+
+def test_prune_keeps_the_newest_finished_and_every_unfinished_journal(tmp_path: Path) -> None:
+    for n in range(5):
+        journal = Journal.start(tmp_path, run_id=f"r{n}", to="dev", stages=["dev"], approved=[])
+        if n != 1:
+            journal.finish("done")
+    assert prune_finished(tmp_path, keep=2) == 2
+    assert sorted(p.stem for p in (tmp_path / "runs").iterdir()) == ["r1", "r3", "r4"]
