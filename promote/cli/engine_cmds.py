@@ -19,7 +19,7 @@ from promote.cli import Context, handle_errors, pass_context
 from promote.engine.apply import Ambient, rollback, run, run_plan
 from promote.engine.files import atomic_write
 from promote.engine.history import environment_status, read_history
-from promote.engine.journal import unfinished_runs
+from promote.engine.journal import run_in_progress, unfinished_runs
 from promote.engine.plan import build_plan
 from promote.engine.render import Format, render_json, render_plan, render_template
 from promote.engine.session import Tenants
@@ -40,6 +40,9 @@ def _finish(ctx: Context, call: Callable[[], int | None]) -> None:
 
 
 def _note_unfinished(workspace: Workspace) -> None:
+    if run_in_progress(workspace.state_dir):
+        click.echo("note: another promote run is in progress in this workspace", err=True)
+        return
     for journal in unfinished_runs(workspace.state_dir):
         click.echo(
             f"note: found unfinished {journal.describe()}; the next 'promote run' finishes it",

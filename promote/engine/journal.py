@@ -27,6 +27,7 @@ __all__ = [
     "Journal",
     "RunStatus",
     "prune_finished",
+    "run_in_progress",
     "run_lock",
     "unfinished_runs",
 ]
@@ -70,6 +71,24 @@ def run_lock(state_dir: Path, *, env: str) -> Iterator[None]:
         finally:
             _note_pid(fd, "")
             fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+
+
+def run_in_progress(state_dir: Path) -> bool:
+    """Whether another process holds the workspace run lock right now (reads only)."""
+    path = state_dir / "run.lock"
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    else:
+        fcntl.flock(fd, fcntl.LOCK_UN)
+        return False
     finally:
         os.close(fd)
 

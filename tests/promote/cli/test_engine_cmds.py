@@ -308,6 +308,9 @@ def test_restart_hook_timing_out_is_a_failure(tmp_path: Path) -> None:
 def test_a_second_run_while_one_holds_the_lock_exits_4(ws: Path) -> None:
     with run_lock(ws / ".promote", env="staging"):
         result = promote(ws, "run", "--to", "staging")
+        plan = promote(ws, "plan", "--to", "staging")
+    assert plan.exit_code == 0
+    assert plan.stderr == "note: another promote run is in progress in this workspace\n"
     assert result.exit_code == 4
     assert "locked by another promote run" in result.stderr
     assert "nothing" not in result.stdout

@@ -8,7 +8,13 @@ from pathlib import Path
 import pytest
 
 from promote.engine.files import StateFileError, atomic_write, read_text
-from promote.engine.journal import Journal, prune_finished, run_lock, unfinished_runs
+from promote.engine.journal import (
+    Journal,
+    prune_finished,
+    run_in_progress,
+    run_lock,
+    unfinished_runs,
+)
 from promote.errors import LockedError
 
 
@@ -19,7 +25,8 @@ def test_run_lock_admits_one_holder(tmp_path: Path) -> None:
         assert caught.value.exit_code == 4
         assert "another promote run (pid" in str(caught.value)
     with run_lock(tmp_path, env="staging"):  # released
-        pass
+        assert run_in_progress(tmp_path)
+    assert not run_in_progress(tmp_path)
 
 
 def test_journal_records_steps_and_unfinished_runs_are_found(tmp_path: Path) -> None:
