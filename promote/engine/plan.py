@@ -38,6 +38,9 @@ __all__ = [
 ]
 
 Status = Literal["in-sync", "changes", "blocked"]
+
+_MISSING = "is not defined in"
+"""How ``check_environment`` words an undefined ESV (its walk already finds them all)."""
 EsvKind = Literal["variable", "secret"]
 
 
@@ -287,8 +290,11 @@ def _preflight(
         errors.append(_immutable_problem(envfile, lower is None))
     secrets, secret_problems = _read_secrets(envfile, workspace, environ)
     errors.extend(secret_problems)
+    missing: set[str] = set()
     for problem in check_environment(desired, envfile):
         (errors if problem.severity == "error" else warnings).append(problem)
+        if problem.severity == "error" and problem.esv_id and _MISSING in problem.message:
+            missing.add(problem.esv_id)
     resolved: dict[str, Resolved] = {}
     resolved_ok = False
     if not secret_problems:
@@ -310,7 +316,7 @@ def _preflight(
     return _Checks(
         errors=_unique(errors),
         warnings=_unique(warnings),
-        missing=_missing_esvs(desired, envfile),
+        missing=sorted(missing),
         secrets=secrets,
         secrets_ok=not secret_problems,
         resolved=resolved,
@@ -402,17 +408,6 @@ def _read_secrets(
         return read_secrets(envfile, workspace=workspace.root, environ=environ), []
     except EnvironmentFileError as error:
         return {}, list(error.problems)
-
-
-def _missing_esvs(desired: Mapping[str, JSON], envfile: EnvironmentFile) -> list[str]:
-    defined = envfile.variables.keys() | envfile.secrets.keys()
-    return sorted(
-        {
-            ref.esv_id
-            for ref in index_references(desired)
-            if not ref.defaulted and ref.esv_id not in defined
-        }
-    )
 
 
 def _unique(problems: list[Problem]) -> list[Problem]:
