@@ -43,6 +43,40 @@ def _post(url: str, timeout: float) -> None:
         client.close()
 
 
+def _run_command(
+    argv: list[str],
+    env: str,
+    cwd: Path,
+    environ: Mapping[str, str] | None,
+    timeout: float,
+) -> tuple[int, str]:
+    """Run ``argv``; its exit status and its stderr (else stdout). The child is always reaped,
+    also on a timeout or Ctrl-C."""
+    try:
+        process = subprocess.Popen(
+            argv,
+            cwd=cwd,
+            env=dict(environ) if environ is not None else None,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+    except OSError as error:
+        raise HookError(env, f"{argv[0]} could not be started: {error.strerror}") from None
+    with process:
+        try:
+            out, err = process.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.communicate()
+            raise HookError(env, f"{argv[0]} did not finish within {timeout:g}s") from None
+        except BaseException:
+            process.kill()
+            process.wait()
+            raise
+    return process.returncode, (err or out or b"").decode(errors="replace")
+
+
 def run_restart_hook(
     hook: RestartHook,
     *,
@@ -58,24 +92,11 @@ def run_restart_hook(
     """
     if hook.command:
         argv = list(hook.command)
-        try:
-            done = subprocess.run(
-                argv,
-                cwd=cwd,
-                env=dict(environ) if environ is not None else None,
-                stdin=subprocess.DEVNULL,
-                capture_output=True,
-                timeout=hook.timeout,
-                check=False,
-            )
-        except subprocess.TimeoutExpired:
-            raise HookError(env, f"{argv[0]} did not finish within {hook.timeout:g}s") from None
-        except OSError as error:
-            raise HookError(env, f"{argv[0]} could not be started: {error.strerror}") from None
-        if done.returncode != 0:
-            tail = (done.stderr or done.stdout or b"").decode(errors="replace").strip()
+        returncode, output = _run_command(argv, env, cwd, environ, hook.timeout)
+        if returncode != 0:
+            tail = output.strip()
             detail = f": {tail[-_OUTPUT_CHARS:]}" if tail else ""
-            raise HookError(env, f"{argv[0]} exited with status {done.returncode}{detail}")
+            raise HookError(env, f"{argv[0]} exited with status {returncode}{detail}")
         return f"ran {argv[0]}"
     if hook.url:
         try:

@@ -554,3 +554,25 @@ def test_approval_is_asked_and_progress_shown_only_on_a_terminal() -> None:
     assert piped_in.confirm is None and piped_in.progress is not None
     piped_err = _ambient(_Stream(True), _Stream(False))
     assert piped_err.confirm is None and piped_err.progress is None
+
+
+def test_ctrl_c_during_a_run_exits_130_and_the_next_run_finishes_it(tmp_path: Path) -> None:
+    interrupt = "import os, signal, time; os.kill(os.getppid(), signal.SIGINT); time.sleep(10)"
+    hook = _hook([sys.executable, "-c", interrupt])
+    root = write_workspace(
+        tmp_path / "ws",
+        envs=default_envs(staging=env_yaml("staging", port="465", ssl="true", restart=hook)),
+    )
+    result = promote(root, "run", "--to", "staging")
+    assert result.exit_code == 130, result.stderr
+    assert result.stdout == ""
+    assert "interrupted\n  dev: applied\n  staging: partially applied (" in result.stderr
+    assert "the next 'promote run' finishes this run" in result.stderr
+
+    (root / "environments" / "staging.yaml").write_text(env_yaml("staging", port="465", ssl="true"))
+    result = promote(root, "run", "--to", "staging")
+    assert result.exit_code == 0, result.stderr
+    assert "found unfinished run" in result.stderr
+    assert "stopped in staging at step restart" in result.stderr
+    assert "finished it (applied: staging)" in result.stderr
+    assert result.stdout == "dev: in sync (skipped)\nstaging: in sync (skipped)\n"
