@@ -156,7 +156,9 @@ def check_saved_plan(saved: Mapping[str, Any], fresh: Plan) -> None:
     """Refuse (``StalePlanError``) unless ``fresh`` is the plan ``saved`` describes."""
     problems: list[Problem] = []
     fresh_json = plan_to_json(fresh)
-    saved_stages = {s.get("env"): s for s in saved.get("stages", []) if isinstance(s, Mapping)}
+    listed = saved.get("stages")
+    stages = listed if isinstance(listed, list) else []
+    saved_stages = {s.get("env"): s for s in stages if isinstance(s, Mapping)}
     fresh_stages = {s["env"]: s for s in fresh_json["stages"]}
     if list(saved_stages) != list(fresh_stages):
         problems.append(
@@ -171,7 +173,8 @@ def check_saved_plan(saved: Mapping[str, Any], fresh: Plan) -> None:
         then = saved_stages.get(env)
         if then is None:
             continue
-        prints = then.get("fingerprint") or {}
+        prints = then.get("fingerprint")
+        prints = prints if isinstance(prints, Mapping) else {}
         if prints.get("tenant") != now_stage["fingerprint"]["tenant"]:
             problems.append(
                 Problem(env, "", "the tenant changed since the plan was made (config or ESVs)")

@@ -363,6 +363,14 @@ def test_run_plan_with_a_file_that_is_not_a_plan(ws: Path, tmp_path: Path) -> No
     result = promote(ws, "run", "--plan", str(bad))
     assert result.exit_code == 3
     assert "is not a JSON plan" in result.stderr
+    bad.write_text(
+        '{"format": "promote.plan/1", "to": "staging", "salt": "00",'
+        ' "stages": [{"env": "dev", "fingerprint": 5}, "x"]}'
+    )
+    result = promote(ws, "run", "--plan", str(bad))
+    assert result.exit_code == 3
+    assert "the plan is stale" in result.stderr
+    assert "the plan walks dev but the chain now walks dev, staging" in result.stderr
     bad.write_text('{"format": "other"}')
     result = promote(ws, "run", "--plan", str(bad))
     assert result.exit_code == 3
