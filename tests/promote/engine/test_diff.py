@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import json
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from promote.engine.diff import ABSENT, PathChange, diff_object, diff_objects
 
 
@@ -56,3 +61,40 @@ def test_array_indexes_sort_numerically() -> None:
     found = diff_object("o", before, after)
     assert found is not None
     assert [c.path for c in found.changes] == ["l[9]", "l[10]", "l[11]"]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.text("ab", max_size=2),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text("xyz", max_size=2), inner, max_size=3)
+    ),
+    max_leaves=12,
+)
+
+
+def _at(tree: object, parts: tuple[str | int, ...]) -> object:
+    node = tree
+    for part in parts:
+        try:
+            node = node[part]  # type: ignore[index]
+        except (KeyError, IndexError, TypeError):
+            return ABSENT
+    return node
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
+    after=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
+)
+def test_diff_is_none_exactly_when_equal_and_every_change_is_real(before, after) -> None:
+    found = diff_object("o", before, after)
+    if found is None:
+        assert json.dumps(before, sort_keys=True) == json.dumps(after, sort_keys=True)
+        return
+    assert json.dumps(before, sort_keys=True) != json.dumps(after, sort_keys=True)
+    assert found.changes
+    for change in found.changes:
+        assert change.before is ABSENT or _at(before, change.parts) == change.before
+        assert change.after is ABSENT or _at(after, change.parts) == change.after
+        assert change.before is not ABSENT or change.after is not ABSENT
