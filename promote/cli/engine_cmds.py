@@ -197,6 +197,7 @@ def status_command(ctx: Context, fmt: str) -> None:
                     "pending_esvs": list(s.pending_esvs),
                     "last": s.last.to_json() if s.last else None,
                     "drift": s.drift,
+                    "note": s.note,
                 }
                 for s in statuses
             ]

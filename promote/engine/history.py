@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from esv import EsvError
 from promote.engine.diff import diff_objects
 from promote.engine.files import Writer, atomic_write, read_text
+from promote.errors import PromoteError
 from promote.tenants.base import JSON, Tenant
 from promote.workspace import Workspace
 
@@ -126,53 +128,76 @@ class EnvironmentStatus:
     env: str
     lower: str
     """The stage below (``config`` for the first)."""
-    in_sync: bool
+    in_sync: bool | None
+    """Config equals the stage below's; ``None`` when it cannot be compared (see ``note``)."""
     differing: tuple[str, ...]
     """Config object ids that differ from the stage below."""
     pending_esvs: tuple[str, ...]
     last: HistoryRecord | None
     drift: bool | None
     """Config differs from what the last run left; ``None`` without history."""
+    note: str | None = None
+    """Why something could not be told (the tenant could not be read, resolved config)."""
 
 
 def environment_status(
     workspace: Workspace, tenants: Mapping[str, Tenant], *, envs: Sequence[str] | None = None
 ) -> list[EnvironmentStatus]:
-    """Status of every environment of the chain (or ``envs``), in chain order."""
-    records = read_history(workspace.state_dir)
-    held: dict[str, dict[str, JSON]] = {}
+    """Status of every environment of the chain (or ``envs``), in chain order.
 
-    def config_of(env: str) -> dict[str, JSON]:
+    A tenant that cannot be read (no token here, unreachable) does not stop the others: its
+    entry says why, and the stage above it cannot be compared.
+    """
+    records = read_history(workspace.state_dir)
+    held: dict[str, dict[str, JSON] | str] = {}
+
+    def config_of(env: str) -> dict[str, JSON] | str:
         if env not in held:
-            tenant = tenants[env]
-            held[env] = tenant.read_config(sorted(tenant.list_config_ids()))
+            try:
+                tenant = tenants[env]
+                held[env] = tenant.read_config(sorted(tenant.list_config_ids()))
+            except (PromoteError, EsvError) as error:
+                held[env] = " ".join(line.strip() for line in str(error).splitlines())
         return held[env]
 
-    result = []
-    for env in envs or workspace.chain:
-        lower = workspace.lower(env)
-        current = config_of(env)
-        below = dict(workspace.config) if lower is None else config_of(lower)
-        allowed = tenants[env].capabilities.config_ids
+    return [
+        _status_of(workspace, tenants, env, config_of, records) for env in envs or workspace.chain
+    ]
+
+
+def _status_of(
+    workspace: Workspace,
+    tenants: Mapping[str, Tenant],
+    env: str,
+    config_of: Callable[[str], dict[str, JSON] | str],
+    records: Sequence[HistoryRecord],
+) -> EnvironmentStatus:
+    lower = workspace.lower(env)
+    last = next((r for r in reversed(records) if r.env == env), None)
+    current = config_of(env)
+    if isinstance(current, str):
+        note = f"cannot be read: {current}"
+        return EnvironmentStatus(env, lower or "config", None, (), (), last, None, note)
+    tenant = tenants[env]
+    below = dict(workspace.config) if lower is None else config_of(lower)
+    in_sync: bool | None
+    note = None
+    differing: tuple[str, ...] = ()
+    if isinstance(below, str):
+        in_sync, note = None, f"{lower} cannot be read: {below}"
+    elif not tenant.capabilities.placeholders:
+        in_sync, note = None, "holds resolved config; 'promote plan' compares it"
+    else:
+        allowed = tenant.capabilities.config_ids
         if allowed is not None:
             below = {key: value for key, value in below.items() if key in allowed}
         differing = tuple(d.object for d in diff_objects(current, below))
-        tenant = tenants[env]
-        pending: list[str] = []
-        if tenant.capabilities.esvs:
-            pending = [k for k, v in tenant.list_variables().items() if not v.loaded]
-            pending += [k for k, s in tenant.list_secrets().items() if not s.loaded]
-        last = next((r for r in reversed(records) if r.env == env), None)
-        drift = None if last is None else config_digest(current) != last.config_digest
-        result.append(
-            EnvironmentStatus(
-                env=env,
-                lower=lower or "config",
-                in_sync=not differing,
-                differing=differing,
-                pending_esvs=tuple(sorted(pending)),
-                last=last,
-                drift=drift,
-            )
-        )
-    return result
+        in_sync = not differing
+    pending: list[str] = []
+    if tenant.capabilities.esvs:
+        pending = [k for k, v in tenant.list_variables().items() if not v.loaded]
+        pending += [k for k, s in tenant.list_secrets().items() if not s.loaded]
+    drift = None if last is None else config_digest(current) != last.config_digest
+    return EnvironmentStatus(
+        env, lower or "config", in_sync, differing, tuple(sorted(pending)), last, drift, note
+    )

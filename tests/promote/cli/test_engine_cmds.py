@@ -584,3 +584,22 @@ def test_ctrl_c_during_a_run_exits_130_and_the_next_run_finishes_it(tmp_path: Pa
     assert "stopped in staging at step restart" in result.stderr
     assert "finished it (applied: staging)" in result.stderr
     assert result.stdout == "dev: in sync (skipped)\nstaging: in sync (skipped)\n"
+
+
+def test_status_of_a_tenant_that_cannot_be_opened_does_not_hide_the_others(
+    tmp_path: Path,
+) -> None:
+    prod = env_yaml("prod", port="465", ssl="true", protected=True).replace(
+        "tenant:\n  kind: local\n",
+        "tenant:\n  kind: aic\n  url: http://127.0.0.1:9\n  token: {env: PROD_TOKEN}\n",
+    )
+    root = write_workspace(tmp_path / "ws", envs=default_envs(prod=prod))
+    promote(root, "run", "--to", "staging")
+    result = promote(root, "status")
+    assert result.exit_code == 0, result.stderr
+    assert "dev: in sync with config" in result.stdout
+    assert "staging: in sync with dev" in result.stdout
+    assert "prod: " in result.stdout and "PROD_TOKEN" in result.stdout
+    data = json.loads(promote(root, "status", "--format", "json").stdout)
+    assert data["environments"][2]["in_sync"] is None
+    assert "PROD_TOKEN" in data["environments"][2]["note"]
