@@ -176,12 +176,12 @@ def _status_of(
     last = next((r for r in reversed(records) if r.env == env), None)
     current = config_of(env)
     if isinstance(current, str):
-        note = f"cannot be read: {current}"
-        return EnvironmentStatus(env, lower or "config", None, (), (), last, None, note)
+        unreadable = f"cannot be read: {current}"
+        return EnvironmentStatus(env, lower or "config", None, (), (), last, None, unreadable)
     tenant = tenants[env]
     below = dict(workspace.config) if lower is None else config_of(lower)
     in_sync: bool | None
-    note = None
+    note: str | None = None
     differing: tuple[str, ...] = ()
     if isinstance(below, str):
         in_sync, note = None, f"{lower} cannot be read: {below}"
