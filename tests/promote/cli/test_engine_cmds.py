@@ -205,9 +205,12 @@ def test_protected_environment_needs_approval_and_nothing_changes(ws: Path) -> N
     assert "prod needs approval" in result.stderr and "--approve prod" in result.stderr
     assert "nothing was changed" in result.stderr
     assert held_config(ws, "dev") == {}
+    plan = promote(ws, "plan", "--to", "prod").stdout
+    assert "prod <- staging: changes (protected: run needs --approve prod)" in plan
     result = promote(ws, "run", "--to", "prod", "--approve", "prod")
     assert result.exit_code == 0, result.stderr
     assert result.stdout == "dev: applied\nstaging: applied\nprod: applied\n"
+    assert "prod <- staging: in-sync\n" in promote(ws, "plan", "--to", "prod").stdout
 
 
 def test_unknown_to_is_refused_naming_the_chain(ws: Path) -> None:
