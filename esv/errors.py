@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 __all__ = [
+    "MISSING_ESV",
     "EnvironmentFileError",
     "EsvError",
     "Problem",
@@ -28,6 +29,9 @@ __all__ = [
 ]
 
 Severity = Literal["error", "warning"]
+
+MISSING_ESV = "missing-esv"
+"""``Problem.code`` of a placeholder whose ESV is not defined and has no default."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,9 @@ class Problem:
     severity: Severity = "error"
     esv_id: str | None = None
     hint: str | None = None
+    code: str | None = None
+    """A stable machine-readable kind (``"missing-esv"``) for code that acts on findings;
+    messages are for people and may change."""
 
     def __str__(self) -> str:
         where = f"{self.location}: {self.path}" if self.path else self.location

@@ -173,6 +173,11 @@ class Tenant(Protocol):
         """Whether another promotion holds this environment's lock."""
         ...
 
+    def unlock(self, holder: str) -> None:
+        """Release the promotion lock if ``holder`` holds it (no-op otherwise): what a run
+        killed mid-promotion left behind is released by the run that recovers it."""
+        ...
+
     def promote_from(
         self, lower: Tenant, *, holder: str, description: str, dry_run: bool = False
     ) -> PromotionReport:
