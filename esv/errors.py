@@ -23,6 +23,7 @@ __all__ = [
     "EnvironmentFileError",
     "EsvError",
     "Problem",
+    "ReportedError",
     "ResolutionError",
     "Severity",
     "WorkspaceFileError",
@@ -61,10 +62,10 @@ class Problem:
         return text
 
 
-class EsvError(Exception):
-    """Base of every esv error; ``exit_code`` is what the CLI exits with."""
+class ReportedError(Exception):
+    """An error that lists its problems under a one-line head; shared by esv and promote."""
 
-    exit_code = 3
+    exit_code = 1
 
     def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
         super().__init__(message)
@@ -72,10 +73,13 @@ class EsvError(Exception):
 
     def __str__(self) -> str:
         head = str(self.args[0]) if self.args else type(self).__name__
-        if not self.problems:
-            return head
-        lines = [head] + [f"  - {p}" for p in self.problems]
-        return "\n".join(lines)
+        return "\n".join([head] + [f"  - {p}" for p in self.problems])
+
+
+class EsvError(ReportedError):
+    """Base of every esv error; ``exit_code`` is what the CLI exits with."""
+
+    exit_code = 3
 
 
 class WorkspaceFileError(EsvError):

@@ -17,9 +17,9 @@ esv errors (``esv.EsvError``, exit code 3) pass through unchanged. No message co
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
-from esv import Problem
+from esv.errors import ReportedError
 
 __all__ = [
     "ApplyError",
@@ -33,20 +33,10 @@ __all__ = [
 ]
 
 
-class PromoteError(Exception):
+class PromoteError(ReportedError):
     """Base of every promote error; ``exit_code`` is what the CLI exits with."""
 
     exit_code = 1
-
-    def __init__(self, message: str, problems: Iterable[Problem] = ()) -> None:
-        super().__init__(message)
-        self.problems: tuple[Problem, ...] = tuple(problems)
-
-    def __str__(self) -> str:
-        head = str(self.args[0]) if self.args else type(self).__name__
-        if not self.problems:
-            return head
-        return "\n".join([head] + [f"  - {p}" for p in self.problems])
 
 
 class BlockedError(PromoteError):
