@@ -21,7 +21,7 @@ from esv.conversions import (
     wrapper_of,
 )
 from esv.envfile import EnvironmentFile
-from esv.errors import Problem
+from esv.errors import MISSING_ESV, Problem
 from esv.ids import is_valid_id
 from esv.placeholders import Placeholder, Segment, invalid_tokens, parse
 from esv.resolver import json_path
@@ -144,6 +144,7 @@ class _Check:
                     f"{segment.raw}: ESV {esv_id} is not defined in {env.relpath}",
                     esv_id=esv_id,
                     hint=hint,
+                    code=MISSING_ESV,
                 )
             )
 

@@ -20,6 +20,7 @@ from typing import Literal
 
 from esv import MASK, EnvironmentFileError, EsvError, Problem, SecretValue
 from esv.envfile import EnvironmentFile, esv_values, read_secrets
+from esv.errors import MISSING_ESV
 from esv.references import check_environment, index_references
 from esv.resolver import EsvValue, Resolved, resolve, resolve_objects
 from promote.email import check_email
@@ -39,8 +40,6 @@ __all__ = [
 
 Status = Literal["in-sync", "changes", "blocked"]
 
-_MISSING = "is not defined in"
-"""How ``check_environment`` words an undefined ESV (its walk already finds them all)."""
 EsvKind = Literal["variable", "secret"]
 
 
@@ -293,7 +292,7 @@ def _preflight(
     missing: set[str] = set()
     for problem in check_environment(desired, envfile):
         (errors if problem.severity == "error" else warnings).append(problem)
-        if problem.severity == "error" and problem.esv_id and _MISSING in problem.message:
+        if problem.code == MISSING_ESV and problem.esv_id:
             missing.add(problem.esv_id)
     resolved: dict[str, Resolved] = {}
     resolved_ok = False
@@ -301,7 +300,9 @@ def _preflight(
         try:
             resolved = resolve_objects(desired, esv_values(envfile, secrets))
         except EsvError as error:
-            errors.extend(error.problems)
+            # The resolver finds again what the reference check reported (in other words).
+            seen = {(p.location, p.path, p.esv_id) for p in errors}
+            errors.extend(p for p in error.problems if (p.location, p.path, p.esv_id) not in seen)
         else:
             resolved_ok = True
             for problem in check_email(

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from esv import Problem
+from esv.errors import MISSING_ESV
 from esv.ids import is_valid_id
 from esv.references import index_references
 from esv.secrets import SecretValue
@@ -681,6 +682,7 @@ class LocalTenant:
                 esv_id=ref.esv_id,
                 hint=f"define it in the {self.env} environment file, or give the placeholder "
                 "a default",
+                code=MISSING_ESV,
             )
             for ref in missing
         ]

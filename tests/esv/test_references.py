@@ -6,7 +6,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from esv.envfile import EnvironmentFile, parse_environment
-from esv.errors import ResolutionError
+from esv.errors import MISSING_ESV, ResolutionError
 from esv.references import Reference, check_environment, index_references
 from esv.resolver import EsvValue, resolve
 
@@ -71,6 +71,7 @@ def test_missing_without_default_is_an_error() -> None:
         ("external.email", "auth.password", "esv-email-provider-password"),
     ]
     assert "is not defined in environments/uat.yaml" in errors[0].message
+    assert {p.code for p in errors} == {MISSING_ESV}
 
 
 def test_defaults_used_only_when_needed() -> None:
@@ -114,6 +115,7 @@ secrets:
     ) in shown
     assert ("error", "d", '$array of "not json" (from esv-b64): is not a JSON array') in shown
     assert not [p for p in found if p.path in ("b", "e")]
+    assert all(p.code is None for p in found)
 
 
 def test_bare_non_string_and_invalid_tokens_and_unused_warn() -> None:

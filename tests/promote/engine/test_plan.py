@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from esv import MASK
+from esv.errors import MISSING_ESV
 from esv.secrets import SecretValue
 from promote.engine.apply import Ambient, run
 from promote.engine.diff import ABSENT
@@ -26,6 +27,7 @@ from promote.tenants.base import (
 )
 from promote.workspace import Workspace, load_workspace
 from tests.promote.engine.workspaces import (
+    EMAIL,
     ENVIRON,
     SECRET,
     default_envs,
@@ -125,6 +127,19 @@ def test_immutable_first_stage_is_blocked(tmp_path: Path) -> None:
     (stage,) = plan.stages
     assert stage.status == "blocked"
     assert "must be mutable" in str(stage.errors[0])
+
+
+def test_missing_esvs_are_the_problems_coded_missing_esv(tmp_path: Path) -> None:
+    email = {**EMAIL, "host": "&{esv.not.there}", "port": {"$int": "&{esv.email.provider.from}"}}
+    root = write_workspace(tmp_path / "ws", config={"external.email": email})
+    (stage,) = plan_of(load_workspace(root), "dev").stages
+    assert stage.status == "blocked"
+    assert stage.missing_esvs == ("esv-not-there",)
+    found = [(p.esv_id, p.path, p.code) for p in stage.errors]
+    assert found == [
+        ("esv-not-there", "host", MISSING_ESV),
+        ("esv-email-provider-from", "port", None),
+    ]  # each once: the resolver's second report of the missing ESV is left out
 
 
 def test_unloaded_esvs_need_a_restart(ws: Workspace) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from esv.errors import MISSING_ESV
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, LockedError, PromoteError, TenantError
 from promote.tenants.base import EsvWrite, Tenant
@@ -573,6 +574,14 @@ def test_rollback_is_refused_while_another_holder_has_the_lock(chain) -> None:
     with pytest.raises(LockedError):
         staging.rollback(holder="h")
     assert staging.read_config(["a"]) == {"a": {"n": 1}}
+
+
+def test_missing_esvs_carry_their_code(chain) -> None:
+    dev, staging = chain
+    dev.put_config("a", {"host": "&{esv.host}", "port": "&{esv.port|25}"})
+    with pytest.raises(BlockedError) as caught:
+        staging.promote_from(dev, holder="h", description="")
+    assert [(p.esv_id, p.code) for p in caught.value.problems] == [("esv-host", MISSING_ESV)]
 
 
 def test_cannot_promote_from_itself(chain) -> None:
