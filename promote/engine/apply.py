@@ -233,17 +233,14 @@ def _release_dead_locks(
     workspace: Workspace, journal: Journal, tenants: Mapping[str, Tenant]
 ) -> list[str]:
     # A run killed inside a promotion leaves that environment locked in its own name. We hold
-    # the workspace run lock, so that run is dead: release its locks where the tenant lets us
-    # (``unlock`` is not part of the Protocol; a tenant without it keeps the lock and the
-    # plan reports it as locked, exit 4).
+    # the workspace run lock, so that run is dead: release the locks it holds.
     holder = f"promote run {journal.run_id}"
     released = []
     for env in workspace.walk(journal.to):
         tenant = tenants[env]
         state = tenant.lock_state()
-        unlock = getattr(tenant, "unlock", None)
-        if state.locked and state.holder == holder and callable(unlock):
-            unlock(holder)
+        if state.locked and state.holder == holder:
+            tenant.unlock(holder)
             released.append(env)
     return released
 

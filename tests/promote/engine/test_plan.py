@@ -202,6 +202,8 @@ class ResolvedTenant:
     def lock_state(self) -> LockState:
         return LockState(False)
 
+    def unlock(self, holder: str) -> None: ...
+
     def promote_from(self, lower: Tenant, **kw: Any) -> PromotionReport:
         raise AssertionError("no promotions here")
 
