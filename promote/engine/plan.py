@@ -206,7 +206,8 @@ def build_stage(
     lock = tenant.lock_state()
     if lock.locked:
         raise LockedError(env, lock.holder)
-    mutable = workspace.is_mutable(env)
+    # A tenant without promotions (Okta) receives config directly wherever it stands.
+    mutable = workspace.is_mutable(env) or not caps.promotion
     desired = _desired_config(workspace, env, lower, tenants)
     checks = _preflight(workspace, envfile, desired, lower, tenant, mutable, environ)
     held = _held(tenant, desired)
@@ -285,8 +286,10 @@ def _preflight(
     """Every problem of the stage at once: mutability, secrets, references, types, email."""
     errors: list[Problem] = []
     warnings: list[Problem] = []
-    if not mutable and (lower is None or not tenant.capabilities.promotion):
-        errors.append(_immutable_problem(envfile, lower is None))
+    if not tenant.capabilities.promotion and envfile.mutable is False:
+        errors.append(_immutable_problem(envfile, promotion=False))
+    elif not mutable and lower is None:
+        errors.append(_immutable_problem(envfile, promotion=True))
     secrets, secret_problems = _read_secrets(envfile, workspace, environ)
     errors.extend(secret_problems)
     missing: set[str] = set()
@@ -385,8 +388,8 @@ def _recipients(envfile: EnvironmentFile) -> list[str]:
     return [to] if isinstance(to, str) else []
 
 
-def _immutable_problem(envfile: EnvironmentFile, first: bool) -> Problem:
-    if first:
+def _immutable_problem(envfile: EnvironmentFile, *, promotion: bool) -> Problem:
+    if promotion:
         return Problem(
             envfile.relpath,
             "mutable",
@@ -397,8 +400,8 @@ def _immutable_problem(envfile: EnvironmentFile, first: bool) -> Problem:
         envfile.relpath,
         "mutable",
         f"this {envfile.tenant.get('kind', 'local')} tenant cannot receive promotions, "
-        "so config can reach it only by direct writes",
-        hint="set 'mutable: true' in this file",
+        "so config reaches it only by direct writes; it cannot be immutable",
+        hint="remove 'mutable: false' from this file",
     )
 
 

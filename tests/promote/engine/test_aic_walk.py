@@ -68,7 +68,8 @@ def test_walk_into_an_okta_org_sends_resolved_config(tmp_path: Path) -> None:
         ["dev", EnvSpec("okta", "okta", mutable=True)], tmp_path / "sandbox", tokens=TOKEN
     )
     try:
-        okta = aic_env("okta", server.url("okta"), mutable=True).replace("kind: aic", "kind: okta")
+        # No 'mutable:' although above dev: Okta has no promotions, config goes in directly.
+        okta = aic_env("okta", server.url("okta")).replace("kind: aic", "kind: okta")
         envs = {"dev": env_yaml("dev"), "okta": okta}
         root = write_workspace(tmp_path / "ws", envs=envs, chain=["dev", "okta"])
         environ = {**ENVIRON, "AIC_TOKEN": TOKEN, "OKTA_SMTP_PASSWORD": SECRET + "-okta"}
@@ -77,6 +78,7 @@ def test_walk_into_an_okta_org_sends_resolved_config(tmp_path: Path) -> None:
         plan = runner.invoke(cli, [*args, "plan", "--to", "okta", "--format", "json"], env=environ)
         assert plan.exit_code == 0, plan.stdout + plan.stderr
         okta_stage = json.loads(plan.stdout)["stages"][1]
+        assert (okta_stage["status"], okta_stage["via"]) == ("changes", "direct")
         assert okta_stage["esv_changes"] == [] and okta_stage["restart"] is False
         (change,) = okta_stage["config_changes"]
         assert change["object"] == "external.email"

@@ -15,7 +15,7 @@ from esv.secrets import SecretValue
 from promote.engine.apply import Ambient, run
 from promote.engine.diff import ABSENT
 from promote.engine.plan import build_plan
-from promote.engine.session import Tenants
+from promote.engine.session import Opener, Tenants
 from promote.tenants.base import (
     Capabilities,
     EsvWrite,
@@ -25,6 +25,7 @@ from promote.tenants.base import (
     Tenant,
     VariableState,
 )
+from promote.tenants.factory import open_tenant
 from promote.workspace import Workspace, load_workspace
 from tests.promote.engine.workspaces import (
     EMAIL,
@@ -244,3 +245,39 @@ def test_tenant_without_placeholders_gets_resolved_config_with_secrets_masked(
     fake.config["external.email"]["auth"]["password"] = "other"
     (diff,) = plan_of(ws, "dev", opener=opener).stages[0].config_changes
     assert [(c.path, c.before, c.after) for c in diff.changes] == [("auth.password", MASK, MASK)]
+
+
+def _fake_staging(fake: ResolvedTenant) -> Opener:
+    def opener(workspace: Workspace, env: str, environ: Mapping[str, str]) -> Tenant:
+        if env == "staging":
+            return fake  # type: ignore[return-value]
+        return open_tenant(workspace.environments[env], workspace=workspace, environ=environ)
+
+    return opener
+
+
+def test_tenant_without_promotion_receives_config_directly_above_the_first_stage(
+    ws: Workspace,
+) -> None:
+    assert ws.environments["staging"].mutable is None  # no 'mutable:' in the file
+    fake = ResolvedTenant({})
+    plan = plan_of(ws, "staging", opener=_fake_staging(fake))
+    staging = plan.stage("staging")
+    assert (staging.status, staging.via, staging.mutable) == ("changes", "direct", True)
+    assert staging.errors == ()
+    with Tenants(ws, environ=ENVIRON, opener=_fake_staging(fake)) as ts:
+        result = run(ws, "staging", ts, ambient=Ambient(environ=ENVIRON))
+    assert result.applied == ("dev", "staging")
+    assert fake.config["external.email"]["host"] == "smtp.staging.example.com"
+
+
+def test_tenant_without_promotion_cannot_be_declared_immutable(tmp_path: Path) -> None:
+    envs = default_envs(staging=env_yaml("staging", mutable=False))
+    workspace = load_workspace(write_workspace(tmp_path / "ws", envs=envs))
+    plan = plan_of(workspace, "staging", opener=_fake_staging(ResolvedTenant({})))
+    staging = plan.stage("staging")
+    assert staging.status == "blocked"
+    (problem,) = staging.errors
+    assert (problem.location, problem.path) == ("environments/staging.yaml", "mutable")
+    assert "cannot receive promotions" in problem.message
+    assert problem.hint == "remove 'mutable: false' from this file"
