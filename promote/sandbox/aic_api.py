@@ -56,6 +56,9 @@ CREATE TABLE IF NOT EXISTS esv_meta (
 )
 """
 
+_API_HOLDER = "promotion-api-"
+"""Prefix of the holder name the promotion API locks the tenant store with."""
+
 Handler = Callable[[SandboxRequest, dict[str, str]], SandboxResponse]
 
 
@@ -77,6 +80,18 @@ class AicApi:
         self._holder: str | None = None
         self._promotion_id: str | None = None
         self._status: dict[str, Any] = _status("UNLOCKED", "Environment unlocked")
+        held = tenant.lock_state()
+        if (
+            lower is not None
+            and held.holder is not None
+            and held.holder.startswith(_API_HOLDER)
+            and lower.lock_state().holder == held.holder
+        ):
+            # This API's lock on both stores, taken before the sandbox stopped: still
+            # releasable by its promotion id (a lock taken by the stage above is not ours).
+            self._holder = held.holder
+            self._promotion_id = tenant.lock(held.holder)  # reentrant: the lock's own id
+            self._status = _status("READY", "Environment ready for promotion", self._promotion_id)
         self._running_polls = 0
         self._reports: dict[str, dict[str, Any]] = {}
         self._last_report: dict[str, Any] | None = None
@@ -362,7 +377,7 @@ class AicApi:
     def _lock(self, _: SandboxRequest, __: dict[str, str]) -> SandboxResponse:
         if self.lower is None:
             return error(400, f"{self.tenant.env} has no lower environment to promote from")
-        holder = f"promotion-api-{uuid.uuid4()}"
+        holder = f"{_API_HOLDER}{uuid.uuid4()}"
         try:
             promotion_id = self.tenant.lock(holder)
             try:

@@ -15,12 +15,14 @@ import base64
 import hmac
 import json
 import os
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
@@ -69,6 +71,8 @@ _PROMOTION_API = "protocol=1.0,resource=1.0"
 _IDM_API = "resource=1.0"
 _ALWAYS_MANAGED_CONFIG = ("external.email",)
 _UNLOCKED = "unlocked"
+_LOCKS_FILE = "promotion-locks.json"
+_LOCKS_FORMAT = "promote.aic-promotion-locks/1"
 
 
 class ServiceAccountAuth:
@@ -173,8 +177,99 @@ class ServiceAccountAuth:
         return f"ServiceAccountAuth({self.token_url!r}, account=***)"
 
 
+class _LockRecords:
+    """``{holder: promotionId}`` of the promotion locks a tenant took and has not released.
+
+    Kept in ``<state_dir>/promotion-locks.json`` (mode 0600, replaced atomically, fsynced
+    before the promotion goes on), so a run killed mid-promotion leaves its lock's id behind
+    for the run that recovers it; in memory when there is no state directory.
+    """
+
+    def __init__(self, directory: Path | None, env: str) -> None:
+        self.path = directory / _LOCKS_FILE if directory is not None else None
+        self._env = env
+        self._memory: dict[str, str] = {}
+        self._mutex = threading.Lock()
+
+    def get(self, holder: str) -> str | None:
+        """The promotion id recorded for ``holder``."""
+        with self._mutex:
+            return self._read().get(holder)
+
+    def holder_of(self, promotion_id: str) -> str | None:
+        """The holder recorded for ``promotion_id``."""
+        with self._mutex:
+            found = [h for h, p in self._read().items() if p == promotion_id]
+        return found[0] if found else None
+
+    def put(self, holder: str, promotion_id: str) -> None:
+        """Record ``holder``'s lock (durably, before returning)."""
+        with self._mutex:
+            records = self._read()
+            records[holder] = promotion_id
+            self._write(records)
+
+    def remove(self, holder: str) -> None:
+        """Forget ``holder``'s lock (absent: no-op)."""
+        with self._mutex:
+            records = self._read()
+            if records.pop(holder, None) is not None:
+                self._write(records)
+
+    def _read(self) -> dict[str, str]:
+        if self.path is None:
+            return dict(self._memory)
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, NotADirectoryError):
+            return {}
+        except (OSError, ValueError) as error:
+            raise PromoteError(
+                f"{self.path}: cannot read {self._env}'s promotion lock record "
+                f"({type(error).__name__}); if no promotion is running, release the lock in "
+                "the AIC admin console and delete the file"
+            ) from None
+        locks = data.get("locks") if isinstance(data, dict) else None
+        if not isinstance(locks, dict):
+            return {}
+        return {str(h): str(p) for h, p in locks.items() if isinstance(p, str) and p}
+
+    def _write(self, records: Mapping[str, str]) -> None:
+        if self.path is None:
+            self._memory = dict(records)
+            return
+        directory = self.path.parent
+        try:
+            if not records:
+                self.path.unlink(missing_ok=True)
+                return
+            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+            text = json.dumps({"format": _LOCKS_FORMAT, "locks": dict(records)}, indent=2)
+            fd, temp = tempfile.mkstemp(prefix=".locks-", suffix=".tmp", dir=directory)
+            try:
+                os.fchmod(fd, 0o600)
+                with os.fdopen(fd, "w", encoding="utf-8") as handle:
+                    handle.write(text + "\n")
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                os.replace(temp, self.path)
+            except BaseException:
+                Path(temp).unlink(missing_ok=True)
+                raise
+        except OSError as error:
+            raise PromoteError(
+                f"{self.path}: cannot record {self._env}'s promotion lock "
+                f"({error.strerror or type(error).__name__}); check that .promote/ is writable"
+            ) from None
+
+
 class AicTenant:
-    """One AIC environment (``https://<tenant-env-fqdn>``) behind the Tenant protocol."""
+    """One AIC environment (``https://<tenant-env-fqdn>``) behind the Tenant protocol.
+
+    ``state_dir`` (``.promote/tenants/<env>``) keeps ``promotion-locks.json``: the promotion id
+    of each lock this tenant took, by holder, so that :meth:`unlock` can release a lock left
+    by a run that was killed mid-promotion. Without one the record lives in memory only.
+    """
 
     capabilities = Capabilities()
 
@@ -187,6 +282,7 @@ class AicTenant:
         mutable: bool,
         config_ids: Collection[str] = (),
         concurrency: int = 8,
+        state_dir: Path | None = None,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         poll_interval: float = 5.0,
@@ -203,6 +299,8 @@ class AicTenant:
         self.mutable = mutable
         self.concurrency = concurrency
         self.managed_config_ids = frozenset(config_ids) | frozenset(_ALWAYS_MANAGED_CONFIG)
+        self.state_dir = state_dir
+        self._locks = _LockRecords(state_dir, env)
         self._http = HttpClient(
             self.url,
             env=env,
@@ -408,10 +506,38 @@ class AicTenant:
 
     # -- promotion ----------------------------------------------------------------------
     def lock_state(self) -> LockState:
-        """Whether a promotion lock is held on this environment (and its promotion id)."""
+        """Whether a promotion lock is held on this environment, and by whom: the holder
+        promote recorded for its promotion id, else the promoter or the promotion id."""
         state = self._lock_state()
         result = state.get("result")
-        return LockState(locked=result != _UNLOCKED, holder=_holder(state))
+        return LockState(locked=result != _UNLOCKED, holder=self._holder_of(state))
+
+    def unlock(self, holder: str) -> None:
+        """Release the lock ``holder`` took (recorded by promotion id), if AIC still holds it.
+
+        No record for ``holder``: no-op. The lock state no longer showing that promotion id
+        (released, or someone else's lock now): the record is dropped and nothing is sent.
+        Otherwise ``DELETE /environment/promotion/lock/{promotionId}`` and poll until unlocked.
+        """
+        promotion_id = self._locks.get(holder)
+        if promotion_id is None:
+            return
+        state = self._lock_state()
+        result = state.get("result", _UNLOCKED)
+        if result == _UNLOCKED or _promotion_id(state) != promotion_id:
+            self._locks.remove(holder)
+            return
+        if result == "locking":
+            self._wait_lock("locked")
+        if result != "unlocking":
+            self._http.request(
+                "DELETE",
+                f"/environment/promotion/lock/{promotion_id}",
+                api_version=_PROMOTION_API,
+                ok=(404,),
+            )
+        self._wait_lock(_UNLOCKED)
+        self._locks.remove(holder)
 
     def promote_from(
         self, lower: Tenant, *, holder: str, description: str, dry_run: bool = False
@@ -427,7 +553,7 @@ class AicTenant:
             "unlockEnvironmentsAfterPromotion": False,
             "ignoreEncryptedSecrets": False,
         }
-        with self._locked():
+        with self._locked(holder):
             self._run_promotion({"dryRun": True, **request})
             report = self._last_report()
             self._refuse_missing(report, lower)
@@ -475,7 +601,7 @@ class AicTenant:
 
     def rollback(self, *, holder: str) -> PromotionReport:
         """Roll back this environment's last promotion through the rollback endpoint."""
-        with self._locked():
+        with self._locked(holder):
             self._run_promotion(
                 {
                     "promoter": holder,
@@ -627,12 +753,19 @@ class AicTenant:
         body = self._get_polled("/environment/promotion/lock/state")
         return body if isinstance(body, dict) else {}
 
+    def _holder_of(self, state: Mapping[str, Any]) -> str | None:
+        promotion_id = _promotion_id(state)
+        recorded = self._locks.holder_of(promotion_id) if promotion_id else None
+        return recorded or _holder(state)
+
     @contextmanager
-    def _locked(self) -> Iterator[str]:
+    def _locked(self, holder: str) -> Iterator[str]:
+        """Hold the promotion lock for the block, its id recorded for ``holder`` until a
+        clean release (so that a killed run's lock can be released by :meth:`unlock`)."""
         state = self._lock_state()
         if state.get("result", _UNLOCKED) != _UNLOCKED:
             detail = str(state.get("description") or f"lock state {state.get('result')}")
-            raise LockedError(self.env, _holder(state), detail)
+            raise LockedError(self.env, self._holder_of(state), detail)
         status = self._get_polled("/environment/promotion/promote") or {}
         if str(status.get("status", "")).upper() == "RUNNING":
             raise LockedError(self.env, status.get("promotionId"), "a promotion is running")
@@ -643,15 +776,31 @@ class AicTenant:
         if response.status_code == 409:
             raise LockedError(self.env, None, str(body.get("message") or "lock refused"))
         promotion_id = str(body.get("promotionId") or "")
+        try:
+            if promotion_id:
+                self._locks.put(holder, promotion_id)
+        except PromoteError as error:
+            self._unlock(promotion_id, quiet=True)
+            raise PromoteError(
+                f"{error}; the promotion lock was released and nothing was changed"
+            ) from None
+        except BaseException:
+            self._unlock(promotion_id, quiet=True)
+            raise
         failed = True
         try:
             self._wait_lock("locked")
             yield promotion_id
             failed = False
         finally:
-            self._unlock(promotion_id, quiet=failed)
+            if self._unlock(promotion_id, quiet=failed):
+                try:
+                    self._locks.remove(holder)
+                except PromoteError:
+                    pass  # a stale record is harmless: unlock() checks the lock state first
 
-    def _unlock(self, promotion_id: str, *, quiet: bool) -> None:
+    def _unlock(self, promotion_id: str, *, quiet: bool) -> bool:
+        """Release the lock; True once AIC reports it unlocked (``quiet``: failures → False)."""
         try:
             self._http.request(
                 "DELETE",
@@ -662,6 +811,8 @@ class AicTenant:
         except PromoteError:
             if not quiet:
                 raise
+            return False
+        return True
 
     def _wait_lock(self, wanted: str) -> None:
         deadline = self._clock() + self._promotion_timeout
@@ -807,6 +958,7 @@ def open_aic(
         mutable=workspace.is_mutable(env.name),
         config_ids=tuple(workspace.config),
         concurrency=int(spec.get("concurrency", 8)),
+        state_dir=workspace.state_dir / "tenants" / env.name,
     )
 
 
@@ -902,6 +1054,15 @@ def _parse_fingerprint(description: str) -> tuple[bytes, str] | None:
 
 def _transient(error: TenantError) -> bool:
     return error.status is None or error.status >= 500 or error.status == 429
+
+
+def _promotion_id(state: Mapping[str, Any]) -> str | None:
+    """The promotion id a lock state names (top level, else the upper environment's)."""
+    upper = state.get("upperEnv")
+    found = state.get("promotionId") or (
+        upper.get("promotionId") if isinstance(upper, dict) else None
+    )
+    return str(found) if found else None
 
 
 def _holder(state: Mapping[str, Any]) -> str | None:

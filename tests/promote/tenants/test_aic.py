@@ -16,10 +16,10 @@ from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from esv.envfile import SecretSource
 from esv.secrets import SecretValue
-from promote.errors import BlockedError, ImmutableError, LockedError, TenantError
+from promote.errors import BlockedError, ImmutableError, LockedError, PromoteError, TenantError
 from promote.http import RetryPolicy, StaticAuth
 from promote.tenants.aic import AicTenant, ServiceAccountAuth, open_aic
-from promote.tenants.base import EsvWrite
+from promote.tenants.base import EsvWrite, LockState
 
 URL = "https://openam-acme-staging.forgeblocks.com"
 SECRET = "aic-unit-Secret-991"
@@ -230,11 +230,13 @@ def test_open_aic_reads_the_token_from_its_source_and_never_from_the_file(tmp_pa
     )
     ws = SimpleNamespace(
         root=tmp_path,
+        state_dir=tmp_path / ".promote",
         config={"external.email": {}, "emailTemplate/welcome": {}},
         is_mutable=lambda e: False,
     )
     t = open_aic(env, workspace=ws, environ={"STAGING_TOKEN": "abc"})  # type: ignore[arg-type]
     assert (t.env, t.mutable, t.concurrency) == ("staging", False, 3)
+    assert t.state_dir == tmp_path / ".promote" / "tenants" / "staging"
     assert t.managed_config_ids == {"external.email", "emailTemplate/welcome"}
     assert "abc" not in repr(t)
 
@@ -745,3 +747,157 @@ def test_ctrl_c_during_concurrent_writes_cancels_what_was_not_sent():
     with pytest.raises(KeyboardInterrupt):
         t.write_esvs([EsvWrite(f"esv-v{i}", "variable", "add", str(i)) for i in range(40)])
     assert len(sent) < 40
+
+
+# -- the promotion lock a killed run leaves behind ---------------------------------------
+
+
+class LockApi(Api):
+    """A promotion API whose lock state follows lock/unlock; unlocking takes one poll."""
+
+    def __init__(self, *, unlock_status: int = 200) -> None:
+        super().__init__()
+        self.state: dict[str, object] = {"result": "unlocked", "promotionId": None}
+        self.seen_records: list[object] = []
+        self.records: Path | None = None
+
+        def lock(request):
+            self.state.update(result="locked", promotionId="p-1")
+            return httpx.Response(202, json={"promotionId": "p-1", "result": "locking"})
+
+        def unlock(request):
+            if unlock_status != 200:
+                return httpx.Response(unlock_status, json={"message": "unlock broke"})
+            self.state.update(result="unlocking")
+            return httpx.Response(202, json={"result": "unlocking"})
+
+        def state(request):
+            body = httpx.Response(200, json=dict(self.state))
+            if self.state["result"] == "unlocking":
+                self.state["result"] = "unlocked"
+            return body
+
+        def promote(request):
+            if self.records is not None:
+                self.seen_records.append(json.loads(self.records.read_text())["locks"])
+            return httpx.Response(202, json={"result": "ok"})
+
+        self.routes[("GET", "/environment/promotion/lock/state")] = state
+        self.routes[("POST", "/environment/promotion/lock")] = lock
+        self.routes[("DELETE", "/environment/promotion/lock/p-1")] = unlock
+        self.routes[("POST", "/environment/promotion/promote")] = promote
+        self.on(
+            "GET", "/environment/promotion/promote", httpx.Response(200, json={"status": "READY"})
+        )
+        self.on(
+            "GET",
+            "/environment/promotion/report",
+            httpx.Response(200, json={"reportId": "r-1", "missingESVs": []}),
+        )
+
+
+def test_the_lock_is_recorded_by_holder_while_held_and_forgotten_after_a_clean_release(
+    tmp_path: Path,
+):
+    api = LockApi()
+    api.records = tmp_path / "staging" / "promotion-locks.json"
+    t = tenant(api, mutable=False, state_dir=tmp_path / "staging")
+    t.promote_from(Lower(), holder="promote run r1", description="d")  # type: ignore[arg-type]
+    assert api.seen_records == [{"promote run r1": "p-1"}] * 2  # dry run and promotion
+    assert not api.records.exists()
+    assert api.sent("DELETE") == [("DELETE", "/environment/promotion/lock/p-1")]
+
+
+def test_a_lock_left_behind_is_released_by_holder_from_a_new_tenant(tmp_path: Path):
+    api = LockApi(unlock_status=500)
+    state_dir = tmp_path / "staging"
+    with pytest.raises(TenantError, match="unlock broke"):
+        tenant(api, mutable=False, state_dir=state_dir).promote_from(
+            Lower(),  # type: ignore[arg-type]
+            holder="promote run r1",
+            description="d",
+        )
+    record = state_dir / "promotion-locks.json"
+    assert json.loads(record.read_text())["locks"] == {"promote run r1": "p-1"}
+    assert record.stat().st_mode & 0o777 == 0o600
+
+    fixed = LockApi()
+    fixed.state.update(result="locked", promotionId="p-1")
+    again = tenant(fixed, mutable=False, state_dir=state_dir)
+    assert again.lock_state() == LockState(locked=True, holder="promote run r1")
+    again.unlock("someone else")  # no record for that holder: nothing sent
+    assert fixed.sent("DELETE") == []
+    again.unlock("promote run r1")
+    assert fixed.sent("DELETE") == [("DELETE", "/environment/promotion/lock/p-1")]
+    assert fixed.state["result"] == "unlocked" and not record.exists()
+    again.unlock("promote run r1")  # released already: a no-op
+    assert len(fixed.sent("DELETE")) == 1
+
+
+def test_unlock_never_releases_a_lock_that_is_no_longer_ours(tmp_path: Path):
+    state_dir = tmp_path / "staging"
+    for now in ({"result": "locked", "promotionId": "p-other"}, {"result": "unlocked"}):
+        api = LockApi()
+        api.state = dict(now)
+        t = tenant(api, mutable=False, state_dir=state_dir)
+        t._locks.put("promote run r1", "p-1")
+        t.unlock("promote run r1")
+        assert api.sent("DELETE") == []
+        assert api.state == now
+        assert not (state_dir / "promotion-locks.json").exists()
+
+
+def test_unlock_waits_for_a_lock_still_being_taken(tmp_path: Path):
+    api = LockApi()
+    states = iter(["locking", "locked"])
+
+    def state(request):
+        if api.state["result"] == "locking":
+            api.state["result"] = next(states)
+        if api.state["result"] == "unlocking":
+            api.state["result"] = "unlocked"
+        return httpx.Response(200, json=dict(api.state))
+
+    api.routes[("GET", "/environment/promotion/lock/state")] = state
+    api.state.update(result="locking", promotionId="p-1")
+    t = tenant(api, mutable=False, state_dir=tmp_path)
+    t._locks.put("h", "p-1")
+    t.unlock("h")
+    assert api.sent("DELETE") == [("DELETE", "/environment/promotion/lock/p-1")]
+    assert api.state["result"] == "unlocked"
+
+
+def test_a_lock_that_cannot_be_recorded_is_released_before_anything_runs(tmp_path: Path):
+    blocker = tmp_path / "staging"
+    blocker.write_text("not a directory")
+    api = LockApi()
+    t = tenant(api, mutable=False, state_dir=blocker)
+    with pytest.raises(
+        PromoteError,
+        match="cannot record staging.s promotion lock .*released and nothing was changed",
+    ):
+        t.promote_from(Lower(), holder="h", description="d")  # type: ignore[arg-type]
+    assert api.sent("POST") == [("POST", "/environment/promotion/lock")]
+    assert api.sent("DELETE") == [("DELETE", "/environment/promotion/lock/p-1")]
+    assert api.state["result"] == "unlocked"
+
+
+def test_an_unreadable_lock_record_names_the_file_and_the_way_out(tmp_path: Path):
+    (tmp_path / "promotion-locks.json").write_text("{not json")
+    t = tenant(LockApi(), mutable=False, state_dir=tmp_path)
+    with pytest.raises(PromoteError, match=r"promotion-locks.json: cannot read .*delete the file"):
+        t.unlock("h")
+
+
+def test_without_a_state_dir_the_record_lives_in_the_tenant(tmp_path: Path):
+    api = LockApi(unlock_status=500)
+    t = tenant(api, mutable=False)
+    with pytest.raises(TenantError):
+        t.promote_from(Lower(), holder="h", description="d")  # type: ignore[arg-type]
+    assert t.lock_state().holder == "h"
+    api.routes[("DELETE", "/environment/promotion/lock/p-1")] = lambda r: (
+        api.state.update(result="unlocked") or httpx.Response(200, json={"result": "unlocked"})
+    )
+    t.unlock("h")
+    assert api.state["result"] == "unlocked"
+    assert list(tmp_path.iterdir()) == []
