@@ -21,12 +21,14 @@ __all__ = [
     "Action",
     "ObjectDiff",
     "PathChange",
+    "SecretShown",
     "diff_object",
     "diff_objects",
 ]
 
 JSON = Any
 Action = Literal["add", "modify", "delete"]
+SecretShown = Literal["set", "changed"] | None
 
 
 class _Absent:
@@ -60,6 +62,11 @@ class PathChange:
     after: JSON = ABSENT
     parts: tuple[str | int, ...] = field(default=(), repr=False, compare=False)
     """The path as keys and indexes (``path`` is its text)."""
+    secret: SecretShown = None
+    """Set when ``after`` derives from a secret (and is masked): ``"set"`` when nothing was
+    known before (absent, or a write-only field the tenant never returns), ``"changed"``
+    otherwise. Text and Markdown plans then show ``will be set`` / ``changed (value not
+    shown)`` instead of the masked value."""
 
 
 @dataclass(frozen=True)

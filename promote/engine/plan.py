@@ -14,7 +14,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
 
@@ -24,7 +24,15 @@ from esv.errors import MISSING_ESV
 from esv.references import check_environment, index_references
 from esv.resolver import EsvValue, Resolved, resolve, resolve_objects
 from promote.email import check_email
-from promote.engine.diff import ABSENT, Action, ObjectDiff, PathChange, diff_object, diff_objects
+from promote.engine.diff import (
+    ABSENT,
+    Action,
+    ObjectDiff,
+    PathChange,
+    SecretShown,
+    diff_object,
+    diff_objects,
+)
 from promote.errors import LockedError
 from promote.tenants.base import JSON, EsvWrite, SecretState, Tenant, VariableState
 from promote.workspace import Workspace
@@ -507,8 +515,24 @@ def _effective_changes(
         after = resolved[object_id].masked if object_id in resolved else ABSENT
         found = diff_object(object_id, before, after)
         if found is not None:
-            result.append(found)
+            secret_paths = resolved[object_id].secret_paths if object_id in resolved else None
+            result.append(_mark_secrets(found, secret_paths or frozenset()))
     return result
+
+
+def _mark_secrets(diff: ObjectDiff, secret_paths: frozenset[str]) -> ObjectDiff:
+    # Effective values are masked already; say "will be set" / "changed" where they are.
+    if not secret_paths:
+        return diff
+    changes = tuple(
+        replace(
+            change, secret="set" if change.before is ABSENT or change.before is None else "changed"
+        )
+        if change.after is not ABSENT and _within(change.path, secret_paths)
+        else change
+        for change in diff.changes
+    )
+    return ObjectDiff(diff.object, diff.action, changes)
 
 
 def _mask_diff(diff: ObjectDiff, resolved: Mapping[str, Resolved]) -> ObjectDiff:
@@ -519,11 +543,22 @@ def _mask_diff(diff: ObjectDiff, resolved: Mapping[str, Resolved]) -> ObjectDiff
     changes = []
     for change in diff.changes:
         before, after = change.before, change.after
+        shown: SecretShown = None
         if _touches(change.path, secret_paths):
+            if after is not ABSENT and _within(change.path, secret_paths):
+                # A write-only field the tenant never returns is absent or null before.
+                shown = "set" if before is ABSENT or before is None else "changed"
             before = before if before is ABSENT else MASK
             after = after if after is ABSENT else _lookup(masked_tree, change.parts, MASK)
-        changes.append(PathChange(change.path, before, after))
+        changes.append(PathChange(change.path, before, after, change.parts, secret=shown))
     return ObjectDiff(diff.object, diff.action, tuple(changes))
+
+
+def _within(path: str, secret_paths: frozenset[str]) -> bool:
+    # The value at ``path`` derives from a secret as a whole (not a parent holding one).
+    return any(
+        path == secret or path.startswith((secret + ".", secret + "[")) for secret in secret_paths
+    )
 
 
 def _touches(path: str, secret_paths: frozenset[str]) -> bool:

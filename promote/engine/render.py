@@ -51,6 +51,31 @@ def _cell(value: Any) -> str:
     return f"<code>{text}</code>"
 
 
+_SECRET_AFTER = {"set": "will be set", "changed": "changed (value not shown)"}
+"""How a secret-derived after-value reads in text and Markdown (JSON keeps it masked)."""
+
+
+def _change_text(change: PathChange) -> str:
+    """``before -> after`` for the text plan; secret-derived values are never shown."""
+    if change.secret is not None:
+        return _SECRET_AFTER[change.secret]
+    before = "(absent)" if change.before is ABSENT else _short(change.before)
+    after = "(absent)" if change.after is ABSENT else _short(change.after)
+    return f"{before} -> {after}"
+
+
+def _before_cell(change: PathChange) -> str:
+    if change.secret is not None:
+        return "–" if change.secret == "set" else "(not shown)"
+    return "–" if change.before is ABSENT else _cell(change.before)
+
+
+def _after_cell(change: PathChange) -> str:
+    if change.secret is not None:
+        return _SECRET_AFTER[change.secret]
+    return "–" if change.after is ABSENT else _cell(change.after)
+
+
 def _md(text: str) -> str:
     return html.escape(str(text), quote=False).replace("|", "&#124;").replace("\n", " ")
 
@@ -67,6 +92,9 @@ def _environment() -> jinja2.Environment:
     env.filters["short"] = _short
     env.filters["cell"] = _cell
     env.filters["md"] = _md
+    env.filters["change_text"] = _change_text
+    env.filters["before_cell"] = _before_cell
+    env.filters["after_cell"] = _after_cell
     env.tests["absent"] = lambda value: value is ABSENT
     return env
 

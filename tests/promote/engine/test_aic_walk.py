@@ -88,5 +88,24 @@ def test_walk_into_an_okta_org_sends_resolved_config(tmp_path: Path) -> None:
         assert result.stdout == "dev: applied\nokta: applied\n"
         again = runner.invoke(cli, [*args, "plan", "--to", "okta", "--format", "json"], env=environ)
         assert [s["status"] for s in json.loads(again.stdout)["stages"]] == ["in-sync", "in-sync"]
+
+        # A rotated password: Okta never returns it, so the plan says it will be set.
+        rotated = {**environ, "OKTA_SMTP_PASSWORD": "rotated-" + SECRET}
+        for fmt, line in (
+            ("text", "        auth.password: will be set\n"),
+            ("markdown", "| `auth.password` | – | will be set |"),
+        ):
+            shown = runner.invoke(
+                cli, [*args, "plan", "--to", "okta", "--format", fmt], env=rotated
+            )
+            assert shown.exit_code == 0, shown.stderr
+            assert line in shown.stdout and "********" not in shown.stdout
+            assert SECRET not in shown.stdout + shown.stderr
+        as_json = runner.invoke(
+            cli, [*args, "plan", "--to", "okta", "--format", "json"], env=rotated
+        )
+        (change,) = json.loads(as_json.stdout)["stages"][1]["config_changes"]
+        assert change["changes"] == [{"path": "auth.password", "after": "********"}]
+        assert SECRET not in as_json.stdout
     finally:
         server.stop()

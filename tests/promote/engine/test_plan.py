@@ -234,6 +234,7 @@ def test_tenant_without_placeholders_gets_resolved_config_with_secrets_masked(
     assert changes["host"].after == "smtp.dev.example.com"
     assert changes["port"].after == 587
     assert (changes["auth.password"].before, changes["auth.password"].after) == (ABSENT, MASK)
+    assert changes["auth.password"].secret == "set" and changes["host"].secret is None
     assert SECRET not in repr(plan.stages)
     assert stage.config_writes["external.email"]["auth"]["password"] == SECRET
 
@@ -244,7 +245,9 @@ def test_tenant_without_placeholders_gets_resolved_config_with_secrets_masked(
     assert plan.stages[0].status == "in-sync"
     fake.config["external.email"]["auth"]["password"] = "other"
     (diff,) = plan_of(ws, "dev", opener=opener).stages[0].config_changes
-    assert [(c.path, c.before, c.after) for c in diff.changes] == [("auth.password", MASK, MASK)]
+    assert [(c.path, c.before, c.after, c.secret) for c in diff.changes] == [
+        ("auth.password", MASK, MASK, "changed")
+    ]
 
 
 def _fake_staging(fake: ResolvedTenant) -> Opener:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from esv import Problem
+from esv import MASK, Problem
 from promote.engine.diff import ABSENT, ObjectDiff, PathChange
 from promote.engine.plan import EsvChange, Plan, Stage
 from promote.engine.render import MARKDOWN_LIMIT, plan_to_json, render_plan
@@ -109,3 +109,38 @@ def test_small_markdown_keeps_every_detail() -> None:
     md = render_plan(plan(stage("dev", "config", [modify("a"), modify("b")])), "markdown")
     assert "omitted" not in md
     assert md.count("**✏️ modify `") == 2
+
+
+def test_secret_config_values_read_will_be_set_or_changed_and_json_stays_masked() -> None:
+    diff = ObjectDiff(
+        "external.email",
+        "modify",
+        (
+            PathChange("auth.password", ABSENT, MASK, secret="set"),
+            PathChange("auth.clientSecret", MASK, MASK, secret="changed"),
+            PathChange("host", "old.example.com", "new.example.com"),
+        ),
+    )
+    p = plan(stage("okta", "dev", [diff], via="direct"))
+    text = render_plan(p, "text")
+    assert "        auth.password: will be set\n" in text
+    assert "        auth.clientSecret: changed (value not shown)\n" in text
+    assert '        host: "old.example.com" -> "new.example.com"\n' in text
+    md = render_plan(p, "markdown")
+    assert "| `auth.password` | – | will be set |" in md
+    assert "| `auth.clientSecret` | (not shown) | changed (value not shown) |" in md
+    assert MASK not in text and MASK not in md
+    (changes,) = [d["changes"] for d in plan_to_json(p)["stages"][0]["config_changes"]]
+    assert changes[:2] == [
+        {"path": "auth.password", "after": MASK},
+        {"path": "auth.clientSecret", "before": MASK, "after": MASK},
+    ]
+
+
+def test_secret_effective_values_read_the_same_way() -> None:
+    diff = ObjectDiff(
+        "external.email", "modify", (PathChange("auth.password", ABSENT, MASK, secret="set"),)
+    )
+    s = stage("dev", "config", [], status="changes", effective_changes=(diff,))
+    assert "        auth.password: will be set\n" in render_plan(plan(s), "text")
+    assert "| `auth.password` | – | will be set |" in render_plan(plan(s), "markdown")
