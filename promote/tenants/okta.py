@@ -667,6 +667,9 @@ class OktaTenant:
         """Okta has no promotion lock."""
         return LockState(locked=False)
 
+    def unlock(self, holder: str) -> None:
+        """Okta has no promotion lock: nothing to release, nothing is sent."""
+
     def promote_from(
         self, lower: Tenant, *, holder: str, description: str, dry_run: bool = False
     ) -> PromotionReport:

@@ -200,6 +200,15 @@ def test_no_esvs_no_restart_no_promotions(tmp_path: Path) -> None:
         tenant.rollback(holder="me")
 
 
+def test_unlock_is_a_no_op_that_sends_nothing(tmp_path: Path) -> None:
+    fake = FakeOkta()
+    tenant = make_tenant(fake, tmp_path)
+    tenant.unlock("promote run 20260101-killed")
+    assert fake.requests == []
+    assert not tenant.lock_state().locked
+    assert not (tmp_path / "state").exists()
+
+
 # -- mapping -------------------------------------------------------------------------------
 
 
