@@ -29,7 +29,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from esv.errors import Problem
+from esv.errors import MISSING_ESV, Problem
 from esv.ids import is_valid_id
 from esv.references import index_references
 from esv.secrets import SecretValue
@@ -583,12 +583,18 @@ class AicTenant:
                     f"{ref.esv_id} is not defined in {self.env}",
                     esv_id=ref.esv_id,
                     hint=hint,
+                    code=MISSING_ESV,
                 )
             )
         located = {ref.esv_id for ref in used}
         problems += [
             Problem(
-                self.env, "", f"{esv_id} is not defined in {self.env}", esv_id=esv_id, hint=hint
+                self.env,
+                "",
+                f"{esv_id} is not defined in {self.env}",
+                esv_id=esv_id,
+                hint=hint,
+                code=MISSING_ESV,
             )
             for esv_id in missing
             if esv_id not in located

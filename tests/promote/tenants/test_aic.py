@@ -15,6 +15,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
 from esv.envfile import SecretSource
+from esv.errors import MISSING_ESV
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, ImmutableError, LockedError, PromoteError, TenantError
 from promote.http import RetryPolicy, StaticAuth
@@ -636,16 +637,17 @@ def test_missing_esvs_stop_after_the_dry_run_list_all_with_locations_and_unlock(
         report={
             "reportId": "r",
             "dryRun": True,
-            "missingESVs": ["esv-email-port", "esv-email-host"],
+            "missingESVs": ["esv-email-port", "esv-email-host", "esv-not-in-dev-config"],
         }
     )
     t = tenant(api, mutable=False)
     with pytest.raises(BlockedError) as caught:
         t.promote_from(Lower(), holder="me", description="d")  # type: ignore[arg-type]
-    where = {(p.location, p.path, p.esv_id) for p in caught.value.problems}
+    where = {(p.location, p.path, p.esv_id, p.code) for p in caught.value.problems}
     assert where == {
-        ("external.email", "host", "esv-email-host"),
-        ("external.email", "port", "esv-email-port"),
+        ("external.email", "host", "esv-email-host", MISSING_ESV),
+        ("external.email", "port", "esv-email-port", MISSING_ESV),
+        ("staging", "", "esv-not-in-dev-config", MISSING_ESV),
     }
     posts = [
         json.loads(r.content)
