@@ -2,9 +2,11 @@
 
 Per environment: the environment file's warnings, :func:`esv.check_environment` (missing,
 mistyped and unused ESVs, text that is not a placeholder), resolution with that
-environment's values, and the email checks (:func:`promote.email.check_email`). Nothing is
-changed and no secret value appears in any problem. A secret whose source is not available
-here (a CI without prod's variables) is a warning; the checks go on with a stand-in value.
+environment's values, the email checks (:func:`promote.email.check_email`) and what the
+environment's kind of tenant cannot hold (:func:`promote.tenants.factory.config_problems`).
+Nothing is changed and no secret value appears in any problem. A secret whose source is not
+available here (a CI without prod's variables) is a warning; the checks go on with a stand-in
+value.
 """
 
 from __future__ import annotations
@@ -125,17 +127,20 @@ def _email_problems(
     workspace: Workspace, env: str, file: EnvironmentFile, resolved: dict[str, Resolved]
 ) -> list[Problem]:
     from promote.email import check_email
+    from promote.tenants.factory import config_problems
 
     verify: Any = file.verify.get("email_test") or {}
     recipients = [verify["to"]] if isinstance(verify, dict) and "to" in verify else []
-    return check_email(
+    kind = str(file.tenant.get("kind", "local"))
+    problems = check_email(
         resolved,
         env=env,
         location=file.relpath,
         mutable=workspace.is_mutable(env),
-        tenant_kind=str(file.tenant.get("kind", "local")),
+        tenant_kind=kind,
         recipients=recipients,
     )
+    return problems + config_problems(kind, resolved, location=file.relpath, reported=problems)
 
 
 def check_workspace(

@@ -72,8 +72,6 @@ def check_email(
         checker = _Checker(email, env=env, location=location)
         config = checker.check_provider(tenant_kind=tenant_kind)
         problems += checker.problems
-        if tenant_kind == "okta":
-            problems += _okta_problems(email, checker.problems)
     elif tenant_kind != "okta" and not mutable:
         problems.append(
             Problem(
@@ -95,19 +93,6 @@ def check_email(
             checker.check_template(config)
             problems += checker.problems
     return problems
-
-
-def _okta_problems(email: Resolved, found: Sequence[Problem]) -> list[Problem]:
-    # What an Okta email server cannot express (custom smtpProperties, auth.enable false,
-    # ...), minus the paths already reported above. Added by the okta engineer.
-    from promote.tenants.okta import check_okta_email
-
-    seen = {(p.path, p.severity) for p in found}
-    return [
-        p
-        for p in check_okta_email(email.value, location=email.object_id)
-        if (p.path, p.severity) not in seen and (p.path, "error") not in seen
-    ]
 
 
 def check_recipient(

@@ -35,6 +35,7 @@ from promote.engine.diff import (
 )
 from promote.errors import LockedError
 from promote.tenants.base import JSON, EsvWrite, SecretState, Tenant, VariableState
+from promote.tenants.factory import config_problems
 from promote.workspace import Workspace
 
 __all__ = [
@@ -316,14 +317,19 @@ def _preflight(
             errors.extend(p for p in error.problems if (p.location, p.path, p.esv_id) not in seen)
         else:
             resolved_ok = True
-            for problem in check_email(
+            kind = str(envfile.tenant.get("kind", "local"))
+            email_problems = check_email(
                 resolved,
                 env=envfile.name,
                 location=envfile.relpath,
                 mutable=mutable,
-                tenant_kind=str(envfile.tenant.get("kind", "local")),
+                tenant_kind=kind,
                 recipients=_recipients(envfile),
-            ):
+            )
+            email_problems += config_problems(
+                kind, resolved, location=envfile.relpath, reported=email_problems
+            )
+            for problem in email_problems:
                 (errors if problem.severity == "error" else warnings).append(problem)
     return _Checks(
         errors=_unique(errors),

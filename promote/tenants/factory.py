@@ -1,21 +1,23 @@
-"""Open the tenant an environment file points at: the one place that knows tenant kinds."""
+"""Open the tenant an environment file points at, and say what a kind of tenant cannot hold:
+the one place that knows tenant kinds."""
 
 from __future__ import annotations
 
 import math
 import os
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 from esv.envfile import EnvironmentFile
 from esv.errors import Problem
+from esv.resolver import Resolved
 from promote.errors import BlockedError
 from promote.tenants.base import Tenant
 from promote.tenants.local import LocalTenant
 from promote.workspace import Workspace
 
-__all__ = ["TENANT_KINDS", "local_state_dir", "open_tenant"]
+__all__ = ["TENANT_KINDS", "config_problems", "local_state_dir", "open_tenant"]
 
 TENANT_KINDS = ("local", "aic", "okta")
 """The ``tenant.kind`` values :func:`open_tenant` knows."""
@@ -59,6 +61,39 @@ def open_tenant(
             )
         ],
     )
+
+
+def config_problems(
+    kind: str,
+    resolved: Mapping[str, Resolved],
+    *,
+    location: str,
+    reported: Iterable[Problem] = (),
+) -> list[Problem]:
+    """What a tenant of ``kind`` cannot hold of one environment's resolved config, errors and
+    warnings (empty for kinds that hold any config).
+
+    ``okta``: :func:`promote.tenants.okta.check_okta_email` on ``external.email`` (imported
+    only when used); its problems name the object and JSON path, never a value.
+    ``location``: the environment file, for problems about the environment as a whole (the
+    same argument as :func:`promote.email.check_email`; Okta's are all about the object).
+    ``reported``: problems already found by the email checks; a finding at an object path
+    already reported there (an error, or a warning of the same severity) is left out.
+    """
+    if kind != "okta":
+        return []
+    from promote.tenants.okta import EMAIL_ID, check_okta_email
+
+    email = resolved.get(EMAIL_ID)
+    if email is None:
+        return []
+    seen = {(p.location, p.path, p.severity) for p in reported}
+    return [
+        problem
+        for problem in check_okta_email(email.value, location=email.object_id)
+        if (problem.location, problem.path, problem.severity) not in seen
+        and (problem.location, problem.path, "error") not in seen
+    ]
 
 
 def local_state_dir(env: EnvironmentFile, *, workspace: Workspace) -> Path:

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
@@ -52,3 +53,20 @@ def test_check_workspace_stand_ins_and_dedupe(root: Path) -> None:
     assert not [p for found in results.values() for p in found if p.severity == "error"]
     only = check_workspace(ws, ["staging"], environ={})
     assert list(only) == ["staging"]
+
+
+def test_an_okta_environment_gets_the_checks_of_its_tenant_kind(root: Path) -> None:
+    path = root / "environments" / "uat.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "tenant:\n  kind: local\n",
+            "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
+        )
+    )
+    email = json.loads((root / "config" / "external.email.json").read_text())
+    email["smtpProperties"] = ["mail.smtp.x=1"]
+    (root / "config" / "external.email.json").write_text(json.dumps(email))
+    results = check_workspace(load_workspace(root), environ={})
+    okta = [(p.location, p.path) for p in results["uat"] if p.severity == "error"]
+    assert okta == [("external.email", "smtpProperties[0]")]
+    assert not [p for p in results["staging"] if p.path == "smtpProperties[0]"]

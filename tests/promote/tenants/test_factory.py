@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import ast
 import dataclasses
 from pathlib import Path
 
 import pytest
 
+from esv.errors import Problem
+from esv.resolver import Resolved, resolve
 from promote.errors import BlockedError
 from promote.tenants import Tenant, open_tenant
+from promote.tenants.factory import config_problems
 from promote.tenants.local import DB_NAME, LocalTenant
 from promote.workspace import Workspace, load_workspace
 
@@ -105,3 +109,50 @@ def test_remote_kinds_go_to_their_modules(tmp_path: Path) -> None:
             open_tenant(remote.environments["dev"], workspace=remote, environ={})
         assert "url" in str(caught.value)
         assert caught.value.exit_code == 3  # type: ignore[attr-defined]
+
+
+def _resolved(email: dict[str, object]) -> dict[str, Resolved]:
+    return {"external.email": resolve(email, {}, object_id="external.email")}
+
+
+OKTA_EMAIL: dict[str, object] = {
+    "host": "smtp.example.com",
+    "port": 2525,
+    "from": "noreply@example.com",
+    "auth": {"enable": True, "username": "mailer", "password": "pw-Factory-9"},
+    "smtpProperties": ["mail.smtp.x=1"],
+}
+
+
+def test_config_problems_dispatch_by_kind() -> None:
+    resolved = _resolved(OKTA_EMAIL)
+    found = config_problems("okta", resolved, location="environments/okta.yaml")
+    assert [(p.location, p.path, p.severity) for p in found] == [
+        ("external.email", "port", "warning"),
+        ("external.email", "smtpProperties[0]", "error"),
+    ]
+    assert all("pw-Factory-9" not in str(p) for p in found)
+    for kind in ("local", "aic"):
+        assert config_problems(kind, resolved, location="environments/x.yaml") == []
+    assert config_problems("okta", {}, location="environments/okta.yaml") == []
+
+
+def test_config_problems_leave_out_what_the_email_checks_reported() -> None:
+    reported = [Problem("external.email", "port", "odd port", severity="warning")]
+    found = config_problems(
+        "okta", _resolved(OKTA_EMAIL), location="environments/okta.yaml", reported=reported
+    )
+    assert [p.path for p in found] == ["smtpProperties[0]"]
+
+
+def test_email_knows_no_tenant_kind_module() -> None:
+    kinds = {"promote.tenants.okta", "promote.tenants.aic", "promote.tenants.local"}
+    email = Path(__file__).resolve().parents[3] / "promote" / "email"
+    for path in sorted(email.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        names = {
+            node.module
+            for node in ast.walk(tree)
+            if isinstance(node, ast.ImportFrom) and node.module
+        } | {a.name for node in ast.walk(tree) if isinstance(node, ast.Import) for a in node.names}
+        assert not names & kinds, f"{path.name} imports {names & kinds}"
