@@ -501,6 +501,10 @@ class OktaTenant:
         self.alias = alias
         self.state_dir = state_dir
         self.test_to = test_to
+        self.last_test: tuple[str, str] | None = None
+        """``(from, to)`` of the test message the latest :meth:`put_config` had Okta send
+        through the server (None before, after a failed put and after a delete): the verify
+        gate does not send the same test a second time."""
         self._token = token
         self._method = token_endpoint_auth_method
         self._state = _StateFile(state_dir)
@@ -580,6 +584,7 @@ class OktaTenant:
         ``TenantError`` when Okta refuses a request or the test fails (the message says what
         the server was left as).
         """
+        self.last_test = None
         self._only_email(object_id)
         problems = [p for p in check_okta_email(value, location=EMAIL_ID) if p.severity == "error"]
         if problems:
@@ -603,12 +608,14 @@ class OktaTenant:
             if changes:
                 self._request("PATCH", f"{_API}/{server_id}", json_body=changes)
             self._remember(server_id, value)
-        self._test(server_id, value, state="created, disabled" if enable else "updated")
+        tested = self._test(server_id, value, state="created, disabled" if enable else "updated")
         if enable:
             self._request("PATCH", f"{_API}/{server_id}", json_body=self._enable_body(body))
+        self.last_test = tested
 
     def delete_config(self, object_id: str) -> None:
         """Delete our custom server (Okta's built-in email takes over); absent: no-op."""
+        self.last_test = None
         self._only_email(object_id)
         server = self._find_server(strict=False)
         if server is not None:
@@ -758,7 +765,8 @@ class OktaTenant:
         }
         self._state.save(_Remembered(server_id, _local_part(value), fingerprints))
 
-    def _test(self, server_id: str, value: Mapping[str, JSON], *, state: str) -> None:
+    def _test(self, server_id: str, value: Mapping[str, JSON], *, state: str) -> tuple[str, str]:
+        """Have Okta send the test message through the server; ``(from, to)`` once sent."""
         sender = parseaddr(str(value["from"]))[1]
         to = self.test_to or sender
         try:
@@ -778,6 +786,7 @@ class OktaTenant:
                 f"the test email through server {server_id} failed ({left}); {error}",
                 env=self.env,
             ) from None
+        return sender, to
 
     def _request(
         self,

@@ -348,6 +348,7 @@ def test_create_posts_disabled_tests_then_enables(tmp_path: Path) -> None:
     expected = email_server_body(BASIC, alias="promote", token_endpoint_auth_method="")
     assert created == {**expected, "enabled": False}
     assert test == {"fromAddress": "noreply@example.com", "toAddress": "ops@example.com"}
+    assert tenant.last_test == ("noreply@example.com", "ops@example.com")
     assert fake.bodies("PATCH") == [{"enabled": True}]
     assert all(r.headers["Authorization"] == f"SSWS {TOKEN}" for r in fake.requests)
 
@@ -434,8 +435,10 @@ def test_failed_test_on_create_leaves_the_server_disabled(tmp_path: Path) -> Non
     fake = FakeOkta()
     fake.test_status = 400
     tenant = make_tenant(fake, tmp_path)
+    tenant.last_test = ("noreply@example.com", "noreply@example.com")  # an earlier apply's
     with pytest.raises(TenantError, match="created disabled") as caught:
         tenant.put_config("external.email", BASIC)
+    assert tenant.last_test is None  # the verify gate must send its own test
     assert PASSWORD not in str(caught.value)
     assert [w for w in fake.writes() if w[0] == "PATCH"] == []
     assert tenant.read_config(["external.email"]) == {}

@@ -110,14 +110,16 @@ def test_first_run_creates_one_server_and_tests_it(ws: Path, sandbox: SandboxSer
     result = promote(ws, "run", "--to", "okta")
     assert result.exit_code == 0, result.output
     assert "okta: applied" in result.stdout
-    methods = [r.method for r in sandbox.writes()]
-    assert methods[:3] == ["POST", "POST", "PATCH"]  # create disabled, test, enable
+    writes = [(r.method, r.path.rsplit("/", 1)[-1]) for r in sandbox.writes()]
+    assert [method for method, _ in writes] == ["POST", "POST", "PATCH"]  # create, test, enable
+    assert writes[1][1] == "test"  # the one test of this stage: verify does not send another
+    assert "verify email_test passed for okta (server test during apply)" in result.stderr
     servers = [s for s in _listed(sandbox)]
     assert len(servers) == 1 and servers[0]["enabled"] is True
     assert servers[0]["host"] == "smtp.okta.example.com" and "password" not in servers[0]
-    outbox = org(sandbox).outbox()
-    assert outbox and all(m["toAddress"] == "ops@example.com" for m in outbox)
-    assert outbox[0]["fromAddress"] == "noreply@okta.example.com"
+    (message,) = org(sandbox).outbox()
+    assert message["toAddress"] == "ops@example.com"
+    assert message["fromAddress"] == "noreply@okta.example.com"
 
 
 def test_second_run_sends_nothing(ws: Path, sandbox: SandboxServer) -> None:
@@ -140,6 +142,8 @@ def test_port_change_sends_one_patch(ws: Path, sandbox: SandboxServer) -> None:
     result = promote(ws, "run", "--to", "okta")
     assert result.exit_code == 0, result.output
     assert [r.method for r in sandbox.writes() if r.method == "PATCH"] == ["PATCH"]
+    assert len([r for r in sandbox.writes() if r.path.endswith("/test")]) == 1
+    assert len(org(sandbox).outbox()) == 2  # one per applied stage: first run, this run
     assert _listed(sandbox)[0]["port"] == 465
 
 

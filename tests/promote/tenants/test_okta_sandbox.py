@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
+from esv.resolver import Resolved
 from esv.secrets import SecretValue
+from promote.email import VerifyContext, run_verify
 from promote.errors import TenantError
 from promote.sandbox.okta_api import OktaApi
 from promote.sandbox.server import EnvSpec, SandboxServer, start_sandbox
@@ -212,3 +215,63 @@ def test_the_password_is_only_in_the_sandbox_database(
     assert found_in_db
     state = tmp_path / "workspace" / ".promote" / "tenants" / "staging" / "okta-email-server.json"
     assert "fingerprints" in json.loads(state.read_text())
+
+
+def verify(tenant: OktaTenant, tmp_path: Path, to: str = "ops@example.com") -> str | None:
+    """The engine's verify gate for this Okta environment, right after its apply."""
+    env = SimpleNamespace(
+        name="staging",
+        relpath="environments/staging.yaml",
+        tenant={"kind": "okta"},
+        verify={"email_test": {"to": to}},
+    )
+    resolved = {EMAIL_ID: Resolved(EMAIL_ID, EMAIL, {**EMAIL, "auth": "********"})}
+    ctx = VerifyContext(env=env, tenant=tenant, resolved=resolved, workspace=tmp_path)  # type: ignore[arg-type]
+    return run_verify(ctx)
+
+
+def test_one_test_message_per_applied_stage_with_a_verify_gate(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    tenant = open_tenant(sandbox, tmp_path, test_to="ops@example.com")
+    try:
+        tenant.put_config(EMAIL_ID, EMAIL)  # created disabled, tested, then enabled
+        assert tenant.last_test == ("noreply@example.com", "ops@example.com")
+        summary = verify(tenant, tmp_path)
+        assert summary == (
+            "verify email_test passed for staging (server test during apply): "
+            "test email sent to ops@example.com by staging's tenant"
+        )
+        assert len(org(sandbox).outbox()) == 1
+        tenant.put_config(EMAIL_ID, {**EMAIL, "port": 465})  # an update: tested once more
+        verify(tenant, tmp_path)
+        assert len(org(sandbox).outbox()) == 2
+        tests = [r for r in sandbox.requests if r.path.endswith("/test")]
+        assert len(tests) == 2
+    finally:
+        tenant.close()
+
+
+def test_the_gate_sends_its_own_test_when_this_apply_sent_none(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    run(sandbox, tmp_path, EMAIL, test_to="ops@example.com")
+    fresh = open_tenant(sandbox, tmp_path, test_to="ops@example.com")  # e.g. a recovering run
+    try:
+        assert fresh.last_test is None
+        summary = verify(fresh, tmp_path)
+        assert summary == (
+            "verify email_test passed for staging: test email sent to ops@example.com by "
+            "staging's tenant"
+        )
+        assert len(org(sandbox).outbox()) == 2
+        fresh.put_config(EMAIL_ID, {**EMAIL, "port": 465})
+        verify(fresh, tmp_path, to="someone-else@example.com")  # not what the apply tested
+        assert [m["toAddress"] for m in org(sandbox).outbox()][-2:] == [
+            "ops@example.com",
+            "someone-else@example.com",
+        ]
+        fresh.delete_config(EMAIL_ID)
+        assert fresh.last_test is None
+    finally:
+        fresh.close()
