@@ -53,7 +53,7 @@ ENVIRONMENT_KEYS = (
 """Keys allowed at the top of an environment file."""
 
 TENANT_KEYS: dict[str, tuple[str, ...]] = {
-    "local": ("kind", "path", "restart_seconds"),
+    "local": ("kind", "path", "restart_seconds", "restart_timeout"),
     "aic": ("kind", "url", "token", "service_account", "concurrency", "restart_timeout"),
     "okta": ("kind", "url", "token", "token_type", "alias", "token_endpoint_auth_method"),
 }

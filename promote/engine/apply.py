@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from esv import EsvError, Problem
+from esv.envfile import EnvironmentFile
 from promote.email import VerifyContext, run_verify
 from promote.engine.files import Writer, atomic_write
 from promote.engine.history import HistoryRecord, append_history, config_digest, now
@@ -41,6 +42,7 @@ from promote.workspace import Workspace
 __all__ = ["Ambient", "RunResult", "check_saved_plan", "rollback", "run", "run_plan"]
 
 DEFAULT_RESTART_TIMEOUT = 600.0
+"""Seconds to wait for a restart to be ready when ``tenant.restart_timeout`` is not set."""
 POLL_SECONDS = 2.0
 
 Step = Callable[[str, str], None]
@@ -425,8 +427,7 @@ def _apply_stage(
             notes.append(f"{env}: restart hook {summary}")
             done.append("restart hook ran")
         tenant.restart()
-        timeout = envfile.restart.timeout if envfile.restart else DEFAULT_RESTART_TIMEOUT
-        _wait_ready(tenant, env, timeout, ambient)
+        _wait_ready(tenant, envfile, _restart_timeout(envfile), ambient)
         done.append("restarted")
         _check_loaded(tenant, stage)
     if envfile.verify:
@@ -460,14 +461,22 @@ def _apply_stage(
     return notes
 
 
-def _wait_ready(tenant: Tenant, env: str, timeout: float, ambient: Ambient) -> None:
+def _restart_timeout(envfile: EnvironmentFile) -> float:
+    # How long the restart may take: tenant.restart_timeout (the hook has its own timeout).
+    value = envfile.tenant.get("restart_timeout")
+    return DEFAULT_RESTART_TIMEOUT if value is None else float(value)
+
+
+def _wait_ready(tenant: Tenant, envfile: EnvironmentFile, timeout: float, ambient: Ambient) -> None:
+    env = envfile.name
     start = ambient.clock()
     while tenant.restart_status() != "ready":
         waited = ambient.clock() - start
         if waited >= timeout:
             raise PromoteError(
                 f"{env}: the restart did not finish within {timeout:g}s; its ESVs are written "
-                "but may not be loaded yet"
+                "but may not be loaded yet; run again once it is ready, or raise "
+                f"tenant.restart_timeout in {envfile.relpath}"
             )
         if ambient.progress is not None:
             ambient.progress(f"{env}: waiting for the restart to finish ({waited:.0f}s)")

@@ -116,7 +116,7 @@ secrets:
     assert found == [
         f"{REL}: varaibles: unknown key (did you mean 'variables'?)",
         f"{REL}: protected: 'yes' must be true or false",
-        f"{REL}: tenant.url: unknown key (allowed: kind, path, restart_seconds)",
+        f"{REL}: tenant.url: unknown key (allowed: kind, path, restart_seconds, restart_timeout)",
         f'{REL}: variables.esv-email-provider-port: "58x" is not an int '
         "(fix the value, or its type: int)",
         f"{REL}: variables.esv-ok.type: \"integer\" is not an ESV type (did you mean 'int'?)",

@@ -29,7 +29,7 @@ from promote.errors import (
     LockedError,
     PromoteError,
 )
-from promote.tenants.base import Tenant
+from promote.tenants.base import EsvWrite, Tenant
 from promote.tenants.local import LocalTenant
 from promote.workspace import Workspace, load_workspace
 from tests.promote.engine.workspaces import (
@@ -261,19 +261,39 @@ def test_waits_for_the_restart_and_reports_progress(ws: Workspace) -> None:
     ]
 
 
-def test_restart_that_never_finishes_times_out(tmp_path: Path) -> None:
+def test_restart_that_never_finishes_times_out_after_tenant_restart_timeout(
+    tmp_path: Path,
+) -> None:
+    hook = 'restart:\n  command: ["true"]\n  timeout: 30\n'  # the hook's own timeout
+    dev = env_yaml("dev", restart=hook).replace(
+        "  kind: local\n", "  kind: local\n  restart_timeout: 45\n"
+    )
+    workspace = load_workspace(write_workspace(tmp_path / "ws", envs=default_envs(dev=dev)))
+    clock = FakeTime()
+    with tenants(workspace, opener=_slow_opener(clock, 3600.0)) as ts:
+        with pytest.raises(ApplyError) as caught:
+            run(workspace, "dev", ts, ambient=ambient(clock=clock, sleep=clock.sleep))
+    assert "the restart did not finish within 45s" in str(caught.value)
+    assert "raise tenant.restart_timeout in environments/dev.yaml" in str(caught.value)
+    assert clock.now - 1_000_000.0 == 45.0
+    assert caught.value.states["dev"].endswith(
+        "config written; restart hook ran; failed during the restart)"
+    )
+
+
+def test_restart_wait_defaults_to_600_seconds_whatever_the_hook_timeout(tmp_path: Path) -> None:
     hook = 'restart:\n  command: ["true"]\n  timeout: 30\n'
     workspace = load_workspace(
         write_workspace(tmp_path / "ws", envs=default_envs(dev=env_yaml("dev", restart=hook)))
     )
     clock = FakeTime()
+    with tenants(workspace, opener=_slow_opener(clock, 599.0)) as ts:
+        result = run(workspace, "dev", ts, ambient=ambient(clock=clock, sleep=clock.sleep))
+    assert result.applied == ("dev",)
     with tenants(workspace, opener=_slow_opener(clock, 3600.0)) as ts:
-        with pytest.raises(ApplyError) as caught:
+        ts["dev"].write_esvs([EsvWrite("esv-email-provider-host", "variable", "modify", "h")])
+        with pytest.raises(ApplyError, match="did not finish within 600s"):
             run(workspace, "dev", ts, ambient=ambient(clock=clock, sleep=clock.sleep))
-    assert "the restart did not finish within 30s" in str(caught.value)
-    assert caught.value.states["dev"].endswith(
-        "config written; restart hook ran; failed during the restart)"
-    )
 
 
 def test_verify_gate_runs_after_apply(tmp_path: Path) -> None:
