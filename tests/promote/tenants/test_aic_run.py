@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -218,6 +222,43 @@ def test_service_account_auth_through_a_whole_run(tmp_path: Path):
             and numbers.d
             and private not in result.stderr
         )
+
+
+KILLABLE_RUN = "import sys; from promote.cli import cli; sys.exit(cli())"
+
+
+def test_a_run_killed_mid_promotion_is_released_and_finished_by_the_next_run(
+    tmp_path: Path, sandbox: SandboxServer
+):
+    root = workspace(tmp_path / "ws", sandbox)
+    assert promote(root, "run", "--to", "staging").exit_code == 0
+    (root / "config" / "external.email.json").write_text(json.dumps({**EMAIL, "debug": True}))
+    record = root / ".promote" / "tenants" / "staging" / "promotion-locks.json"
+    sandbox.latency = 0.1  # room to kill the run between its lock and its unlock
+    child = subprocess.Popen(
+        [sys.executable, "-c", KILLABLE_RUN, "--workspace", str(root), "run", "--to", "staging"],
+        env={**os.environ, **ENVIRON},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not record.exists() and child.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.005)
+        assert record.exists(), "the run never recorded its promotion lock"
+    finally:
+        child.kill()
+        child.wait()
+    sandbox.latency = 0.0
+    staging = sandbox.apis["staging"].tenant  # type: ignore[attr-defined]
+    assert staging.lock_state().locked  # killed with the lock held
+    assert held(sandbox, "staging") == {"external.email": EMAIL}  # not promoted yet
+
+    result = promote(root, "run", "--to", "staging")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "released the promotion lock it left on staging" in result.stdout + result.stderr
+    assert not staging.lock_state().locked and not record.exists()
+    assert held(sandbox, "staging") == {"external.email": {**EMAIL, "debug": True}}
 
 
 def b64u(n: int) -> str:
