@@ -7,9 +7,10 @@ Commands live in one module per area (``esv_cmds``, ``engine_cmds``, ``email_cmd
 from __future__ import annotations
 
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn
 
 import click
 
@@ -18,8 +19,6 @@ from promote import __version__
 from promote.errors import PromoteError
 
 __all__ = ["Context", "handle_errors", "main", "pass_context"]
-
-F = TypeVar("F", bound=Callable[..., Any])
 
 
 class Context:
@@ -36,15 +35,17 @@ pass_context = click.make_pass_decorator(Context)
 def fail(error: EsvError | PromoteError, *, debug: bool) -> NoReturn:
     """Print an error for people (traceback only with --debug) and exit with its code."""
     if debug:
-        import traceback
-
         traceback.print_exception(error, file=sys.stderr)
     click.echo(f"error: {error}", err=True)
     sys.exit(error.exit_code)
 
 
 def handle_errors(ctx: Context, call: Callable[[], int | None]) -> int:
-    """Run ``call``; map library errors to their exit codes; Ctrl-C to 130."""
+    """Run ``call``; map library errors to their exit codes; Ctrl-C to 130.
+
+    Anything else is a bug: it exits 1 naming only the exception's type (its text could hold
+    a value from the workspace, a secret included); ``--debug`` shows the traceback.
+    """
     try:
         return call() or 0
     except (EsvError, PromoteError) as error:
@@ -52,6 +53,21 @@ def handle_errors(ctx: Context, call: Callable[[], int | None]) -> int:
     except KeyboardInterrupt:
         click.echo("interrupted", err=True)
         sys.exit(130)
+    except OSError as error:
+        # File-system and network failures name a path or an address, never a value.
+        if ctx.debug:
+            traceback.print_exception(error, file=sys.stderr)
+        click.echo(f"error: {error}", err=True)
+        sys.exit(1)
+    except Exception as error:
+        if ctx.debug:
+            traceback.print_exception(error, file=sys.stderr)
+        click.echo(
+            f"error: internal error ({type(error).__name__}); this is a bug in promote: "
+            "rerun with --debug for the traceback and report it",
+            err=True,
+        )
+        sys.exit(1)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -70,11 +86,54 @@ def cli(click_ctx: click.Context, workspace: Path | None, debug: bool) -> None:
     click_ctx.obj = Context(workspace, debug)
 
 
+def _set_workspace(ctx: click.Context, _param: click.Parameter, value: Path | None) -> None:
+    if value is not None:
+        ctx.ensure_object(Context).workspace_option = value
+
+
+def _set_debug(ctx: click.Context, _param: click.Parameter, value: bool) -> None:
+    if value:
+        ctx.ensure_object(Context).debug = True
+
+
+def _global_options() -> list[click.Parameter]:
+    """``--workspace`` and ``--debug`` as every command also accepts them after its name."""
+    return [
+        click.Option(
+            ["--workspace", "-w"],
+            type=click.Path(file_okay=False, path_type=Path),
+            default=None,
+            expose_value=False,
+            is_eager=True,
+            callback=_set_workspace,
+            help="Workspace directory (default: the nearest directory holding environments/).",
+        ),
+        click.Option(
+            ["--debug"],
+            is_flag=True,
+            expose_value=False,
+            is_eager=True,
+            callback=_set_debug,
+            help="Show tracebacks for errors.",
+        ),
+    ]
+
+
+def _add_global_options(command: click.Command) -> None:
+    if isinstance(command, click.Group):
+        for sub in command.commands.values():
+            _add_global_options(sub)
+    else:
+        command.params.extend(_global_options())
+
+
 def _register() -> None:
     from promote.cli import email_cmds, engine_cmds, esv_cmds, sandbox_cmds
 
     for module in (esv_cmds, engine_cmds, email_cmds, sandbox_cmds):
         module.register(cli)
+    for command in cli.commands.values():
+        _add_global_options(command)
 
 
 _register()
