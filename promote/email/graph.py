@@ -4,14 +4,17 @@
 by ``scopeDelimiter``) to ``tokenEndpoint``, then posts the message as Graph's ``sendMail``
 JSON to ``mailEndpoint`` with the bearer token. The transport is injectable
 (``httpx.MockTransport`` in tests). The client secret and the token never appear in an error:
-response excerpts are scrubbed and both values are cut out of any text quoted.
+both values (also JSON- or URL-escaped) are cut out of a response body and the body is
+scrubbed before it is shortened to an excerpt, so no part of either crosses the cut.
 """
 
 from __future__ import annotations
 
+import json
 import ssl
 from email.message import EmailMessage
 from typing import Any
+from urllib.parse import quote, quote_plus
 
 import httpx
 
@@ -126,11 +129,26 @@ def _token(response: httpx.Response, where: str) -> str:
 
 
 def _excerpt(response: httpx.Response, *secrets: str) -> str:
-    text = scrub(response.text[:_EXCERPT])
+    """At most ``_EXCERPT`` characters of the body, masked BEFORE it is cut.
+
+    Masking the whole body first means a secret or token crossing the cut cannot survive in
+    part, and a secret-named JSON string is still whole when the scrubber sees it. The known
+    values are replaced as sent and as a server may echo them (JSON- or URL-escaped).
+    """
+    text = response.text
+    for form in sorted(_forms(secrets), key=len, reverse=True):
+        text = text.replace(form, "********")
+    return scrub(text)[:_EXCERPT]
+
+
+def _forms(secrets: tuple[str, ...]) -> set[str]:
+    """Each non-empty secret as sent, JSON-escaped and URL-encoded."""
+    forms: set[str] = set()
     for secret in secrets:
         if secret:
-            text = text.replace(secret, "********")
-    return text
+            forms |= {secret, json.dumps(secret)[1:-1], quote(secret, safe=""), quote_plus(secret)}
+    forms.discard("")
+    return forms
 
 
 def _address(header: str) -> str:

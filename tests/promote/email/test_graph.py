@@ -162,3 +162,69 @@ def test_mock_scope_delimiter():
     send_graph(provider, _message(), transport=_mock(handler))
     assert "scope=https%3A%2F%2Fgraph.microsoft.com%2F.default%2Coffline_access" in seen[0]
     assert seen[1]["message"]["toRecipients"] == [{"emailAddress": {"address": "ops@example.com"}}]
+
+
+def _fragments(value: str, size: int = 6) -> list[str]:
+    """Every ``size``-character piece of ``value``: none may survive in an error."""
+    return [value[start : start + size] for start in range(len(value) - size + 1)]
+
+
+@pytest.mark.parametrize("offset", [-20, -12, -5, -1])
+def test_secret_crossing_the_excerpt_cut_is_masked_whole(offset):
+    secret = "Xq7-crossing-the-cut-Zr9"
+    padding = "p" * (200 + offset - len("rejected credential "))
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, text=f"rejected credential {padding}{secret} tail")
+
+    with pytest.raises(EmailAuthError) as caught:
+        send_graph(_provider(TOKEN_URL, MAIL_URL, secret), _message(), transport=_mock(handler))
+    text = str(caught.value)
+    assert "rejected credential" in text
+    assert not [piece for piece in _fragments(secret) if piece in text]
+
+
+def test_secret_named_json_string_cut_before_its_quote_is_masked():
+    other = "leaked-by-server-0123456789abcdef"  # not the provider's secret: only the key says so
+    prefix = '{"error": "invalid_client", "note": "' + "n" * 130 + '", "client_secret": "'
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(401, text=prefix + other + '"}')
+
+    assert len(prefix) < 200 < len(prefix) + len(other)
+    with pytest.raises(EmailAuthError) as caught:
+        send_graph(_provider(TOKEN_URL, MAIL_URL), _message(), transport=_mock(handler))
+    text = str(caught.value)
+    assert "invalid_client" in text
+    assert not [piece for piece in _fragments(other) if piece in text]
+
+
+def test_secret_echoed_escaped_is_masked():
+    secret = 'a/b+c d"e'
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        echoed = json.dumps({"detail": f"bad {secret}", "form": request.content.decode()})
+        return httpx.Response(400, text=echoed)
+
+    with pytest.raises(EmailAuthError) as caught:
+        send_graph(_provider(TOKEN_URL, MAIL_URL, secret), _message(), transport=_mock(handler))
+    text = str(caught.value)
+    assert "a/b" not in text and "a%2Fb" not in text and 'd\\"e' not in text
+
+
+@pytest.mark.parametrize("offset", [-30, -10, -3])
+def test_token_echoed_in_sendmail_error_is_masked_across_the_cut(offset):
+    token = "opaque-access-token-0123456789-abcdefghij"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token"):
+            return httpx.Response(200, json={"access_token": token})
+        head = "token denied: " + "m" * (200 + offset - len("token denied: "))
+        return httpx.Response(403, text=f"{head}{token} (also: {token})")
+
+    with pytest.raises(EmailAuthError) as caught:
+        send_graph(_provider(TOKEN_URL, MAIL_URL), _message(), transport=_mock(handler))
+    text = str(caught.value)
+    assert "token denied" in text and MAIL_URL in text
+    assert not [piece for piece in _fragments(token) if piece in text]
+    assert not [piece for piece in _fragments(CLIENT_SECRET) if piece in text]
