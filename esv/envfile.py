@@ -21,7 +21,8 @@ import yaml
 from esv.conversions import TYPES, check_type
 from esv.errors import EnvironmentFileError, Problem, WorkspaceFileError
 from esv.ids import is_valid_id
-from esv.resolver import EsvValue
+from esv.jsonfile import SURROGATE_MESSAGE, is_encodable, unencodable_text
+from esv.resolver import EsvValue, json_path
 from esv.secrets import SecretValue
 
 __all__ = [
@@ -177,7 +178,7 @@ def _to_data(node: yaml.Node) -> Any:
 def _parse_yaml(text: str, relpath: str) -> Any:
     try:
         node = yaml.compose(text, Loader=_TextLoader)
-        return None if node is None else _to_data(node)
+        data = None if node is None else _to_data(node)
     except yaml.MarkedYAMLError as error:
         # Only the problem and its position: the mark's snippet could show a secret's line.
         mark = error.problem_mark or error.context_mark
@@ -192,6 +193,20 @@ def _parse_yaml(text: str, relpath: str) -> Any:
         ) from None
     except RecursionError:
         raise WorkspaceFileError(relpath, "invalid YAML: nested too deeply") from None
+    # "\ud800" escapes decode to lone surrogates: no tenant can store them, and printing
+    # them fails. Name the key path only: the text may be a secret.
+    problems = [
+        Problem(
+            relpath,
+            json_path(parts),
+            f"{'the key' if is_key else 'the text'} {SURROGATE_MESSAGE}",
+            hint="write the character itself, or \\UXXXXXXXX (8 hex digits) beyond \\uffff",
+        )
+        for parts, is_key in unencodable_text(data)
+    ]
+    if problems:
+        raise EnvironmentFileError(relpath, problems)
+    return data
 
 
 # -- checking --------------------------------------------------------------------------
@@ -599,6 +614,8 @@ def _read(src: SecretSource, workspace: Path, environ: Mapping[str, str]) -> Sec
             return f"{src.describe()} is not set"
         if value == "":
             return f"{src.describe()} is empty"
+        if not is_encodable(value):  # bytes that are not UTF-8 arrive as lone surrogates
+            return f"{src.describe()} is not UTF-8 text"
         return SecretValue(value)
     try:
         text = (workspace / src.ref).read_text(encoding="utf-8")

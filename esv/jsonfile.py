@@ -6,11 +6,26 @@ import json
 from pathlib import Path
 from typing import Any
 
-from esv.errors import WorkspaceFileError
+from esv.errors import EsvError, Problem, WorkspaceFileError
 from esv.placeholders import normalise_document
-from esv.resolver import MAX_DEPTH
+from esv.resolver import MAX_DEPTH, json_path
 
-__all__ = ["depth_exceeds", "load_json", "parse_json"]
+__all__ = [
+    "SURROGATE_MESSAGE",
+    "depth_exceeds",
+    "is_encodable",
+    "load_json",
+    "parse_json",
+    "unencodable_text",
+]
+
+SURROGATE_MESSAGE = (
+    "holds a lone surrogate (an unpaired \\ud800-\\udfff escape): not Unicode text, "
+    "no tenant can store it"
+)
+"""What is wrong with such text, shared by the JSON and YAML loaders (the text is never shown)."""
+
+_JSON_SURROGATE_HINT = "write the character itself, or a complete pair such as \\ud83d\\ude00"
 
 
 def _constant(name: str) -> Any:
@@ -31,11 +46,56 @@ def depth_exceeds(document: Any, limit: int = MAX_DEPTH) -> bool:
     return False
 
 
+def is_encodable(text: str) -> bool:
+    """Whether ``text`` can be written as UTF-8 (it holds no lone surrogate ``\\ud800``)."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def unencodable_text(document: Any) -> list[tuple[tuple[str | int, ...], bool]]:
+    """Where ``document`` holds text that is not UTF-8-encodable (lone surrogates).
+
+    Returns ``(path, is_key)`` pairs in document order: the path of the string, or of the key
+    itself when ``is_key``. Iterative, so any depth is fine.
+    """
+    found: list[tuple[tuple[str | int, ...], bool]] = []
+    stack: list[tuple[Any, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        node, parts = stack.pop()
+        if parts and isinstance(parts[-1], str) and not is_encodable(parts[-1]):
+            found.append((parts, True))
+        if isinstance(node, str):
+            if not is_encodable(node):
+                found.append((parts, False))
+        elif isinstance(node, dict):
+            stack.extend((v, (*parts, k)) for k, v in reversed(list(node.items())))
+        elif isinstance(node, list):
+            stack.extend((node[i], (*parts, i)) for i in range(len(node) - 1, -1, -1))
+    return found
+
+
+def _unencodable_problems(document: Any, relpath: str) -> list[Problem]:
+    return [
+        Problem(
+            relpath,
+            json_path(parts),
+            f"{'the key' if is_key else 'the text'} {SURROGATE_MESSAGE}",
+            hint=_JSON_SURROGATE_HINT,
+        )
+        for parts, is_key in unencodable_text(document)
+    ]
+
+
 def parse_json(text: str, *, relpath: str) -> Any:
     """Parse config JSON; ``&<esv.x>`` aliases come back as ``&{esv.x}``.
 
     Raises :class:`~esv.errors.WorkspaceFileError` naming line and column for malformed JSON,
-    and for nesting deeper than :data:`~esv.resolver.MAX_DEPTH`.
+    and for nesting deeper than :data:`~esv.resolver.MAX_DEPTH`; an :class:`~esv.errors.EsvError`
+    naming the JSON path of every string or key holding a lone surrogate (``"\\ud800"``), which
+    no tenant can store. The text itself is never shown: it may derive from a secret.
     """
     try:
         document = json.loads(text, parse_constant=_constant)
@@ -56,6 +116,12 @@ def parse_json(text: str, *, relpath: str) -> Any:
             f"objects and arrays nest deeper than {MAX_DEPTH} levels; "
             "config objects are never this deep, check the file",
         )
+    if "\\u" in text or not is_encodable(text):
+        problems = _unencodable_problems(document, relpath)
+        if problems:
+            count = len(problems)
+            noun = "string is" if count == 1 else "strings are"
+            raise EsvError(f"{relpath}: {count} {noun} not valid Unicode text", problems)
     if "&<" in text:
         document = normalise_document(document)
     return document

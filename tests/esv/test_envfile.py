@@ -282,3 +282,34 @@ def test_unreadable_secrets_are_all_named_never_shown(tmp_path: Path) -> None:
         read_secret(SecretSource("env", "UNSET"), workspace=tmp_path, environ={})
     with pytest.raises(EnvironmentFileError, match="esv-a"):
         read_secret(Secret("esv-a", SecretSource("env", "UNSET")), workspace=tmp_path, environ={})
+
+
+def test_lone_surrogate_escapes_are_refused_by_key_path_never_shown() -> None:
+    text = (
+        'variables:\n  esv-sur: "a\\ud800b"\n'
+        'secrets:\n  esv-p: {value: "hunter2\\udfff"}\n  "esv-\\udc00": {env: X}\n'
+    )
+    with pytest.raises(EnvironmentFileError) as caught:
+        parse(text)
+    assert caught.value.exit_code == 3
+    assert [p.path for p in caught.value.problems] == [
+        "variables.esv-sur",
+        "secrets.esv-p.value",
+        'secrets["esv-\\udc00"]',
+    ]
+    message = str(caught.value)
+    assert "the text holds a lone surrogate" in message and "the key holds" in message
+    assert "\\UXXXXXXXX" in message
+    assert "hunter2" not in message
+    message.encode("utf-8")
+    # YAML's \U escape (and the character itself) is fine
+    env = parse('variables:\n  esv-ok: "\\U0001F600 \U0001f600"\n')
+    assert env.variables["esv-ok"].value == "\U0001f600 \U0001f600"
+
+
+def test_secret_env_var_that_is_not_utf8_is_named_never_shown(tmp_path: Path) -> None:
+    # os.environ holds bytes that are not UTF-8 as lone surrogates (surrogateescape)
+    with pytest.raises(EnvironmentFileError) as caught:
+        read_secret(SecretSource("env", "PW"), workspace=tmp_path, environ={"PW": "hunter2\udcff"})
+    assert "environment variable PW is not UTF-8 text" in str(caught.value)
+    assert "hunter2" not in str(caught.value)

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from esv.errors import WorkspaceFileError
-from esv.jsonfile import depth_exceeds, load_json, parse_json
+from esv.errors import EsvError, WorkspaceFileError
+from esv.jsonfile import depth_exceeds, load_json, parse_json, unencodable_text
 from esv.resolver import MAX_DEPTH
 
 
@@ -57,3 +57,33 @@ def test_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "bin.json").write_bytes(b"\xff\x00")
     with pytest.raises(WorkspaceFileError, match="not UTF-8"):
         load_json(tmp_path / "bin.json", relpath="config/bin.json")
+
+
+def test_lone_surrogates_are_refused_by_json_path_never_shown() -> None:
+    text = r'{"x": "hunter2\ud800b", "y": [1, {"\udc00k": 2}], "ok": "\ud83d\ude00 \u00e9"}'
+    with pytest.raises(EsvError) as caught:
+        parse_json(text, relpath="config/x.json")
+    assert caught.value.exit_code == 3
+    assert [(p.location, p.path) for p in caught.value.problems] == [
+        ("config/x.json", "x"),
+        ("config/x.json", 'y[1]["\\udc00k"]'),
+    ]
+    message = str(caught.value)
+    assert message.startswith("config/x.json: 2 strings are not valid Unicode text")
+    assert "the text holds a lone surrogate" in message and "the key holds" in message
+    assert "complete pair such as" in message
+    assert "hunter2" not in message
+    message.encode("utf-8")  # the message itself can be printed
+    # complete pairs and plain escapes are fine
+    assert parse_json(r'{"ok": "\ud83d\ude00 \u00e9"}', relpath="x") == {"ok": "\U0001f600 é"}
+    # a raw lone surrogate handed in as text (not from a file) is refused the same way
+    with pytest.raises(EsvError, match="not valid Unicode"):
+        parse_json('["a\udfffb"]', relpath="config/y.json")
+
+
+def test_unencodable_text_walks_keys_and_values_in_order() -> None:
+    assert unencodable_text({"a": ["ok", "\ud800"], "\udc00": {"b": "x"}}) == [
+        (("a", 1), False),
+        (("\udc00",), True),
+    ]
+    assert unencodable_text(["fine", 1, None, {"k": "v"}]) == []

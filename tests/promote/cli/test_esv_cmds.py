@@ -222,3 +222,30 @@ def test_init_scaffolds_a_valid_workspace(tmp_path: Path) -> None:
     again = CliRunner().invoke(cli, ["init", str(root)])
     assert again.exit_code == 3
     assert "nothing was written" in again.stderr
+
+
+def test_lone_surrogates_are_clear_errors_not_tracebacks(workspace: Path) -> None:
+    uat = workspace / "environments" / "uat.yaml"
+    uat.write_text(uat.read_text().replace("variables:\n", 'variables:\n  esv-sur: "a\\ud800b"\n'))
+    email = workspace / "config" / "external.email.json"
+    email.write_text(
+        email.read_text().replace('"debug": false', '"debug": false, "x": "a\\ud800b"')
+    )
+    for args in (("validate",), ("esv", "check", "--env", "dev"), ("resolve", "--env", "dev")):
+        result = invoke(workspace, *args)
+        assert result.exit_code == 3, result.stderr
+        assert result.stdout == ""
+        assert "environments/uat.yaml: variables.esv-sur: the text holds a lone surrogate" in (
+            result.stderr
+        )
+        assert "config/external.email.json: x: the text holds a lone surrogate" in result.stderr
+        assert "Traceback" not in result.stderr
+
+
+def test_secret_env_var_that_is_not_utf8(workspace: Path) -> None:
+    result = invoke(
+        workspace, "resolve", "--env", "uat", "external.email", env={"UAT_SMTP_PASSWORD": "x\udcff"}
+    )
+    assert result.exit_code == 3
+    assert "environment variable UAT_SMTP_PASSWORD is not UTF-8 text" in result.stderr
+    assert result.stdout == ""
