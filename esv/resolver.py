@@ -47,16 +47,26 @@ _PLAIN_KEY = re.compile(r"[A-Za-z0-9_$:@-]+")
 
 @dataclass(frozen=True)
 class EsvValue:
-    """One ESV's value in one environment, as text. ``repr`` masks the text of secrets."""
+    """One ESV's value in one environment, as text. ``repr`` masks the text of secrets.
+
+    ``stand_in`` (secrets only): the text stands in for a value that is not available here
+    (``validate`` without a secret's source); typed conversions of text derived from it are
+    not checked, and their paths are listed in :attr:`Resolved.unknown_paths`.
+    """
 
     id: str
     text: str = field(repr=False)
     type: str = "string"
     secret: bool = False
+    stand_in: bool = False
 
     def __repr__(self) -> str:
         shown = MASK if self.secret else repr(self.text)
-        return f"EsvValue(id={self.id!r}, text={shown}, type={self.type!r}, secret={self.secret})"
+        extra = ", stand_in=True" if self.stand_in else ""
+        return (
+            f"EsvValue(id={self.id!r}, text={shown}, type={self.type!r}, "
+            f"secret={self.secret}{extra})"
+        )
 
 
 @dataclass(frozen=True)
@@ -66,13 +76,16 @@ class Resolved:
     ``value`` is the resolved JSON (treat it as read-only: unchanged parts are shared with the
     input and with ``masked``). ``masked`` is the same with secret-derived parts replaced by
     ``********``: the part of a longer string, or the whole value of a typed wrapper.
-    ``secret_paths`` are the JSON paths whose value derives from a secret.
+    ``secret_paths`` are the JSON paths whose value derives from a secret. ``unknown_paths``
+    are the JSON paths of typed wrappers left as written because their text derives from a
+    stand-in value (:attr:`EsvValue.stand_in`): what they hold is not known here.
     """
 
     object_id: str
     value: JSON = field(repr=False)
     masked: JSON
     secret_paths: frozenset[str] = frozenset()
+    unknown_paths: frozenset[str] = frozenset()
 
 
 def json_path(parts: Sequence[str | int]) -> str:
@@ -135,7 +148,7 @@ def _esv_ids(segments: Sequence[Segment]) -> list[str]:
 class _Walk:
     """One object's resolution: the walk state and what it found."""
 
-    __slots__ = ("values", "object_id", "path", "problems", "secrets")
+    __slots__ = ("values", "object_id", "path", "problems", "secrets", "stand_ins", "unknown")
 
     def __init__(self, values: Mapping[str, EsvValue], object_id: str) -> None:
         self.values = values
@@ -143,6 +156,9 @@ class _Walk:
         self.path: list[str | int] = []
         self.problems: list[Problem] = []
         self.secrets: list[tuple[tuple[str | int, ...], JSON]] = []
+        self.stand_ins = 0
+        """How many stand-in values were used so far (a wrapper compares before and after)."""
+        self.unknown: list[str] = []
 
     # -- strings -------------------------------------------------------------------
     def render(self, segments: Sequence[Segment]) -> tuple[str, str | None, bool]:
@@ -167,6 +183,8 @@ class _Walk:
             value = values.get(esv_id)
             if value is not None:
                 if value.secret:
+                    if value.stand_in:
+                        self.stand_ins += 1
                     if masked is None:
                         masked = parts.copy()
                     masked.append(MASK)
@@ -207,6 +225,8 @@ class _Walk:
             value = self.values.get(plan.esv_id or "")
             if value is not None:
                 if value.secret:
+                    if value.stand_in:
+                        self.stand_ins += 1
                     here = (*self.path, key) if key is not None else tuple(self.path)
                     self.secrets.append((here, MASK))
                 return value.text
@@ -265,6 +285,7 @@ class _Walk:
     ) -> tuple[JSON, bool]:
         """``(converted value, secret-derived)``; on failure the node itself, with a problem."""
         key, inner, charset = wrapper
+        stand_ins = self.stand_ins
         if type(inner) is str:
             plan = _PLANS.get(inner)
             if plan is None:
@@ -272,6 +293,8 @@ class _Walk:
             value = self.values.get(plan.esv_id or "") if isinstance(plan, Placeholder) else None
             if value is not None:
                 text, secret, complete = value.text, value.secret, True
+                if value.secret and value.stand_in:
+                    self.stand_ins += 1
             else:
                 segments = parse(inner)
                 text, masked, complete = self.render(segments)
@@ -292,6 +315,10 @@ class _Walk:
                 complete = len(self.problems) == problems_before
             text = as_text(result)
         if not complete:
+            return node, secret
+        if self.stand_ins != stand_ins:
+            # The text derives from a stand-in: whether it converts is not known here.
+            self.unknown.append(json_path(self.path))
             return node, secret
         try:
             return convert(key, text, charset), secret
@@ -356,7 +383,8 @@ def _resolve(
         )
         return Resolved(object_id, document, document), [*walk.problems, problem]
     paths = frozenset(json_path(path) for path, _ in walk.secrets)
-    resolved = Resolved(object_id, value, _masked(value, walk.secrets), paths)
+    masked = _masked(value, walk.secrets)
+    resolved = Resolved(object_id, value, masked, paths, frozenset(walk.unknown))
     return resolved, walk.problems
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 
 import click
@@ -36,13 +36,19 @@ def _count(number: int, noun: str) -> str:
     return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
-def _print_problems(problems: Iterable[Problem], env: str | None = None) -> int:
+def _print_problems(problems: Iterable[Problem]) -> int:
     """Problems to stderr, one a line; returns how many are errors."""
+    return _print_grouped({problem: [] for problem in problems})
+
+
+def _print_grouped(found: Mapping[Problem, list[str]]) -> int:
+    """Each problem once, tagged with every environment it holds for (unless its location is
+    an environment file, which names it); returns how many are errors."""
     errors = 0
-    for problem in problems:
+    for problem, envs in found.items():
         tag = ""
-        if env is not None and not problem.location.startswith("environments/"):
-            tag = f"[{env}] "
+        if envs and not problem.location.startswith("environments/"):
+            tag = f"[{', '.join(envs)}] "
         click.echo(f"{problem.severity}: {tag}{problem}", err=True)
         errors += problem.severity == "error"
     return errors
@@ -75,8 +81,12 @@ def validate_cmd(ctx: Context) -> None:
     def run() -> int:
         workspace = _workspace(ctx)
         results = check_workspace(workspace, environ=os.environ)
-        errors = sum(_print_problems(problems, env) for env, problems in results.items())
-        warnings = sum(len(problems) for problems in results.values()) - errors
+        found: dict[Problem, list[str]] = {}
+        for env, problems in results.items():
+            for problem in problems:
+                found.setdefault(problem, []).append(env)
+        errors = _print_grouped(found)
+        warnings = len(found) - errors
         summary = (
             f"{_count(len(workspace.chain), 'environment')} ({' -> '.join(workspace.chain)}), "
             f"{_count(len(workspace.config), 'config object')}: "

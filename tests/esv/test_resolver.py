@@ -237,3 +237,31 @@ def test_masking_never_lets_a_secret_through(case: tuple[str, dict[str, EsvValue
     for value in values.values():
         if value.secret:
             assert value.text not in masked
+
+
+def test_conversions_of_stand_ins_are_not_checked_but_listed() -> None:
+    stand_in = EsvValue("esv-secret-port", MASK, secret=True, stand_in=True)
+    values = {**VALUES, "esv-secret-port": stand_in}
+    assert "stand_in=True" in repr(stand_in) and MASK in repr(stand_in)
+    document = {
+        "port": {"$int": "&{esv.secret.port}"},
+        "mixed": {"$int": "1&{esv.secret.port}"},
+        "nested": {"$base64:encode": {"$string": "&{esv.secret.port}"}},
+        "inside": {"$object": {"p": "&{esv.secret.port}"}},
+        "known": {"$int": "&{esv.port}"},
+        "plain": "&{esv.secret.port}",
+    }
+    resolved = resolve(document, values, object_id="obj")
+    assert resolved.unknown_paths == frozenset({"port", "mixed", "nested", "inside"})
+    assert resolved.value["port"] == {"$int": "&{esv.secret.port}"}  # left as written
+    assert resolved.masked["port"] == MASK
+    assert resolved.value["known"] == 587
+    assert resolved.value["plain"] == MASK
+    # the same text from a real secret is checked
+    real = {**VALUES, "esv-secret-port": EsvValue("esv-secret-port", MASK, secret=True)}
+    with pytest.raises(ResolutionError) as caught:
+        resolve(document, real, object_id="obj")
+    assert [p.path for p in caught.value.problems] == ["port", "mixed"]
+    # a stand-in does not hide other problems of the same wrapper
+    with pytest.raises(ResolutionError, match="ESV esv-nope is not defined"):
+        resolve({"$int": "&{esv.secret.port}&{esv.nope}"}, values, object_id="obj")

@@ -42,13 +42,13 @@ def test_resolve_environment(root: Path) -> None:
         resolve_environment(ws, "dev", environ={})
 
 
-def test_check_workspace_stand_ins_and_dedupe(root: Path) -> None:
+def test_check_workspace_stand_ins_and_every_environment(root: Path) -> None:
     (root / "config" / "odd.json").write_text('{"x": "&{esv.my-var}"}')
     ws = load_workspace(root)
     results = check_workspace(ws, environ={})
     assert list(results) == ["dev", "staging", "uat", "prod"]
-    invalid = [p for found in results.values() for p in found if "&{esv.my-var}" in p.message]
-    assert len(invalid) == 1  # reported once, not once per environment
+    for found in results.values():  # about the config: it holds for every environment
+        assert len([p for p in found if "&{esv.my-var}" in p.message]) == 1
     assert any("checked with a stand-in value" in p.message for p in results["prod"])
     assert not [p for found in results.values() for p in found if p.severity == "error"]
     only = check_workspace(ws, ["staging"], environ={})
@@ -70,3 +70,47 @@ def test_an_okta_environment_gets_the_checks_of_its_tenant_kind(root: Path) -> N
     okta = [(p.location, p.path) for p in results["uat"] if p.severity == "error"]
     assert okta == [("external.email", "smtpProperties[0]")]
     assert not [p for p in results["staging"] if p.path == "smtpProperties[0]"]
+
+
+def _port_is_a_secret(root: Path) -> None:
+    uat = root / "environments" / "uat.yaml"
+    uat.write_text(
+        uat.read_text()
+        .replace('  esv-email-provider-port: {value: "465", type: int}\n', "")
+        .replace("secrets:\n", "secrets:\n  esv-email-provider-port: {env: UAT_SMTP_PORT}\n")
+    )
+
+
+def test_typed_wrapper_over_an_unset_secret_is_not_an_error(root: Path) -> None:
+    _port_is_a_secret(root)
+    ws = load_workspace(root)
+    uat = check_workspace(ws, ["uat"], environ={})["uat"]
+    assert [str(p) for p in uat if p.severity == "error"] == []
+    warned = [p for p in uat if p.esv_id == "esv-email-provider-port"]
+    assert [p.severity for p in warned] == ["warning"]
+    assert "UAT_SMTP_PORT is not set; checked with a stand-in value" in warned[0].message
+    # the set value is checked, by the resolver and by the email checks
+    bad = check_workspace(ws, ["uat"], environ={"UAT_SMTP_PORT": "abc"})["uat"]
+    errors = [str(p) for p in bad if p.severity == "error"]
+    assert errors == [
+        "external.email: port: $int of a secret value (from esv-email-provider-port): "
+        "is not an int (fix the ESV's value or the wrapper)"
+    ]
+    high = check_workspace(ws, ["uat"], environ={"UAT_SMTP_PORT": "70000"})["uat"]
+    assert [p.path for p in high if p.severity == "error"] == ["port"]
+    fine = check_workspace(ws, ["uat"], environ={"UAT_SMTP_PORT": "465"})["uat"]
+    assert [p for p in fine if p.severity == "error"] == []
+
+
+def test_the_same_error_in_several_environments_is_listed_for_each(root: Path) -> None:
+    (root / "config" / "extra.json").write_text('{"x": {"$int": "&{esv.count}"}}')
+    for env in ("dev", "staging"):
+        path = root / "environments" / f"{env}.yaml"
+        path.write_text(path.read_text() + "  esv-count: {value: abc}\n")
+    results = check_workspace(load_workspace(root), environ={})
+    for env in ("dev", "staging"):
+        errors = [str(p) for p in results[env] if p.severity == "error"]
+        assert errors == [
+            "extra: x: $int of a secret value (from esv-count): is not an int "
+            "(fix the ESV's value or the wrapper)"
+        ], env

@@ -249,3 +249,47 @@ def test_secret_env_var_that_is_not_utf8(workspace: Path) -> None:
     assert result.exit_code == 3
     assert "environment variable UAT_SMTP_PASSWORD is not UTF-8 text" in result.stderr
     assert result.stdout == ""
+
+
+def test_validate_names_every_environment_an_error_holds_for(workspace: Path) -> None:
+    (workspace / "config" / "extra.json").write_text('{"x": {"$int": "&{esv.count}"}}')
+    for env in ("dev", "staging", "uat", "prod"):
+        path = workspace / "environments" / f"{env}.yaml"
+        extra = "{value: abc}" if env in ("dev", "staging") else "{env: COUNT}"
+        path.write_text(path.read_text() + f"  esv-count: {extra}\n")
+    result = invoke(workspace, "validate", env={"COUNT": "12x"})
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    lines = [line for line in result.stderr.splitlines() if "extra: x:" in line]
+    assert lines == [
+        "error: [dev, staging, uat, prod] extra: x: $int of a secret value (from esv-count): "
+        "is not an int (fix the ESV's value or the wrapper)"
+    ]
+    assert "12x" not in result.stderr
+    # unset in uat and prod: checked with a stand-in, a warning there, the error stays named
+    result = invoke(workspace, "validate")
+    assert result.exit_code == 3
+    assert "error: [dev, staging] extra: x: $int of a secret value" in result.stderr
+    assert "environments/uat.yaml: secrets.esv-count: environment variable COUNT is not set" in (
+        result.stderr
+    )
+    assert "[uat" not in result.stderr and "prod]" not in result.stderr
+
+
+def test_validate_typed_wrapper_over_an_unset_secret(workspace: Path) -> None:
+    uat = workspace / "environments" / "uat.yaml"
+    uat.write_text(
+        uat.read_text()
+        .replace('  esv-email-provider-port: {value: "465", type: int}\n', "")
+        .replace("secrets:\n", "secrets:\n  esv-email-provider-port: {env: UAT_SMTP_PORT}\n")
+    )
+    result = invoke(workspace, "validate")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("valid: 4 environments")
+    assert "secrets.esv-email-provider-port: environment variable UAT_SMTP_PORT is not set" in (
+        result.stderr
+    )
+    assert "is not an int" not in result.stderr
+    result = invoke(workspace, "validate", env={"UAT_SMTP_PORT": "abc"})
+    assert result.exit_code == 3
+    assert "error: [uat] external.email: port: $int of a secret value" in result.stderr
