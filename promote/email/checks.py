@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from esv.errors import Problem, Severity
-from promote.email.model import Address, parse_address, smtp_properties
+from promote.email.model import Address, idna_reason, parse_address, smtp_properties
 
 if TYPE_CHECKING:
     from esv.resolver import Resolved
@@ -123,10 +123,33 @@ def _international_refusal(
 ) -> tuple[str, str] | None:
     """Why ``address`` cannot be sent through ``config``, or ``None`` if it can.
 
-    ``shown`` is how messages quote the address (masked when secret-derived).
+    The built-in provider refuses every non-ASCII address. Through ``external.email`` a
+    non-ASCII domain is sent IDNA-encoded (refused only when it cannot be encoded); a
+    non-ASCII local part needs SMTP with ``mail.mime.allowutf8=true``. ``shown`` is how
+    messages quote the address (masked when secret-derived).
     """
-    if not address.international:
+    if address.ascii:
         return None
+    quoted = shown or repr(address.address)
+    what = f"{quoted} is an international (non-ASCII) address"
+    if config is None:
+        return (
+            f"{what}, and {env}'s built-in email provider does not support those",
+            "configure external.email with an SMTP server that supports SMTPUTF8",
+        )
+    reason = idna_reason(address.domain)
+    if reason:
+        return (
+            f"the domain of {quoted} cannot be IDNA-encoded ({reason})",
+            "check the domain's spelling",
+        )
+    if not address.international:
+        return None  # only the domain is non-ASCII: it goes out as xn--
+    if config.get("type", "smtp") == "msgraph":
+        return (f"{what}, which needs an SMTP provider, not msgraph", _UTF8_HINT)
+    if smtp_properties(config).get("mail.mime.allowutf8", "").lower() != "true":
+        return (f"{what}, which needs mail.mime.allowutf8=true", _UTF8_HINT)
+    return None
     what = f"{shown or repr(address.address)} is an international (non-ASCII) address"
     if config is None:
         return (

@@ -94,7 +94,7 @@ def send_test_email(
     where = f"{env}: test email"
     problems = check_recipient(to, config, location=where, path="to", env=env)
     if problems:
-        raise BlockedError(f"{env}: cannot send the test email", problems)
+        raise BlockedError(f"{env}: cannot send the test email; nothing was sent", problems)
     recipient = parse_address(to)
     assert recipient is not None  # checked above
     if config is None:
@@ -113,7 +113,7 @@ def send_test_email(
     from_address = parse_address(from_text) if from_text else None
     if from_address is None:
         raise BlockedError(
-            f"{env}: cannot send the test email",
+            f"{env}: cannot send the test email; nothing was sent",
             [
                 Problem(
                     "external.email",
@@ -125,10 +125,14 @@ def send_test_email(
         )
     problems = check_recipient(from_address.address, config, location=where, path="from", env=env)
     if problems:
-        raise BlockedError(f"{env}: cannot send the test email", problems)
+        raise BlockedError(f"{env}: cannot send the test email; nothing was sent", problems)
     message = test_message(from_address, recipient)
     if isinstance(provider, GraphProvider):
         send_graph(provider, message, transport=transports.http, verify=transports.http_verify)
     else:
         send_smtp(provider, message, context=transports.tls)
-    return f"test email sent to {recipient.address} via {provider.describe()} ({env})"
+    encoded = recipient.ascii_domain().address  # check_recipient: the domain encodes
+    shown = (
+        recipient.address if encoded == recipient.address else f"{recipient.address} (as {encoded})"
+    )
+    return f"test email sent to {shown} via {provider.describe()} ({env})"

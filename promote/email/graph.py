@@ -26,6 +26,7 @@ from promote.email.errors import (
     EmailTimeoutError,
     EmailTlsError,
 )
+from promote.email.message import ascii_domains
 from promote.email.model import GraphProvider
 from promote.http import scrub
 
@@ -57,6 +58,12 @@ def send_graph(
     verify: ssl.SSLContext | bool = True,
 ) -> None:
     """Deliver ``message`` through ``provider``; raises an :class:`EmailError` subclass."""
+    try:
+        message = ascii_domains(message)  # Graph gets xn-- domains, as SMTP does
+    except ValueError as error:
+        raise EmailRejectedError(
+            provider.show("mailEndpoint"), str(error), hint="check the address"
+        ) from None
     timeout = httpx.Timeout(provider.timeout, connect=provider.connection_timeout)
     secret = provider.client_secret.reveal()
     with httpx.Client(transport=transport, timeout=timeout, verify=verify) as client:

@@ -24,6 +24,8 @@ __all__ = [
     "GraphProvider",
     "Provider",
     "SmtpProvider",
+    "idna_domain",
+    "idna_reason",
     "parse_address",
     "provider_from_config",
     "smtp_properties",
@@ -59,13 +61,62 @@ class Address:
 
     @property
     def international(self) -> bool:
-        """True when the address has non-ASCII characters (needs SMTPUTF8)."""
-        return not self.address.isascii()
+        """True when the LOCAL part has non-ASCII characters: only SMTPUTF8 can carry it.
+
+        A non-ASCII domain alone is not international in this sense: it is sent
+        IDNA-encoded (:meth:`ascii_domain`), which every server understands.
+        """
+        return not self.local.isascii()
+
+    @property
+    def ascii(self) -> bool:
+        """True when the whole address is ASCII (what a built-in provider accepts)."""
+        return self.address.isascii()
+
+    def ascii_domain(self) -> Address:
+        """This address with its domain IDNA-encoded: ``bücher.example`` → ``xn--bcher-kva...``.
+
+        Raises ``ValueError`` saying why when the domain cannot be encoded (an empty or
+        over-long label, a character IDNA forbids).
+        """
+        return Address(self.local, idna_domain(self.domain), self.name)
 
     def __str__(self) -> str:
         if self.name:
             return f'"{self.name}" <{self.address}>'
         return self.address
+
+
+def idna_domain(domain: str) -> str:
+    """``domain`` IDNA-encoded (the ``idna`` codec); ASCII domains come back unchanged.
+
+    Raises ``ValueError`` saying why when it cannot be encoded; the text never quotes the
+    domain (it may derive from a secret), so callers add the context they may show.
+    """
+    if domain.isascii():
+        return domain
+    try:
+        return domain.encode("idna").decode("ascii")
+    except UnicodeError as error:
+        raise ValueError(f"cannot be IDNA-encoded: {_reason(error)}") from None
+
+
+def idna_reason(domain: str) -> str | None:
+    """Why ``domain`` cannot be IDNA-encoded, without quoting any of it; ``None`` if it can."""
+    if domain.isascii():
+        return None
+    try:
+        domain.encode("idna")
+    except UnicodeError as error:
+        return _reason(error)
+    return None
+
+
+def _reason(error: BaseException) -> str:
+    """The codec's complaint in words that never echo the domain (it may derive from a secret)."""
+    if "label" in str(error):
+        return "a label is empty or longer than 63 characters once encoded"
+    return "it has a character IDNA does not allow"
 
 
 def parse_address(text: str) -> Address | None:
@@ -125,7 +176,7 @@ class SmtpProvider:
 
     @property
     def allow_utf8(self) -> bool:
-        """``mail.mime.allowutf8=true`` is set: international addresses may be sent."""
+        """``mail.mime.allowutf8=true`` is set: non-ASCII local parts may be sent."""
         return self.properties.get("mail.mime.allowutf8", "").lower() == "true"
 
     def describe(self) -> str:

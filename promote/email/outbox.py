@@ -3,7 +3,8 @@
 It behaves like AIC's built-in SMTP server: every message goes out from
 ``noreply@<env>.local`` whatever sender it had, at most 10 messages a minute (counted across
 processes: send times live in ``outbox/sent.sqlite3``, taken under a write lock), and
-international (non-ASCII) addresses are refused. Each message is one file,
+international addresses (any non-ASCII character in the local part or the domain; a
+display name may be anything) are refused. Each message is one file,
 ``<outbox>/<UTC time>-<id>.eml``, written atomically (temp file + ``os.replace``).
 """
 
@@ -16,6 +17,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from email.headerregistry import Address as HeaderAddress
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -59,7 +61,8 @@ class Outbox:
         :class:`EmailRejectedError` for international addresses.
         """
         for header in ("To", "Cc", "Bcc"):
-            if not str(message.get(header, "")).isascii():
+            addresses = getattr(message.get(header), "addresses", ())
+            if not all(_ascii(address) for address in addresses):
                 raise EmailRejectedError(
                     self.describe(),
                     f"the built-in provider of {self.env} does not support international "
@@ -121,3 +124,8 @@ def _write_atomic(path: Path, data: bytes) -> None:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temp)
         raise
+
+
+def _ascii(address: HeaderAddress) -> bool:
+    """The platform's rule: the address itself (not its display name) is all ASCII."""
+    return address.username.isascii() and address.domain.isascii()

@@ -11,7 +11,9 @@ What :func:`send_smtp` guarantees:
   :class:`EmailAuthError`.
 - ``connectiontimeout`` bounds the connection, then the shorter of ``timeout`` and
   ``writetimeout`` bounds every read and write (a socket has one timeout); 0 means none.
-- International addresses are sent with SMTPUTF8, and only when ``mail.mime.allowutf8``.
+- Non-ASCII domains are sent IDNA-encoded (``xn--``); one that cannot be encoded is refused
+  before connecting. A non-ASCII local part is sent with SMTPUTF8, and only when
+  ``mail.mime.allowutf8``.
 
 Every error names ``host:port`` and never the password.
 """
@@ -31,6 +33,7 @@ from promote.email.errors import (
     EmailTimeoutError,
     EmailTlsError,
 )
+from promote.email.message import ADDRESS_HEADERS, ascii_domains
 from promote.email.model import SmtpProvider
 
 __all__ = ["send_smtp"]
@@ -44,6 +47,10 @@ def send_smtp(
 ) -> None:
     """Deliver ``message`` through ``provider``; raises an :class:`EmailError` subclass."""
     server = provider.server
+    try:
+        message = ascii_domains(message)
+    except ValueError as error:
+        raise EmailRejectedError(server, str(error), hint="check the address") from None
     context = context or ssl.create_default_context()
     try:
         client = _connect(provider, context)
@@ -120,7 +127,7 @@ def _session(
         if not provider.allow_utf8:
             raise EmailRejectedError(
                 server,
-                "an address is international (non-ASCII) and mail.mime.allowutf8 is not true",
+                "an address has a non-ASCII local part and mail.mime.allowutf8 is not true",
             )
         if not client.has_extn("smtputf8"):
             raise EmailRejectedError(
@@ -176,7 +183,12 @@ def _timed_out(error: BaseException) -> bool:
 
 
 def _international(message: EmailMessage) -> bool:
-    return any(not str(message.get(h, "")).isascii() for h in ("From", "To", "Cc", "Bcc"))
+    """An address has a non-ASCII local part (domains are already IDNA-encoded)."""
+    return any(
+        not address.username.isascii()
+        for name in ADDRESS_HEADERS
+        for address in getattr(message.get(name), "addresses", ())
+    )
 
 
 def _text(value: bytes | str) -> str:

@@ -271,3 +271,48 @@ def test_live_aic_uses_the_tenant_external_email_endpoint(tmp_path):
         TEST_SUBJECT,
     )
     _no_secret(result, OKTA_TOKEN)
+
+
+@pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
+def test_international_domain_over_smtp_is_sent_as_idna_without_allowutf8(tmp_path):
+    with smtp_server(auth=True) as server:
+        root = make_workspace(tmp_path, {"dev": env_file(port=server.port)})
+        result = _run(root, "--env", "dev", "--to", "ops@bücher.example")
+    assert result.exit_code == 0, result.stderr
+    assert "ops@bücher.example (as ops@xn--bcher-kva.example)" in result.stdout
+    [envelope] = server.mailbox.envelopes
+    assert envelope.rcpt_tos == ["ops@xn--bcher-kva.example"]
+    assert "SMTPUTF8" not in envelope.mail_options
+    _no_secret(result)
+
+
+@pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
+def test_international_local_part_without_allowutf8_exits_3_with_the_hint(tmp_path):
+    with smtp_server(auth=True) as server:
+        root = make_workspace(tmp_path, {"dev": env_file(port=server.port)})
+        result = _run(root, "--env", "dev", "--to", "jürgen@bücher.example")
+    assert result.exit_code == 3
+    assert "needs mail.mime.allowutf8=true" in result.stderr
+    assert '"mail.mime.allowutf8=true" to smtpProperties' in result.stderr
+    assert "nothing was sent" in result.stderr and server.mailbox.envelopes == []
+
+
+@pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
+def test_international_local_part_with_allowutf8_is_sent_with_smtputf8(tmp_path):
+    config = dict(SMTP_CONFIG, smtpProperties=["mail.mime.allowutf8=true"])
+    with smtp_server(auth=True) as server:
+        root = make_workspace(tmp_path, {"dev": env_file(port=server.port)}, config=config)
+        result = _run(root, "--env", "dev", "--to", "jürgen@bücher.example")
+    assert result.exit_code == 0, result.stderr
+    [envelope] = server.mailbox.envelopes
+    assert envelope.rcpt_tos == ["jürgen@xn--bcher-kva.example"]
+    assert "SMTPUTF8" in envelope.mail_options
+    _no_secret(result)
+
+
+def test_builtin_provider_refuses_international_domain(tmp_path):
+    root = make_workspace(tmp_path, {"dev": env_file(port=1)}, config=None)
+    result = _run(root, "--env", "dev", "--to", "ops@bücher.example")
+    assert result.exit_code == 3
+    assert "built-in" in result.stderr and "international" in result.stderr
+    assert list((root / ".promote" / "tenants" / "dev" / "outbox").glob("*.eml")) == []

@@ -307,6 +307,34 @@ def test_international_recipient_per_provider():
     assert "not an email address" in bad.message
 
 
+def test_international_domain_needs_no_allowutf8_on_smtp_or_graph():
+    values = _values(**{"from": "noreply@bücher.example"})
+    to = ("ops@例え.jp",)
+    assert _check({"external.email": SMTP}, values, recipients=to) == []
+    graph = _with(GRAPH, "from", "me@bücher.example")
+    assert _check({"external.email": graph}, recipients=to) == []
+
+
+def test_international_domain_is_refused_by_the_builtin_provider():
+    [builtin] = _check({}, mutable=True, recipients=("ops@bücher.example",))
+    assert builtin.path == "verify.email_test.to" and "built-in" in builtin.message
+
+
+def test_unencodable_domain_is_an_error_naming_the_address_not_the_reason_text():
+    to = ("ops@" + "ü" * 70 + ".example",)
+    [problem] = _check({"external.email": SMTP}, recipients=to)
+    assert problem.severity == "error" and problem.path == "verify.email_test.to"
+    assert "cannot be IDNA-encoded (a label is empty or longer than 63" in problem.message
+
+
+def test_international_local_part_still_needs_allowutf8_with_an_idna_domain():
+    to = ("jürgen@bücher.example",)
+    [problem] = _check({"external.email": SMTP}, recipients=to)
+    assert "allowutf8" in problem.message and problem.hint and "allowutf8" in problem.hint
+    allowed = _with(SMTP, "smtpProperties", ["mail.mime.allowutf8=true"])
+    assert _check({"external.email": allowed}, recipients=to) == []
+
+
 def test_valid_template():
     assert _check({"external.email": SMTP, "emailTemplate/welcome": TEMPLATE}) == []
 

@@ -228,3 +228,20 @@ def test_token_echoed_in_sendmail_error_is_masked_across_the_cut(offset):
     assert "token denied" in text and MAIL_URL in text
     assert not [piece for piece in _fragments(token) if piece in text]
     assert not [piece for piece in _fragments(CLIENT_SECRET) if piece in text]
+
+
+def test_international_domain_goes_to_graph_idna_encoded():
+    seen = []
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.path.endswith("/token"):
+            return httpx.Response(200, json={"access_token": "t"})
+        seen.append(json.loads(request.content))
+        return httpx.Response(202)
+
+    sender, to = parse_address("me@acme.example"), parse_address("ops@bücher.example")
+    assert sender and to
+    send_graph(_provider(TOKEN_URL, MAIL_URL), build_message(sender, to), transport=_mock(handler))
+    [payload] = seen
+    recipients = payload["message"]["toRecipients"]
+    assert recipients == [{"emailAddress": {"address": "ops@xn--bcher-kva.example"}}]

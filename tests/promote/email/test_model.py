@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 
 from promote.email import GraphProvider, SmtpProvider, parse_address, provider_from_config
 from promote.email.dispatch import send_test_email
+from promote.email.model import idna_domain, idna_reason
 from promote.errors import BlockedError
 
 
@@ -50,7 +51,8 @@ def test_address_round_trips(local, labels, name):
     parsed = parse_address(text)
     assert parsed is not None
     assert str(parsed) == text
-    assert parsed.international == (not text.split("<")[-1].isascii())
+    assert parsed.international == (not local.isascii())
+    assert parsed.ascii == f"{local}@{'.'.join(labels)}".isascii()
 
 
 def test_smtp_record_defaults_and_timeouts():
@@ -110,3 +112,31 @@ def test_international_recipient_needs_allowutf8():
     config = {"host": "h", "port": 25, "from": "a@b.example", "auth": {"enable": False}}
     with pytest.raises(BlockedError, match="allowutf8"):
         send_test_email(config, env="dev", to="jürgen@example.com")
+
+
+def test_non_ascii_domain_is_not_international_but_encodes_to_idna():
+    address = parse_address('"Öps" <ops@bücher.example>')
+    assert address is not None
+    assert not address.international and not address.ascii
+    assert address.ascii_domain() == parse_address('"Öps" <ops@xn--bcher-kva.example>')
+    local = parse_address("jürgen@example.com")
+    assert local is not None and local.international
+    assert local.ascii_domain() == local
+
+
+def test_unencodable_domain_says_why_without_quoting_it():
+    domain = "ü" * 70 + ".example"
+    assert idna_reason(domain) == "a label is empty or longer than 63 characters once encoded"
+    with pytest.raises(ValueError, match="cannot be IDNA-encoded") as caught:
+        idna_domain(domain)
+    assert "ü" not in str(caught.value)
+    assert idna_reason("bücher.example") is None and idna_reason("example.com") is None
+    assert idna_domain("example.com") == "example.com"
+
+
+def test_international_domain_recipient_needs_no_allowutf8_but_must_encode():
+    config = {"host": "h", "port": 25, "from": "a@b.example", "auth": {"enable": False}}
+    with pytest.raises(BlockedError) as caught:
+        send_test_email(config, env="dev", to="ops@" + "ü" * 70 + ".example")
+    [problem] = caught.value.problems
+    assert "cannot be IDNA-encoded" in problem.message and "allowutf8" not in problem.message

@@ -67,3 +67,12 @@ def test_international_recipient_refused(tmp_path):
     with pytest.raises(EmailRejectedError, match="non-ASCII"):
         outbox.deliver(_message("jürgen@example.com"))
     assert outbox.messages() == []
+
+
+def test_international_domain_refused_but_display_name_may_be_anything(tmp_path):
+    outbox = Outbox(tmp_path, env="dev", clock=Clock())
+    with pytest.raises(EmailRejectedError, match="non-ASCII"):
+        outbox.deliver(_message("ops@bücher.example"))
+    assert outbox.messages() == []
+    outbox.deliver(_message('"Öps" <ops@example.com>'))
+    assert len(outbox.messages()) == 1

@@ -177,3 +177,40 @@ def test_international_address_needs_server_smtputf8():
         with pytest.raises(EmailRejectedError, match="does not offer SMTPUTF8"):
             send_smtp(allowed, _message(to="jürgen@example.com"))
     assert server.mailbox.envelopes == []
+
+
+def test_international_domain_is_sent_idna_encoded_without_allowutf8():
+    with smtp_server() as server:
+        send_smtp(_provider(server.port), _message("me@bücher.example", '"Öps" <ops@例え.jp>'))
+    [envelope] = server.mailbox.envelopes
+    assert envelope.mail_from == "me@xn--bcher-kva.example"
+    assert envelope.rcpt_tos == ["ops@xn--r8jz45g.jp"]
+    assert "SMTPUTF8" not in envelope.mail_options
+    received = message_from_bytes(envelope.content)
+    assert received["To"] == "=?utf-8?q?=C3=96ps?= <ops@xn--r8jz45g.jp>"
+    assert received["From"] == "me@xn--bcher-kva.example"
+
+
+def test_international_local_part_is_refused_without_allowutf8_even_with_idna_domain():
+    with smtp_server() as server:
+        with pytest.raises(EmailRejectedError, match="non-ASCII local part.*allowutf8"):
+            send_smtp(_provider(server.port), _message(to="jürgen@bücher.example"))
+    assert server.mailbox.envelopes == []
+
+
+def test_international_local_part_with_allowutf8_uses_smtputf8_and_idna_domain():
+    allowed = {"mail.mime.allowutf8": "true"}
+    with smtp_server() as server:
+        send_smtp(_provider(server.port, properties=allowed), _message(to="jürgen@bücher.example"))
+    [envelope] = server.mailbox.envelopes
+    assert envelope.rcpt_tos == ["jürgen@xn--bcher-kva.example"]
+    assert "SMTPUTF8" in envelope.mail_options
+
+
+def test_unencodable_domain_is_refused_before_connecting():
+    message = _message(to="ops@" + "ü" * 70 + ".example")
+    with smtp_server() as server:
+        with pytest.raises(EmailRejectedError, match="domain of an address in To cannot") as caught:
+            send_smtp(_provider(server.port), message)
+    assert "ü" not in str(caught.value)
+    assert server.mailbox.envelopes == []
