@@ -34,7 +34,7 @@ from esv.envfile import EnvironmentFile
 from esv.secrets import SecretValue
 from promote.workspace import Workspace
 
-__all__ = ["check_workspace", "environment_values", "resolve_environment"]
+__all__ = ["available_secrets", "check_workspace", "environment_values", "resolve_environment"]
 
 
 def environment_values(
@@ -82,9 +82,14 @@ def resolve_environment(
     return resolve_objects(objects, values)
 
 
-def _values_with_stand_ins(
-    workspace: Workspace, file: EnvironmentFile, environ: Mapping[str, str]
-) -> tuple[dict[str, EsvValue], list[Problem]]:
+def available_secrets(
+    workspace: Workspace, file: EnvironmentFile, environ: Mapping[str, str] = os.environ
+) -> tuple[dict[str, SecretValue], list[Problem]]:
+    """The secrets of ``file`` that can be read here, and a warning for each that cannot.
+
+    The warning names the source and why (never a value); ``validate`` and ``esv check``
+    report it alike, since ``promote plan`` and ``promote run`` stop on it.
+    """
     secrets: dict[str, SecretValue] = {}
     problems: list[Problem] = []
     for esv_id, secret in file.secrets.items():
@@ -96,17 +101,24 @@ def _values_with_stand_ins(
                 Problem(
                     file.relpath,
                     f"secrets.{esv_id}",
-                    f"{reason}; checked with a stand-in value",
+                    reason,
                     severity="warning",
                     esv_id=esv_id,
-                    hint="`promote run` needs it",
+                    hint="`promote plan` and `promote run` need it; "
+                    "until it is set, checks use a stand-in value",
                 )
             )
-            secrets[esv_id] = SecretValue(MASK)
+    return secrets, problems
+
+
+def _values_with_stand_ins(
+    workspace: Workspace, file: EnvironmentFile, environ: Mapping[str, str]
+) -> tuple[dict[str, EsvValue], list[Problem]]:
+    secrets, problems = available_secrets(workspace, file, environ)
     values = esv_values(file, secrets)
     for problem in problems:
         assert problem.esv_id is not None
-        values[problem.esv_id] = replace(values[problem.esv_id], stand_in=True)
+        values[problem.esv_id] = EsvValue(problem.esv_id, MASK, secret=True, stand_in=True)
     return values, problems
 
 

@@ -17,7 +17,7 @@ import click
 from esv import Problem, check_environment, id_to_token, index_references, is_valid_id, token_to_id
 from promote.cli import Context, handle_errors, pass_context
 from promote.errors import BlockedError
-from promote.validation import check_workspace, resolve_environment
+from promote.validation import available_secrets, check_workspace, resolve_environment
 from promote.workspace import Workspace, init_workspace, load_workspace
 
 __all__ = ["register"]
@@ -114,7 +114,8 @@ def check_cmd(ctx: Context, env: str) -> None:
     def run() -> int:
         workspace = _workspace(ctx)
         file = workspace.environments[_known_env(workspace, env)]
-        problems = [*file.warnings, *check_environment(workspace.config, file)]
+        _, absent = available_secrets(workspace, file, os.environ)
+        problems = [*file.warnings, *check_environment(workspace.config, file), *absent]
         errors = _print_problems(problems)
         referenced = {r.esv_id for r in index_references(workspace.config)}
         summary = (

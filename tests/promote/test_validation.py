@@ -49,7 +49,7 @@ def test_check_workspace_stand_ins_and_every_environment(root: Path) -> None:
     assert list(results) == ["dev", "staging", "uat", "prod"]
     for found in results.values():  # about the config: it holds for every environment
         assert len([p for p in found if "&{esv.my-var}" in p.message]) == 1
-    assert any("checked with a stand-in value" in p.message for p in results["prod"])
+    assert any(p.message.endswith("PROD_SMTP_PASSWORD is not set") for p in results["prod"])
     assert not [p for found in results.values() for p in found if p.severity == "error"]
     only = check_workspace(ws, ["staging"], environ={})
     assert list(only) == ["staging"]
@@ -88,7 +88,11 @@ def test_typed_wrapper_over_an_unset_secret_is_not_an_error(root: Path) -> None:
     assert [str(p) for p in uat if p.severity == "error"] == []
     warned = [p for p in uat if p.esv_id == "esv-email-provider-port"]
     assert [p.severity for p in warned] == ["warning"]
-    assert "UAT_SMTP_PORT is not set; checked with a stand-in value" in warned[0].message
+    assert str(warned[0]) == (
+        "environments/uat.yaml: secrets.esv-email-provider-port: "
+        "environment variable UAT_SMTP_PORT is not set (`promote plan` and `promote run` "
+        "need it; until it is set, checks use a stand-in value)"
+    )
     # the set value is checked, by the resolver and by the email checks
     bad = check_workspace(ws, ["uat"], environ={"UAT_SMTP_PORT": "abc"})["uat"]
     errors = [str(p) for p in bad if p.severity == "error"]

@@ -293,3 +293,20 @@ def test_validate_typed_wrapper_over_an_unset_secret(workspace: Path) -> None:
     result = invoke(workspace, "validate", env={"UAT_SMTP_PORT": "abc"})
     assert result.exit_code == 3
     assert "error: [uat] external.email: port: $int of a secret value" in result.stderr
+
+
+def test_esv_check_warns_about_an_absent_secret_source(workspace: Path) -> None:
+    result = invoke(workspace, "esv", "check", "--env", "uat")
+    assert result.exit_code == 0
+    assert result.stdout == "ok: uat: 9 ESVs referenced, 8 defined: 0 errors, 1 warning\n"
+    warning = (
+        "warning: environments/uat.yaml: secrets.esv-email-provider-password: "
+        "environment variable UAT_SMTP_PASSWORD is not set (`promote plan` and `promote run` "
+        "need it; until it is set, checks use a stand-in value)"
+    )
+    assert result.stderr.splitlines() == [warning]
+    assert warning in invoke(workspace, "validate").stderr  # validate's wording is the same
+    result = invoke(workspace, "esv", "check", "--env", "uat", env=SECRETS)
+    assert result.stdout == "ok: uat: 9 ESVs referenced, 8 defined: 0 errors, 0 warnings\n"
+    assert result.stderr == ""
+    no_secret(result)
