@@ -65,7 +65,8 @@ class LockedError(PromoteError):
 
 
 class TenantError(PromoteError):
-    """A tenant request failed. ``status`` is the HTTP status when there is one."""
+    """A tenant request failed. ``status`` is the HTTP status when there is one; ``url`` is
+    the tenant's base URL (``scheme://host:port/prefix``) when the request had one."""
 
     def __init__(
         self,
@@ -76,8 +77,10 @@ class TenantError(PromoteError):
         path: str | None = None,
         status: int | None = None,
         body: str | None = None,
+        url: str | None = None,
     ) -> None:
-        parts = [f"{env}: " if env else ""]
+        where = " ".join(filter(None, [env, f"({url})" if env and url else url]))
+        parts = [f"{where}: " if where else ""]
         if method and path:
             parts.append(f"{method} {path}")
             if status is not None:
@@ -92,6 +95,7 @@ class TenantError(PromoteError):
         self.path = path
         self.status = status
         self.body = body
+        self.url = url
 
 
 class ImmutableError(TenantError):

@@ -8,8 +8,9 @@ The only module besides the tenant clients that imports httpx. What it guarantee
 - 429 is honoured for every method: the client waits ``Retry-After`` (seconds or an HTTP
   date), then sends again; a POST answered 429 was not processed, so resending is safe.
 - 401 asks the :class:`Auth` for a fresh token once, then sends again.
-- Every failure becomes one :class:`promote.errors.TenantError` carrying method, path, status
-  and a body excerpt with tokens, passwords, client secrets and ``valueBase64`` scrubbed.
+- Every failure becomes one :class:`promote.errors.TenantError` carrying the tenant's base
+  URL (``scheme://host:port/prefix``), method, path, status and a body excerpt with tokens,
+  passwords, client secrets and ``valueBase64`` scrubbed.
 
 Sleep, clock and randomness come in as parameters so tests run instantly.
 """
@@ -35,6 +36,7 @@ __all__ = [
     "HttpClient",
     "RetryPolicy",
     "StaticAuth",
+    "display_url",
     "scrub",
 ]
 
@@ -132,6 +134,8 @@ class HttpClient:
         rand: Callable[[], float] = random.random,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.display_url = display_url(self.base_url)
+        """``scheme://host:port/prefix``: what every error of this client names."""
         self.env = env
         self._auth = auth
         self._retry = retry or RetryPolicy()
@@ -191,6 +195,7 @@ class HttpClient:
                     env=self.env,
                     method=method,
                     path=path,
+                    url=self.display_url,
                 ) from None
             if self._on_response is not None:
                 self._on_response(response)
@@ -218,11 +223,11 @@ class HttpClient:
 
     def get_json(self, path: str, **kwargs: Any) -> Any:
         """``request("GET", ...)`` returning the parsed JSON body (``None`` when empty)."""
-        return _json_of(self.request("GET", path, **kwargs), self.env, "GET", path)
+        return self._json(self.request("GET", path, **kwargs), "GET", path)
 
     def json_of(self, response: httpx.Response) -> Any:
         """The response's parsed JSON (``None`` when empty); ``TenantError`` when not JSON."""
-        return _json_of(response, self.env, response.request.method, response.request.url.path)
+        return self._json(response, response.request.method, response.request.url.path)
 
     def error(self, method: str, path: str, response: httpx.Response) -> TenantError:
         """The ``TenantError`` for an unexpected response: message, status, scrubbed excerpt."""
@@ -236,11 +241,28 @@ class HttpClient:
             path=path,
             status=response.status_code,
             body=scrub(text)[:_EXCERPT_CHARS] if text else None,
+            url=self.display_url,
         )
 
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+    def _json(self, response: httpx.Response, method: str, path: str) -> Any:
+        if not response.content:
+            return None
+        try:
+            return response.json()
+        except ValueError:
+            raise TenantError(
+                "the response is not JSON",
+                env=self.env,
+                method=method,
+                path=path,
+                status=response.status_code,
+                body=scrub(response.text)[:_EXCERPT_CHARS],
+                url=self.display_url,
+            ) from None
 
     def _send(
         self,
@@ -296,6 +318,15 @@ _HINTS = {
 }
 
 
+def display_url(base_url: str) -> str:
+    """``base_url`` as ``scheme://host:port/prefix``, the port spelled out even when default."""
+    url = httpx.URL(base_url)
+    port = url.port or {"http": 80, "https": 443}.get(url.scheme)
+    host = f"[{url.host}]" if ":" in url.host else url.host
+    netloc = f"{host}:{port}" if port else host
+    return f"{url.scheme}://{netloc}{url.path.rstrip('/')}"
+
+
 def _message_of(text: str) -> str | None:
     try:
         body = json.loads(text)
@@ -307,19 +338,3 @@ def _message_of(text: str) -> str | None:
             if isinstance(value, str) and value:
                 return value
     return None
-
-
-def _json_of(response: httpx.Response, env: str | None, method: str, path: str) -> Any:
-    if not response.content:
-        return None
-    try:
-        return response.json()
-    except ValueError:
-        raise TenantError(
-            "the response is not JSON",
-            env=env,
-            method=method,
-            path=path,
-            status=response.status_code,
-            body=scrub(response.text)[:_EXCERPT_CHARS],
-        ) from None

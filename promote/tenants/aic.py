@@ -161,6 +161,7 @@ class ServiceAccountAuth:
             raise TenantError(
                 "the token endpoint answered without an access_token",
                 env=self._http.env,
+                url=self._http.display_url,
                 method="POST",
                 path=path,
                 status=response.status_code,
@@ -420,6 +421,7 @@ class AicTenant:
                 + ", ".join(repr(i) for i in invalid)
                 + " (ids must match ^esv-[a-z0-9_-]{1,124}$)",
                 env=self.env,
+                url=self._http.display_url,
             )
         if self._variables is None and any(w.kind == "variable" for w in writes):
             self.list_variables()
@@ -454,6 +456,7 @@ class AicTenant:
                 + "\n  ".join(lines)
                 + "\nrun again to finish (writes are idempotent)",
                 env=self.env,
+                url=self._http.display_url,
                 status=failed[0][1].status if isinstance(failed[0][1], TenantError) else None,
             )
 
@@ -684,7 +687,11 @@ class AicTenant:
             body = self._http.get_json(path, api_version=_ESV_API, params=params)
             if not isinstance(body, dict) or not isinstance(body.get("result"), list):
                 raise TenantError(
-                    "expected a list envelope with 'result'", env=self.env, method="GET", path=path
+                    "expected a list envelope with 'result'",
+                    env=self.env,
+                    method="GET",
+                    path=path,
+                    url=self._http.display_url,
                 )
             items.extend(x for x in body["result"] if isinstance(x, dict) and "_id" in x)
             next_cookie = body.get("pagedResultsCookie")
@@ -698,7 +705,11 @@ class AicTenant:
             self._http.request("DELETE", path, api_version=_ESV_API, ok=(404,))
             return
         if isinstance(write.value, SecretValue):
-            raise TenantError(f"{write.id}: a secret value cannot be written as a variable")
+            raise TenantError(
+                f"{write.id}: a secret value cannot be written as a variable",
+                env=self.env,
+                url=self._http.display_url,
+            )
         old_type = str((current or {}).get("expressionType") or "")
         if current is not None and old_type and old_type != write.type:
             # The platform refuses to change a variable's type; delete and recreate instead.
@@ -751,6 +762,7 @@ class AicTenant:
                 f"{self.env} is immutable: its config changes only by promotion from the "
                 "stage below (run `promote run --to " + self.env + "`)",
                 env=self.env,
+                url=self._http.display_url,
                 method=method,
                 path=_config_path(object_id),
             )
@@ -832,6 +844,7 @@ class AicTenant:
                 raise TenantError(
                     f"locking failed: {state.get('description') or 'lock state error'}",
                     env=self.env,
+                    url=self._http.display_url,
                     method="GET",
                     path="/environment/promotion/lock/state",
                 )
@@ -840,6 +853,7 @@ class AicTenant:
                     f"lock did not reach {wanted!r} within {self._promotion_timeout:.0f}s "
                     f"(still {result!r})",
                     env=self.env,
+                    url=self._http.display_url,
                 )
             self._sleep(next(delays))
 
@@ -865,6 +879,7 @@ class AicTenant:
                     f"promotion failed with a blocking error: {status.get('message')}; the "
                     "platform may keep the environment locked - check the promotion report",
                     env=self.env,
+                    url=self._http.display_url,
                     method="GET",
                     path="/environment/promotion/promote",
                 )
@@ -873,6 +888,7 @@ class AicTenant:
                 raise TenantError(
                     f"promotion failed: {status.get('message')}",
                     env=self.env,
+                    url=self._http.display_url,
                     method="GET",
                     path="/environment/promotion/promote",
                 )
@@ -882,6 +898,7 @@ class AicTenant:
                 raise TenantError(
                     f"promotion still {state or 'unknown'} after {self._promotion_timeout:.0f}s",
                     env=self.env,
+                    url=self._http.display_url,
                 )
             self._sleep(next(delays))
 

@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from promote.errors import TenantError
-from promote.http import HttpClient, RetryPolicy, StaticAuth, scrub
+from promote.http import HttpClient, RetryPolicy, StaticAuth, display_url, scrub
 
 
 class Recorder:
@@ -241,3 +241,43 @@ def test_form_bodies_and_scrub_of_form_fields():
 
 def test_static_auth_repr_hides_token():
     assert "tok" not in repr(StaticAuth("Bearer tok"))
+
+
+def test_every_error_names_the_tenants_base_url_with_its_port():
+    refused = Recorder(httpx.ConnectError("[Errno 111] Connection refused"))
+    client, _ = make_client(refused)
+    with pytest.raises(TenantError) as caught:
+        client.get_json("/environment/promotion/lock/state")
+    assert caught.value.url == "https://tenant.example.com:443"
+    assert str(caught.value).startswith(
+        "staging (https://tenant.example.com:443): GET /environment/promotion/lock/state: "
+        "ConnectError"
+    )
+    status, _ = make_client(Recorder(httpx.Response(400, json={"message": "no"})))
+    with pytest.raises(TenantError) as caught:
+        status.request("PUT", "/openidm/config/x")
+    assert caught.value.url == "https://tenant.example.com:443" and caught.value.status == 400
+    not_json, _ = make_client(Recorder(httpx.Response(200, text="<html>")))
+    with pytest.raises(TenantError) as caught:
+        not_json.get_json("/x")
+    assert "(https://tenant.example.com:443)" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("base", "shown"),
+    [
+        ("http://127.0.0.1:8123/dev/", "http://127.0.0.1:8123/dev"),
+        ("https://openam-acme-dev.forgeblocks.com", "https://openam-acme-dev.forgeblocks.com:443"),
+        ("http://example.com/okta", "http://example.com:80/okta"),
+        ("https://[::1]:8443", "https://[::1]:8443"),
+    ],
+)
+def test_display_url_spells_out_scheme_host_port_and_prefix(base, shown):
+    assert display_url(base) == shown
+    assert HttpClient(base).display_url == shown
+
+
+def test_tenant_error_without_env_still_names_the_url():
+    error = TenantError("boom", url="http://127.0.0.1:1/dev", method="GET", path="/x")
+    assert str(error) == "http://127.0.0.1:1/dev: GET /x: boom"
+    assert str(TenantError("boom", env="dev")) == "dev: boom"
