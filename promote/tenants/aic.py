@@ -34,6 +34,7 @@ from esv.ids import is_valid_id
 from esv.references import index_references
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, ImmutableError, LockedError, PromoteError, TenantError
+from promote.http import TRANSIENT_STATUSES as TRANSIENT
 from promote.http import Auth, HttpClient, RetryPolicy, StaticAuth
 from promote.tenants.base import (
     JSON,
@@ -479,8 +480,9 @@ class AicTenant:
     def restart_status(self) -> RestartStatus:
         """``ready`` or ``restarting``.
 
-        Up to ``error_budget`` consecutive transient failures read as ``restarting`` (a 500
-        while the platform restarts must not fail the run). After :meth:`restart`, ``ready``
+        Up to ``error_budget`` consecutive 500s read as ``restarting`` (a 500 while the
+        platform restarts must not fail the run); failures the HTTP client already retried
+        (connection errors, timeouts, 502-504) fail at once. After :meth:`restart`, ``ready``
         is reported only once no ESV is pending, so a status read just before the platform
         flips to ``restarting`` cannot end the wait early.
         """
@@ -915,7 +917,8 @@ class AicTenant:
         return body if isinstance(body, dict) else {}
 
     def _get_polled(self, path: str) -> Any:
-        """GET while polling: transient failures are retried within the error budget."""
+        """GET while polling: 500s are retried within the error budget (failures the
+        client already retried - connection errors, timeouts, 502-504, 429 - are not)."""
         failures = 0
         while True:
             try:
@@ -1076,7 +1079,13 @@ def _parse_fingerprint(description: str) -> tuple[bytes, str] | None:
 
 
 def _transient(error: TenantError) -> bool:
-    return error.status is None or error.status >= 500 or error.status == 429
+    """A failure status seen while polling that :class:`HttpClient` did not retry (a 500).
+
+    Connection errors, timeouts, 502/503/504 and 429 were already retried by the client;
+    retrying them again here would multiply its attempts (an unreachable tenant would take
+    minutes to fail).
+    """
+    return error.status is not None and error.status >= 500 and error.status not in TRANSIENT
 
 
 def _promotion_id(state: Mapping[str, Any]) -> str | None:

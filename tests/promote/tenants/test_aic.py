@@ -903,3 +903,43 @@ def test_without_a_state_dir_the_record_lives_in_the_tenant(tmp_path: Path):
     t.unlock("h")
     assert api.state["result"] == "unlocked"
     assert list(tmp_path.iterdir()) == []
+
+
+def test_an_unreachable_tenant_fails_after_the_clients_own_retries_only():
+    attempts: list[str] = []
+
+    def refuse(request: httpx.Request) -> httpx.Response:
+        attempts.append(request.url.path)
+        raise httpx.ConnectError("[Errno 111] Connection refused")
+
+    clock = Clock()
+    t = AicTenant(
+        "staging",
+        URL,
+        auth=StaticAuth("Bearer t0k"),
+        mutable=False,
+        transport=httpx.MockTransport(refuse),
+        sleep=clock.sleep,
+        clock=clock,
+        poll_interval=5.0,
+    )
+    with pytest.raises(TenantError) as caught:
+        t.lock_state()
+    assert attempts == ["/environment/promotion/lock/state"] * RetryPolicy().attempts
+    assert sum(clock.slept) <= 0.5 + 1 + 2 + 4  # the client's backoff, nothing stacked on it
+    assert caught.value.url == URL + ":443"
+    assert str(caught.value).startswith(f"staging ({URL}:443): GET /environment/promotion/")
+    attempts.clear()
+    with pytest.raises(TenantError):
+        t.restart_status()  # not read as "restarting" until the poll budget is spent
+    assert attempts == ["/environment/startup"] * RetryPolicy().attempts
+
+
+def test_promotion_polls_retry_500s_within_the_error_budget_only():
+    api = Api()
+    boom = httpx.Response(500, json={"code": 500, "message": "boom"})
+    api.on("GET", "/environment/promotion/lock/state", boom, boom, boom)
+    t = tenant(api, error_budget=2)
+    with pytest.raises(TenantError, match="boom"):
+        t.lock_state()
+    assert len(api.requests) == 3  # 1 + a budget of 2, each sent once by the client
