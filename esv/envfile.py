@@ -150,10 +150,12 @@ class _TextLoader(yaml.BaseLoader):
         return super().compose_node(parent, index)
 
 
-class _Duplicate(Exception):
-    def __init__(self, key: str, line: int) -> None:
-        super().__init__(key)
-        self.key = key
+class _BadKey(Exception):
+    """A mapping key that is repeated, or is not text; ``message`` says which."""
+
+    def __init__(self, message: str, line: int) -> None:
+        super().__init__(message)
+        self.message = message
         self.line = line
 
 
@@ -166,11 +168,13 @@ def _to_data(node: yaml.Node) -> Any:
     assert isinstance(node, yaml.MappingNode)
     out: dict[str, Any] = {}
     for key_node, value_node in node.value:
+        line = key_node.start_mark.line + 1
         if not isinstance(key_node, yaml.ScalarNode):
-            raise _Duplicate("<non-text key>", key_node.start_mark.line + 1)
+            kind = "a list" if isinstance(key_node, yaml.SequenceNode) else "a mapping"
+            raise _BadKey(f"a key is {kind}; keys must be text", line)
         key = str(key_node.value)
         if key in out:
-            raise _Duplicate(key, key_node.start_mark.line + 1)
+            raise _BadKey(f"key {key!r} appears twice", line)
         out[key] = _to_data(value_node)
     return out
 
@@ -187,9 +191,9 @@ def _parse_yaml(text: str, relpath: str) -> Any:
         raise WorkspaceFileError(relpath, f"invalid YAML: {problem}{where}") from None
     except yaml.YAMLError:
         raise WorkspaceFileError(relpath, "invalid YAML") from None
-    except _Duplicate as error:
+    except _BadKey as error:
         raise WorkspaceFileError(
-            relpath, f"invalid YAML: key {error.key!r} appears twice (line {error.line})"
+            relpath, f"invalid YAML: {error.message} (line {error.line})"
         ) from None
     except RecursionError:
         raise WorkspaceFileError(relpath, "invalid YAML: nested too deeply") from None

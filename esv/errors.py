@@ -102,10 +102,11 @@ class EnvironmentFileError(EsvError):
 
 
 class ResolutionError(EsvError):
-    """Placeholders that cannot be resolved; ``problems`` lists every one of them."""
+    """Values that cannot be resolved (undefined placeholders, failed conversions);
+    ``problems`` lists every one of them."""
 
     def __init__(self, problems: Iterable[Problem]) -> None:
         problems = tuple(problems)
         count = len(problems)
-        noun = "placeholder" if count == 1 else "placeholders"
+        noun = "value" if count == 1 else "values"
         super().__init__(f"{count} {noun} cannot be resolved", problems)

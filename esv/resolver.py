@@ -22,7 +22,8 @@ from esv.conversions import (
     innermost_text,
     wrapper_of,
 )
-from esv.errors import Problem, ResolutionError
+from esv.errors import MISSING_ESV, Problem, ResolutionError
+from esv.ids import is_valid_id
 from esv.placeholders import Placeholder, Segment, parse
 from esv.secrets import MASK
 
@@ -148,11 +149,23 @@ def _esv_ids(segments: Sequence[Segment]) -> list[str]:
 class _Walk:
     """One object's resolution: the walk state and what it found."""
 
-    __slots__ = ("values", "object_id", "path", "problems", "secrets", "stand_ins", "unknown")
+    __slots__ = (
+        "values",
+        "object_id",
+        "source",
+        "path",
+        "problems",
+        "secrets",
+        "stand_ins",
+        "unknown",
+    )
 
-    def __init__(self, values: Mapping[str, EsvValue], object_id: str) -> None:
+    def __init__(
+        self, values: Mapping[str, EsvValue], object_id: str, source: str | None = None
+    ) -> None:
         self.values = values
         self.object_id = object_id
+        self.source = source
         self.path: list[str | int] = []
         self.problems: list[Problem] = []
         self.secrets: list[tuple[tuple[str | int, ...], JSON]] = []
@@ -201,20 +214,35 @@ class _Walk:
                 parts.append(text)
             else:
                 complete = False
-                self.problems.append(
-                    Problem(
-                        self.object_id,
-                        json_path(self.path),
-                        f"{segment.raw}: ESV {esv_id} is not defined",
-                        esv_id=esv_id,
-                        hint=f"define {esv_id} in the environment file, or give a default: "
-                        f"&{{{segment.token}|value}}",
-                    )
-                )
+                self.problems.append(self.undefined(segment, esv_id))
                 parts.append(segment.raw)
                 if masked is not None:
                     masked.append(segment.raw)
         return "".join(parts), None if masked is None else "".join(masked), complete
+
+    def undefined(self, segment: Placeholder, esv_id: str) -> Problem:
+        """The problem of a placeholder without default whose ESV has no value."""
+        path = json_path(self.path)
+        if not is_valid_id(esv_id):
+            return Problem(
+                self.object_id,
+                path,
+                f"{segment.raw}: {esv_id} is not a valid ESV id, so no ESV can define it",
+                esv_id=esv_id,
+                hint="ESV ids match ^esv-[a-z0-9_-]{1,124}$: write the token in lower case "
+                "(&{esv.a.b}), or give a default",
+                code=MISSING_ESV,
+            )
+        where = self.source or "the environment file"
+        return Problem(
+            self.object_id,
+            path,
+            f"{segment.raw}: ESV {esv_id} is not defined",
+            esv_id=esv_id,
+            hint=f"define {esv_id} under variables: or secrets: in {where}, "
+            f"or give a default: &{{{segment.token}|value}}",
+            code=MISSING_ESV,
+        )
 
     def string(self, text: str, key: str | int | None) -> str:
         """``text`` resolved; ``key`` is its place in the current container (None: root)."""
@@ -332,7 +360,7 @@ class _Walk:
                     json_path(self.path),
                     f"{key} of {shown}{source}: {error}",
                     esv_id=ids[0] if ids else None,
-                    hint="fix the ESV's value or the wrapper",
+                    hint="fix the ESV's value or the wrapper" if ids else "fix the value",
                 )
             )
             return node, secret
@@ -363,9 +391,9 @@ def _masked(value: JSON, secrets: Sequence[tuple[tuple[str | int, ...], JSON]]) 
 
 
 def _resolve(
-    document: JSON, values: Mapping[str, EsvValue], object_id: str
+    document: JSON, values: Mapping[str, EsvValue], object_id: str, source: str | None = None
 ) -> tuple[Resolved, list[Problem]]:
-    walk = _Walk(values, object_id)
+    walk = _Walk(values, object_id, source)
     try:
         kind = type(document)
         if kind is str:
@@ -388,26 +416,36 @@ def _resolve(
     return resolved, walk.problems
 
 
-def resolve(document: JSON, values: Mapping[str, EsvValue], *, object_id: str) -> Resolved:
+def resolve(
+    document: JSON,
+    values: Mapping[str, EsvValue],
+    *,
+    object_id: str,
+    source: str | None = None,
+) -> Resolved:
     """Resolve every ``&{esv.x}`` in ``document`` with ``values``.
 
     Raises :class:`~esv.errors.ResolutionError` listing every undefined ESV without a default
-    and every failed typed conversion, each with ``object_id`` and JSON path.
+    and every failed typed conversion, each with ``object_id`` and JSON path. ``source``
+    names where ``values`` come from (``environments/uat.yaml``) in the hints.
     """
-    resolved, problems = _resolve(document, values, object_id)
+    resolved, problems = _resolve(document, values, object_id, source)
     if problems:
         raise ResolutionError(problems)
     return resolved
 
 
 def resolve_objects(
-    objects: Mapping[str, JSON], values: Mapping[str, EsvValue]
+    objects: Mapping[str, JSON], values: Mapping[str, EsvValue], *, source: str | None = None
 ) -> dict[str, Resolved]:
-    """Resolve every object; one :class:`~esv.errors.ResolutionError` for all their problems."""
+    """Resolve every object; one :class:`~esv.errors.ResolutionError` for all their problems.
+
+    ``source`` names where ``values`` come from in the hints (see :func:`resolve`).
+    """
     out: dict[str, Resolved] = {}
     problems: list[Problem] = []
     for object_id, document in objects.items():
-        resolved, found = _resolve(document, values, object_id)
+        resolved, found = _resolve(document, values, object_id, source)
         out[object_id] = resolved
         problems.extend(found)
     if problems:

@@ -79,7 +79,7 @@ def resolve_environment(
     objects = {i: workspace.config[i] for i in ids}
     referenced = {ref.esv_id for ref in index_references(objects)}
     values = environment_values(workspace, env, environ=environ, only=referenced)
-    return resolve_objects(objects, values)
+    return resolve_objects(objects, values, source=workspace.environments[env].relpath)
 
 
 def available_secrets(
@@ -143,7 +143,7 @@ def _check_one(workspace: Workspace, env: str, environ: Mapping[str, str]) -> li
     values, stand_ins = _values_with_stand_ins(workspace, file, environ)
     problems += stand_ins
     try:
-        resolved = resolve_objects(workspace.config, values)
+        resolved = resolve_objects(workspace.config, values, source=file.relpath)
     except ResolutionError as error:
         return problems + list(error.problems)
     # A typed wrapper over a stand-in is left as written; checks of what it holds would be

@@ -77,9 +77,9 @@ class Workspace:
     def _index(self, env: str) -> int:
         if env not in self.chain:
             close = difflib.get_close_matches(env, self.chain, n=1)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
+            hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise BlockedError(
-                f"unknown environment {env!r}{hint} The chain is {' -> '.join(self.chain)}"
+                f"unknown environment {env!r}{hint}; the chain is {' -> '.join(self.chain)}"
             )
         return self.chain.index(env)
 

@@ -192,7 +192,12 @@ def test_list_type_warns_about_json_arrays() -> None:
         ("a: 'unterminated\n", "invalid YAML"),
         ("- a\n- b\n", "the top level must be a mapping, not a list"),
         ("just text\n", "the top level must be a mapping, not text"),
-        ("variables: {esv-a: 1, esv-a: 2}\n", "key 'esv-a' appears twice"),
+        ("variables: {esv-a: 1, esv-a: 2}\n", "key 'esv-a' appears twice (line 1)"),
+        (
+            "variables:\n  {a: 1}: x\n",
+            "invalid YAML: a key is a mapping; keys must be text (line 2)",
+        ),
+        ("? [a, b]\n: x\n", "invalid YAML: a key is a list; keys must be text (line 1)"),
         ("a: &x 1\nb: *x\n", "aliases (*name) are not supported"),
     ],
 )

@@ -265,3 +265,34 @@ def test_conversions_of_stand_ins_are_not_checked_but_listed() -> None:
     # a stand-in does not hide other problems of the same wrapper
     with pytest.raises(ResolutionError, match="ESV esv-nope is not defined"):
         resolve({"$int": "&{esv.secret.port}&{esv.nope}"}, values, object_id="obj")
+
+
+def test_undefined_hints_name_the_file_and_invalid_ids_say_so() -> None:
+    with pytest.raises(ResolutionError) as caught:
+        resolve(
+            {"a": "&{esv.nope}", "b": "&{esv.Upper}"},
+            VALUES,
+            object_id="obj",
+            source="environments/uat.yaml",
+        )
+    assert [str(p) for p in caught.value.problems] == [
+        "obj: a: &{esv.nope}: ESV esv-nope is not defined (define esv-nope under variables: or "
+        "secrets: in environments/uat.yaml, or give a default: &{esv.nope|value})",
+        "obj: b: &{esv.Upper}: esv-Upper is not a valid ESV id, so no ESV can define it "
+        "(ESV ids match ^esv-[a-z0-9_-]{1,124}$: write the token in lower case (&{esv.a.b}), "
+        "or give a default)",
+    ]
+    assert all(p.code == "missing-esv" for p in caught.value.problems)
+    with pytest.raises(ResolutionError, match="in the environment file, or give a default"):
+        resolve_objects({"o": "&{esv.nope}"}, VALUES)
+
+
+def test_literal_conversions_count_as_values() -> None:
+    with pytest.raises(ResolutionError) as caught:
+        resolve({"a": {"$int": "abc"}}, VALUES, object_id="obj")
+    assert str(caught.value).splitlines() == [
+        "1 value cannot be resolved",
+        '  - obj: a: $int of "abc": is not an int (fix the value)',
+    ]
+    with pytest.raises(ResolutionError, match="^2 values cannot be resolved"):
+        resolve({"a": {"$int": "abc"}, "b": "&{esv.nope}"}, VALUES, object_id="obj")

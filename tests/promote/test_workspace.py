@@ -48,8 +48,17 @@ def test_chain_navigation_and_mutability(tmp_path: Path) -> None:
     assert ws.walk("uat") == ("dev", "staging", "uat")
     assert ws.lower("staging") == "dev" and ws.lower("dev") is None
     assert [ws.is_mutable(e) for e in ws.chain] == [True, False, True, False]
-    with pytest.raises(BlockedError, match="did you mean 'prod'.*dev -> staging -> uat -> prod"):
+    with pytest.raises(BlockedError) as caught:
         ws.walk("prd")
+    assert str(caught.value) == (
+        "unknown environment 'prd' (did you mean 'prod'?); "
+        "the chain is dev -> staging -> uat -> prod"
+    )
+    with pytest.raises(BlockedError) as caught:
+        ws.lower("nope")
+    assert str(caught.value) == (
+        "unknown environment 'nope'; the chain is dev -> staging -> uat -> prod"
+    )
 
 
 def test_chain_from_promote_yaml(tmp_path: Path) -> None:

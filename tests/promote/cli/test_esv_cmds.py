@@ -88,8 +88,9 @@ def test_esv_check(workspace: Path) -> None:
     assert result.stdout.startswith("ok: prod: 9 ESVs referenced, 9 defined")
     result = invoke(workspace, "esv", "check", "--env", "nowhere")
     assert result.exit_code == 3
-    assert "unknown environment 'nowhere'" in result.stderr
-    assert "dev -> staging -> uat -> prod" in result.stderr
+    assert "unknown environment 'nowhere'; the chain is dev -> staging -> uat -> prod" in (
+        result.stderr
+    )
 
 
 def test_esv_check_missing_and_unused(workspace: Path) -> None:
@@ -196,7 +197,7 @@ def test_resolve_unresolved_lists_every_problem(workspace: Path) -> None:
     email.write_text(json.dumps(doc))
     result = invoke(workspace, "resolve", "--env", "dev")
     assert result.exit_code == 3
-    assert "2 placeholders cannot be resolved" in result.stderr
+    assert "2 values cannot be resolved" in result.stderr
     assert "external.email: a:" in result.stderr and "external.email: b:" in result.stderr
     no_secret(result)
 
@@ -310,3 +311,18 @@ def test_esv_check_warns_about_an_absent_secret_source(workspace: Path) -> None:
     assert result.stdout == "ok: uat: 9 ESVs referenced, 8 defined: 0 errors, 0 warnings\n"
     assert result.stderr == ""
     no_secret(result)
+
+
+def test_resolve_messages_name_the_file_and_count_values(workspace: Path) -> None:
+    email = workspace / "config" / "external.email.json"
+    doc = json.loads(email.read_text())
+    doc["a"] = {"$int": "abc"}
+    doc["b"] = "&{esv.nope}"
+    email.write_text(json.dumps(doc))
+    result = invoke(workspace, "resolve", "--env", "staging", "external.email")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert "error: 2 values cannot be resolved" in result.stderr
+    assert "define esv-nope under variables: or secrets: in environments/staging.yaml" in (
+        result.stderr
+    )
