@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 import os
-import tempfile
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -290,13 +290,18 @@ def init_workspace(root: Path) -> list[str]:
 
 
 def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and ``os.replace`` so no half-written file remains."""
+    """Write through a temporary file and ``os.replace`` so no half-written file remains.
+
+    The file gets the mode any new file gets (0666 less the umask: 0644 with umask 022):
+    workspace files are shared in version control, not private like ``mkstemp``'s 0600.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
+    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
         os.replace(temp, path)
     except BaseException:
-        Path(temp).unlink(missing_ok=True)
+        temp.unlink(missing_ok=True)
         raise

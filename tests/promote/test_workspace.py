@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -135,3 +137,15 @@ def test_init_workspace(tmp_path: Path) -> None:
     assert (tmp_path / "other" / "environments" / "dev.yaml").read_text() == "keep: me\n"
     assert not (tmp_path / "other" / "config").exists()
     shutil.rmtree(tmp_path / "other")
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o027, 0o640)])
+def test_init_files_get_normal_permissions(tmp_path: Path, umask: int, mode: int) -> None:
+    previous = os.umask(umask)
+    try:
+        written = init_workspace(tmp_path / "new")
+    finally:
+        os.umask(previous)
+    for rel in written:
+        assert stat.S_IMODE((tmp_path / "new" / rel).stat().st_mode) == mode, rel
+    assert not list((tmp_path / "new").rglob("*.tmp"))

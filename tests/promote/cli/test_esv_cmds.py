@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 
 import pytest
@@ -326,3 +328,15 @@ def test_resolve_messages_name_the_file_and_count_values(workspace: Path) -> Non
     assert "define esv-nope under variables: or secrets: in environments/staging.yaml" in (
         result.stderr
     )
+
+
+def test_init_writes_files_readable_by_the_team(tmp_path: Path) -> None:
+    previous = os.umask(0o022)
+    try:
+        result = CliRunner().invoke(cli, ["init", str(tmp_path / "new")])
+    finally:
+        os.umask(previous)
+    assert result.exit_code == 0, result.stderr
+    assert f"created {tmp_path / 'new' / 'environments' / 'dev.yaml'}" in result.stdout
+    modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "new").rglob("*") if p.is_file()}
+    assert modes == {0o644}
