@@ -11,10 +11,14 @@ import base64
 import binascii
 import codecs
 import json
+import math
 import re
+import sys
 from typing import Any
 
 __all__ = [
+    "INT_MAX",
+    "INT_MIN",
     "TYPES",
     "WRAPPERS",
     "WRAPPER_FOR_TYPE",
@@ -88,18 +92,44 @@ def _json(text: str, kind: type, noun: str) -> Any:
     return value
 
 
+INT_MIN = -(2**31)
+INT_MAX = 2**31 - 1
+"""The platform's ``$int`` (and ``type: int``) is a Java Integer: 32 bits, signed."""
+
+
 def _int(text: str) -> int:
     if _INT.fullmatch(text) is None:
         raise ConversionError("is not an int")
-    return int(text)
+    if len(text) > 12:  # any int in range has at most 10 digits, a sign and leading zeros
+        stripped = text.lstrip("+-").lstrip("0")
+        if len(stripped) > 10:
+            raise ConversionError(_OUT_OF_RANGE)
+    value = int(text)
+    if not INT_MIN <= value <= INT_MAX:
+        raise ConversionError(_OUT_OF_RANGE)
+    return value
+
+
+_MAX_DIGITS = sys.get_int_max_str_digits() or 4300
+
+_OUT_OF_RANGE = (
+    f"is outside {INT_MIN}..{INT_MAX}, the range of an int (a Java Integer); "
+    "$number and type number have no such limit"
+)
 
 
 def _number(text: str) -> int | float:
     if _NUMBER.fullmatch(text) is None:
         raise ConversionError("is not a number")
     if _INT.fullmatch(text):
-        return int(text)
-    return float(text)
+        try:
+            return int(text)
+        except ValueError:  # beyond Python's digit limit for int(): JSON could not hold it
+            raise ConversionError(f"has more than {_MAX_DIGITS} digits") from None
+    value = float(text)
+    if value in (math.inf, -math.inf):  # JSON has no Infinity
+        raise ConversionError("is beyond the range of a number (about 1.8e308)")
+    return value
 
 
 def _bool(text: str) -> bool:

@@ -99,3 +99,38 @@ def test_as_text() -> None:
     assert as_text(5) == "5"
     assert as_text(["a"]) == '["a"]'
     assert as_text(None) == "null"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2147483647", 2147483647),
+        ("-2147483648", -2147483648),
+        ("+0002147483647", 2147483647),
+        ("0000000000000000000000001", 1),
+    ],
+)
+def test_int_range_edges(text: str, expected: int) -> None:
+    assert convert("$int", text) == expected
+    assert check_type("int", text) is None
+
+
+@pytest.mark.parametrize(
+    "text", ["2147483648", "-2147483649", "99999999999999999999", "9" * 5000, "-0" + "9" * 11]
+)
+def test_int_is_a_java_integer(text: str) -> None:
+    with pytest.raises(ConversionError, match=r"is outside -2147483648\.\.2147483647"):
+        convert("$int", text)
+    assert "the range of an int (a Java Integer)" in str(check_type("int", text))
+    if len(text) < 100:  # $number has no such limit
+        assert convert("$number", text) == int(text)
+        assert check_type("number", text) is None
+
+
+def test_numbers_json_cannot_hold_are_errors_not_crashes() -> None:
+    with pytest.raises(ConversionError, match="more than 4300 digits"):
+        convert("$number", "9" * 5000)
+    assert check_type("number", "9" * 5000) == "has more than 4300 digits"
+    for text in ("1e999", "-1e999"):
+        with pytest.raises(ConversionError, match="beyond the range of a number"):
+            convert("$number", text)

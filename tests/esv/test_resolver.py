@@ -296,3 +296,17 @@ def test_literal_conversions_count_as_values() -> None:
     ]
     with pytest.raises(ResolutionError, match="^2 values cannot be resolved"):
         resolve({"a": {"$int": "abc"}, "b": "&{esv.nope}"}, VALUES, object_id="obj")
+
+
+def test_int_outside_java_integer_names_esv_object_and_path() -> None:
+    values = {**VALUES, "esv-big": EsvValue("esv-big", "99999999999999999999", "number")}
+    with pytest.raises(ResolutionError) as caught:
+        resolve({"limits": {"max": {"$int": "&{esv.big}"}}}, values, object_id="obj")
+    assert [str(p) for p in caught.value.problems] == [
+        'obj: limits.max: $int of "99999999999999999999" (from esv-big): is outside '
+        "-2147483648..2147483647, the range of an int (a Java Integer); $number and type "
+        "number have no such limit (fix the ESV's value or the wrapper)"
+    ]
+    assert caught.value.problems[0].esv_id == "esv-big"
+    got = resolve({"n": {"$number": "&{esv.big}"}}, values, object_id="obj").value
+    assert got == {"n": 99999999999999999999}

@@ -340,3 +340,28 @@ def test_init_writes_files_readable_by_the_team(tmp_path: Path) -> None:
     assert f"created {tmp_path / 'new' / 'environments' / 'dev.yaml'}" in result.stdout
     modes = {stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "new").rglob("*") if p.is_file()}
     assert modes == {0o644}
+
+
+def test_validate_int_outside_java_integer(workspace: Path) -> None:
+    uat = workspace / "environments" / "uat.yaml"
+    uat.write_text(uat.read_text().replace('{value: "465", type: int}', "99999999999"))
+    staging = workspace / "environments" / "staging.yaml"
+    staging.write_text(
+        staging.read_text().replace('{value: "465", type: int}', '{value: "2147483648", type: int}')
+    )
+    result = invoke(workspace, "validate")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert (
+        'environments/staging.yaml: variables.esv-email-provider-port: "2147483648" is outside '
+        "-2147483648..2147483647, the range of an int (a Java Integer)"
+    ) in result.stderr
+    staging.write_text(staging.read_text().replace('"2147483648"', '"2147483647"'))
+    result = invoke(workspace, "validate")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert (
+        'external.email: port: $int of "99999999999" (from esv-email-provider-port): is outside '
+        "-2147483648..2147483647"
+    ) in result.stderr
+    assert "fix the value in environments/uat.yaml or the wrapper" in result.stderr
