@@ -74,6 +74,8 @@ _ALWAYS_MANAGED_CONFIG = ("external.email",)
 _UNLOCKED = "unlocked"
 _LOCKS_FILE = "promotion-locks.json"
 _LOCKS_FORMAT = "promote.aic-promotion-locks/1"
+_CONFIG_FILE = "managed-config.json"
+_CONFIG_FORMAT = "promote.aic-managed-config/1"
 
 
 class ServiceAccountAuth:
@@ -240,29 +242,117 @@ class _LockRecords:
         if self.path is None:
             self._memory = dict(records)
             return
-        directory = self.path.parent
-        try:
-            if not records:
-                self.path.unlink(missing_ok=True)
-                return
-            directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-            text = json.dumps({"format": _LOCKS_FORMAT, "locks": dict(records)}, indent=2)
-            fd, temp = tempfile.mkstemp(prefix=".locks-", suffix=".tmp", dir=directory)
+        if not records:
             try:
-                os.fchmod(fd, 0o600)
-                with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                    handle.write(text + "\n")
-                    handle.flush()
-                    os.fsync(handle.fileno())
-                os.replace(temp, self.path)
-            except BaseException:
-                Path(temp).unlink(missing_ok=True)
-                raise
+                self.path.unlink(missing_ok=True)
+            except OSError as error:
+                raise self._unwritable(error) from None
+            return
+        try:
+            _write_atomically(
+                self.path, {"format": _LOCKS_FORMAT, "locks": dict(records)}, prefix=".locks-"
+            )
+        except OSError as error:
+            raise self._unwritable(error) from None
+
+    def _unwritable(self, error: OSError) -> PromoteError:
+        return PromoteError(
+            f"{self.path}: cannot record {self._env}'s promotion lock "
+            f"({error.strerror or type(error).__name__}); check that .promote/ is writable"
+        )
+
+
+class _ConfigRecord:
+    """Ids of the config objects promote wrote to (or promoted into) one tenant.
+
+    Kept in ``<state_dir>/managed-config.json`` (mode 0600, replaced atomically, fsynced), so
+    an object removed from the workspace is still known as promote's and is deleted, while the
+    platform's own objects (never written by promote) are never offered for deletion. The ids
+    a promotion replaced are kept as ``previous`` for a rollback. In memory without a state
+    directory.
+    """
+
+    def __init__(self, directory: Path | None, env: str) -> None:
+        self.path = directory / _CONFIG_FILE if directory is not None else None
+        self._env = env
+        self._memory: dict[str, list[str]] = {"ids": [], "previous": []}
+        self._mutex = threading.Lock()
+
+    def ids(self) -> set[str]:
+        """The recorded ids."""
+        with self._mutex:
+            return set(self._read()["ids"])
+
+    def add(self, object_id: str) -> None:
+        """Record ``object_id`` (durably, before returning)."""
+        self._update(lambda ids, previous: (ids | {object_id}, previous))
+
+    def discard(self, object_id: str) -> None:
+        """Forget ``object_id``."""
+        self._update(lambda ids, previous: (ids - {object_id}, previous))
+
+    def replace(self, object_ids: Collection[str]) -> None:
+        """After a promotion: exactly ``object_ids``; the ids before become ``previous``."""
+        self._update(lambda ids, previous: (set(object_ids), ids))
+
+    def restore_previous(self) -> None:
+        """After a rollback: the ids before the last promotion come back."""
+        self._update(lambda ids, previous: (ids | previous, previous))
+
+    def _update(self, change: Callable[[set[str], set[str]], tuple[set[str], set[str]]]) -> None:
+        with self._mutex:
+            record = self._read()
+            ids, previous = change(set(record["ids"]), set(record["previous"]))
+            new = {"ids": sorted(ids), "previous": sorted(previous)}
+            if new != record:
+                self._write(new)
+
+    def _read(self) -> dict[str, list[str]]:
+        if self.path is None:
+            return {k: list(v) for k, v in self._memory.items()}
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+        except (FileNotFoundError, NotADirectoryError):
+            return {"ids": [], "previous": []}
+        except (OSError, ValueError) as error:
+            raise PromoteError(
+                f"{self.path}: cannot read the config ids promote manages on {self._env} "
+                f"({type(error).__name__}); fix or delete the file (deleting it means objects "
+                "removed from the workspace are no longer deleted from this tenant)"
+            ) from None
+        data = data if isinstance(data, dict) else {}
+        return {
+            key: sorted(str(i) for i in data.get(key) or [] if isinstance(i, str))
+            for key in ("ids", "previous")
+        }
+
+    def _write(self, record: dict[str, list[str]]) -> None:
+        if self.path is None:
+            self._memory = record
+            return
+        try:
+            _write_atomically(self.path, {"format": _CONFIG_FORMAT, **record}, prefix=".config-")
         except OSError as error:
             raise PromoteError(
-                f"{self.path}: cannot record {self._env}'s promotion lock "
+                f"{self.path}: cannot record the config ids promote manages on {self._env} "
                 f"({error.strerror or type(error).__name__}); check that .promote/ is writable"
             ) from None
+
+
+def _write_atomically(path: Path, data: Any, *, prefix: str) -> None:
+    """``data`` as JSON at ``path``: mode 0600, temp file + fsync + ``os.replace``."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(json.dumps(data, indent=2) + "\n")
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        Path(temp).unlink(missing_ok=True)
+        raise
 
 
 class AicTenant:
@@ -270,7 +360,9 @@ class AicTenant:
 
     ``state_dir`` (``.promote/tenants/<env>``) keeps ``promotion-locks.json``: the promotion id
     of each lock this tenant took, by holder, so that :meth:`unlock` can release a lock left
-    by a run that was killed mid-promotion. Without one the record lives in memory only.
+    by a run that was killed mid-promotion; and ``managed-config.json``: the config ids
+    promote wrote or promoted here, so that objects removed from the workspace are deleted.
+    Without one both records live in memory only.
     """
 
     capabilities = Capabilities()
@@ -303,6 +395,7 @@ class AicTenant:
         self.managed_config_ids = frozenset(config_ids) | frozenset(_ALWAYS_MANAGED_CONFIG)
         self.state_dir = state_dir
         self._locks = _LockRecords(state_dir, env)
+        self._written = _ConfigRecord(state_dir, env)
         self._http = HttpClient(
             self.url,
             env=env,
@@ -330,14 +423,16 @@ class AicTenant:
 
     # -- config -------------------------------------------------------------------------
     def list_config_ids(self) -> set[str]:
-        """The managed ids (workspace config + ``external.email``) this tenant holds."""
+        """The managed ids this tenant holds: the workspace's config, ``external.email`` and
+        every id promote wrote or promoted here (still managed once removed from the
+        workspace, so that it is deleted). The platform's own objects are never listed."""
         body = self._http.get_json("/openidm/config", api_version=_IDM_API)
         held = {
             item["_id"]
             for item in (body or {}).get("configurations", [])
             if isinstance(item, dict) and isinstance(item.get("_id"), str)
         }
-        return held & self.managed_config_ids
+        return held & (self.managed_config_ids | self._written.ids())
 
     def read_config(self, ids: Collection[str]) -> dict[str, JSON]:
         """``GET /openidm/config/{id}`` for each id (concurrently); absent ids omitted."""
@@ -359,12 +454,14 @@ class AicTenant:
     def put_config(self, object_id: str, value: JSON) -> None:
         """``PUT /openidm/config/{id}``; ``ImmutableError`` for an immutable environment."""
         self._refuse_if_immutable("PUT", object_id)
+        self._written.add(object_id)  # before the write: a crash after it still tracks the id
         self._http.request("PUT", _config_path(object_id), api_version=_IDM_API, json_body=value)
 
     def delete_config(self, object_id: str) -> None:
         """``DELETE /openidm/config/{id}`` (absent: no-op); immutable as for put."""
         self._refuse_if_immutable("DELETE", object_id)
         self._http.request("DELETE", _config_path(object_id), api_version=_IDM_API, ok=(404,))
+        self._written.discard(object_id)
 
     def reconcile_write_only(self, object_id: str, desired: JSON, current: JSON) -> JSON:
         """AIC returns config as written: nothing to reconcile."""
@@ -563,9 +660,12 @@ class AicTenant:
             report = self._last_report()
             self._refuse_missing(report, lower)
             if not dry_run:
+                # The lower environment is locked too: what it holds now is what arrives.
+                carried = lower.list_config_ids()
                 self._run_promotion({"dryRun": False, **request})
                 report = self._last_report()
                 self._refuse_missing(report, lower)
+                self._written.replace(carried)
         return _promotion_report(report, env=self.env, source=lower.env)
 
     def _refuse_missing(self, report: Mapping[str, Any], lower: Tenant) -> None:
@@ -623,6 +723,7 @@ class AicTenant:
                 refused=(400,),
             )
             report = self._last_report()
+            self._written.restore_previous()
         return _promotion_report(report, env=self.env, source=None)
 
     def reports(self) -> list[PromotionReport]:

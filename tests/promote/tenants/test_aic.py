@@ -943,3 +943,23 @@ def test_promotion_polls_retry_500s_within_the_error_budget_only():
     with pytest.raises(TenantError, match="boom"):
         t.lock_state()
     assert len(api.requests) == 3  # 1 + a budget of 2, each sent once by the client
+
+
+def test_config_written_by_promote_stays_managed_until_deleted(tmp_path: Path):
+    api = Api()
+    configurations = {"configurations": [{"_id": i} for i in ("ui/theme", "emailTemplate/a")]}
+    api.on("GET", "/openidm/config", httpx.Response(200, json=configurations))
+    api.on("PUT", "/openidm/config/emailTemplate/a", httpx.Response(200, json={}))
+    api.on("DELETE", "/openidm/config/emailTemplate/a", httpx.Response(200, json={}))
+    t = tenant(api, state_dir=tmp_path / "dev")
+    assert t.list_config_ids() == set()  # the platform's objects are not promote's
+    t.put_config("emailTemplate/a", {"x": 1})
+    again = tenant(api, state_dir=tmp_path / "dev")  # a later run: the record is durable
+    assert again.list_config_ids() == {"emailTemplate/a"}
+    record = tmp_path / "dev" / "managed-config.json"
+    assert record.stat().st_mode & 0o777 == 0o600
+    again.delete_config("emailTemplate/a")
+    assert json.loads(record.read_text())["ids"] == []
+    record.write_text("{not json")
+    with pytest.raises(PromoteError, match="managed-config.json: cannot read"):
+        again.list_config_ids()

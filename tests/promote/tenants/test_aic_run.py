@@ -264,3 +264,55 @@ def test_a_run_killed_mid_promotion_is_released_and_finished_by_the_next_run(
 def b64u(n: int) -> str:
     raw = n.to_bytes((n.bit_length() + 7) // 8, "big")
     return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+
+
+WELCOME = {
+    "templateId": "welcome",
+    "enabled": True,
+    "defaultLocale": "en",
+    "subject": {"en": "Welcome"},
+    "message": {"en": "<p>Hello {{object.userName}}</p>"},
+}
+PLATFORM_TEMPLATE = {"templateId": "forgottenUsername", "enabled": True}
+
+
+def test_an_object_removed_from_the_workspace_is_deleted_up_the_chain(
+    tmp_path: Path, sandbox: SandboxServer
+):
+    root = workspace(tmp_path / "ws", sandbox)
+    (root / "config" / "emailTemplate").mkdir()
+    (root / "config" / "emailTemplate" / "welcome.json").write_text(json.dumps(WELCOME))
+    # The platform's own template: promote never wrote it, so it must never offer to delete it.
+    dev = sandbox.apis["dev"].tenant  # type: ignore[attr-defined]
+    dev.put_config("emailTemplate/forgottenUsername", PLATFORM_TEMPLATE)
+    first = promote(root, "run", "--to", "uat")
+    assert first.exit_code == 0, first.stdout + first.stderr
+    for env in ("dev", "staging", "uat"):
+        assert set(held(sandbox, env)) == {
+            "external.email",
+            "emailTemplate/welcome",
+            "emailTemplate/forgottenUsername",
+        }, env
+    record = json.loads((root / ".promote/tenants/staging/managed-config.json").read_text())
+    assert record["ids"] == ["emailTemplate/welcome", "external.email"]
+    assert (root / ".promote/tenants/dev/managed-config.json").stat().st_mode & 0o777 == 0o600
+
+    (root / "config" / "emailTemplate" / "welcome.json").unlink()
+    plan = promote(root, "plan", "--to", "uat", "--format", "json")
+    assert plan.exit_code == 0, plan.stdout + plan.stderr
+    stages = {s["env"]: s for s in json.loads(plan.stdout)["stages"]}
+    for env in ("dev", "staging", "uat"):
+        deletes = [c["object"] for c in stages[env]["config_changes"] if c["action"] == "delete"]
+        assert deletes == ["emailTemplate/welcome"], (env, stages[env]["config_changes"])
+    assert "forgottenUsername" not in plan.stdout
+
+    sandbox.requests.clear()
+    second = promote(root, "run", "--to", "uat")
+    assert second.exit_code == 0, second.stdout + second.stderr
+    for env in ("dev", "staging", "uat"):
+        assert set(held(sandbox, env)) == {"external.email", "emailTemplate/forgottenUsername"}
+    deletes = [(r.env, r.path) for r in sandbox.requests if r.method == "DELETE"]
+    assert ("dev", "/openidm/config/emailTemplate/welcome") in deletes  # direct, mutable dev
+    assert not any(env != "dev" and "openidm" in path for env, path in deletes)  # promoted
+    third = promote(root, "plan", "--to", "uat", "--detailed-exitcode")
+    assert third.exit_code == 0, third.stdout + third.stderr
