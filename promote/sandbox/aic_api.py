@@ -65,9 +65,17 @@ Handler = Callable[[SandboxRequest, dict[str, str]], SandboxResponse]
 class AicApi:
     """One environment's AIC API over ``tenant``; ``lower`` makes it promotable from there."""
 
-    def __init__(self, tenant: LocalTenant, *, lower: LocalTenant | None = None) -> None:
+    def __init__(
+        self, tenant: LocalTenant, *, lower: LocalTenant | None = None, stale_polls: int = 0
+    ) -> None:
         self.tenant = tenant
         self.lower = lower
+        self.stale_polls = stale_polls
+        """After a promotion or rollback starts, this many status polls still answer the
+        status from before the start (``READY`` after the lock or the last run) and the last
+        report stays the old one, as a real AIC does; the run happens at the next poll."""
+        self._pending: Callable[[], None] | None = None
+        self._stale_left = 0
         self._mutex = threading.RLock()
         self._meta = sqlite3.connect(
             Path(tenant.state_dir) / "aic-sandbox.sqlite3",
@@ -416,6 +424,8 @@ class AicApi:
     def _unlock(self, _: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         if self._holder is None or params["id"] != self._promotion_id:
             return error(404, f"no lock with promotion id {params['id']}")
+        if self._pending is not None:
+            return error(409, "A promotion is running; unlock when it has finished")
         self.tenant.unlock(self._holder)
         if self.lower is not None:
             self.lower.unlock(self._holder)
@@ -425,6 +435,12 @@ class AicApi:
         return SandboxResponse(200, {"promotionId": promotion_id, "result": "unlocked"})
 
     def _promotion_status(self, _: SandboxRequest, __: dict[str, str]) -> SandboxResponse:
+        if self._pending is not None:
+            if self._stale_left > 0:
+                self._stale_left -= 1
+                return SandboxResponse(200, self._status)  # not started yet: the old status
+            pending, self._pending = self._pending, None
+            pending()
         if self._running_polls > 0:
             # A real promotion runs for a while: the first poll after a start sees it running.
             self._running_polls -= 1
@@ -436,16 +452,29 @@ class AicApi:
     def _held(self) -> bool:
         return self._holder is not None and self.tenant.lock_state().holder == self._holder
 
+    def _start(self, run: Callable[[], None]) -> None:
+        """Run now, or (``stale_polls``) at the first status poll after the stale ones."""
+        if self.stale_polls > 0:
+            self._pending, self._stale_left = run, self.stale_polls
+        else:
+            run()
+
     def _promote(self, request: SandboxRequest, _: dict[str, str]) -> SandboxResponse:
         if self.lower is None or not self._held():
             return error(409, "Environments are not locked", status="UNLOCKED")
+        if self._pending is not None:
+            return error(409, "A promotion is already running", status="RUNNING")
         body = request.json if isinstance(request.json, dict) else {}
         if not isinstance(body.get("dryRun"), bool):
             return error(400, "dryRun is required")
         dry_run = bool(body["dryRun"])
         promoter = str(body.get("promoter") or "")
         description = str(body.get("promotionDescription") or "")
-        assert self._holder is not None
+        self._start(lambda: self._run_promotion(dry_run, promoter, description))
+        return SandboxResponse(202, {"result": "Promotion process initiated successfully"})
+
+    def _run_promotion(self, dry_run: bool, promoter: str, description: str) -> None:
+        assert self._holder is not None and self.lower is not None
         try:
             report = self.tenant.promote_from(
                 self.lower, holder=self._holder, description=description, dry_run=dry_run
@@ -465,23 +494,26 @@ class AicApi:
         else:
             message = "Dry run completed" if dry_run else "Promotion completed"
         self._finish(report, promoter, description, message)
-        return SandboxResponse(202, {"result": "Promotion process initiated successfully"})
 
     def _rollback(self, request: SandboxRequest, _: dict[str, str]) -> SandboxResponse:
         if self.lower is None or not self._held():
             return error(409, "Environments are not locked", status="UNLOCKED")
+        if self._pending is not None:
+            return error(409, "A promotion is already running", status="RUNNING")
         body = request.json if isinstance(request.json, dict) else {}
         assert self._holder is not None
         try:
             report = self.tenant.rollback(holder=self._holder)
         except BlockedError as blocked:
             return error(400, str(blocked.args[0]))
-        self._finish(
-            report,
-            str(body.get("promoter") or ""),
-            str(body.get("promotionDescription") or ""),
-            "Rollback completed",
-        )
+        promoter = str(body.get("promoter") or "")
+        description = str(body.get("promotionDescription") or "")
+
+        def run() -> None:
+            # Refusals are immediate; a late status shows only in what the polls see.
+            self._finish(report, promoter, description, "Rollback completed")
+
+        self._start(run)
         return SandboxResponse(202, {"result": "Rollback process initiated successfully"})
 
     def _finish(

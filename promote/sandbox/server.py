@@ -296,6 +296,7 @@ def start_sandbox(
     restart_seconds: float = 0.0,
     service_accounts: Mapping[str, Mapping[str, Any]] | None = None,
     token_lifetime: float = 900.0,
+    stale_status_polls: int = 0,
 ) -> SandboxServer:
     """Serve ``envs`` on 127.0.0.1 with state under ``state_dir/<env>``; returns at once.
 
@@ -304,7 +305,8 @@ def start_sandbox(
     for every environment, or per environment; ``None`` (and no service accounts) disables
     auth. ``service_accounts`` maps account ids to public JWKs: they get access tokens
     (``token_lifetime`` seconds) at ``<env url>/am/oauth2/access_token`` by the JWT-bearer
-    grant.
+    grant. ``stale_status_polls``: after a promotion or rollback starts, that many status polls
+    still answer the status from before (see :attr:`AicApi.stale_polls`).
     """
     specs = [
         EnvSpec(e, "aic", mutable=i == 0) if isinstance(e, str) else e for i, e in enumerate(envs)
@@ -318,7 +320,9 @@ def start_sandbox(
     previous: EnvSpec | None = None
     try:
         for spec in specs:
-            apis[spec.name] = _api(spec, previous, Path(state_dir), restart_seconds)
+            apis[spec.name] = _api(
+                spec, previous, Path(state_dir), restart_seconds, stale_status_polls
+            )
             if spec.kind == "aic":
                 previous = spec
     except BaseException:
@@ -348,7 +352,13 @@ def start_sandbox(
     )
 
 
-def _api(spec: EnvSpec, lower: EnvSpec | None, state_dir: Path, restart_seconds: float) -> Api:
+def _api(
+    spec: EnvSpec,
+    lower: EnvSpec | None,
+    state_dir: Path,
+    restart_seconds: float,
+    stale_polls: int = 0,
+) -> Api:
     if spec.kind == "okta":
         # Imported by name: the Okta API is optional for AIC-only sandboxes.
         okta_api = importlib.import_module("promote.sandbox.okta_api")
@@ -364,4 +374,6 @@ def _api(spec: EnvSpec, lower: EnvSpec | None, state_dir: Path, restart_seconds:
             env.name, state_dir / env.name, mutable=env.mutable, restart_seconds=restart_seconds
         )
 
-    return AicApi(tenant(spec), lower=tenant(lower) if lower is not None else None)
+    return AicApi(
+        tenant(spec), lower=tenant(lower) if lower is not None else None, stale_polls=stale_polls
+    )

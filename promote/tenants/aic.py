@@ -656,14 +656,12 @@ class AicTenant:
             "ignoreEncryptedSecrets": False,
         }
         with self._locked(holder):
-            self._run_promotion({"dryRun": True, **request})
-            report = self._last_report()
+            _, report = self._run_promotion({"dryRun": True, **request})
             self._refuse_missing(report, lower)
             if not dry_run:
                 # The lower environment is locked too: what it holds now is what arrives.
                 carried = lower.list_config_ids()
-                self._run_promotion({"dryRun": False, **request})
-                report = self._last_report()
+                _, report = self._run_promotion({"dryRun": False, **request})
                 self._refuse_missing(report, lower)
                 self._written.replace(carried)
         return _promotion_report(report, env=self.env, source=lower.env)
@@ -713,7 +711,7 @@ class AicTenant:
     def rollback(self, *, holder: str) -> PromotionReport:
         """Roll back this environment's last promotion through the rollback endpoint."""
         with self._locked(holder):
-            self._run_promotion(
+            _, report = self._run_promotion(
                 {
                     "promoter": holder,
                     "promotionDescription": f"rollback by {holder}",
@@ -722,7 +720,6 @@ class AicTenant:
                 path="/environment/promotion/rollback",
                 refused=(400,),
             )
-            report = self._last_report()
             self._written.restore_previous()
         return _promotion_report(report, env=self.env, source=None)
 
@@ -966,44 +963,69 @@ class AicTenant:
         *,
         path: str = "/environment/promotion/promote",
         refused: Collection[int] = (),
-    ) -> None:
+    ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """Start a promotion, dry run or rollback and wait for it: ``(status, report)``.
+
+        AIC reports ``READY`` right after the lock and after every earlier run, so ``READY``
+        alone proves nothing: the status and the last report id are read before the start,
+        and the wait ends only at ``READY`` with a report whose id is new (after ``RUNNING``
+        or a changed ``promotionId``/``timeStamp``, or a report that appeared between two
+        polls). That report's ``dryRun`` must match the request.
+        """
+        status_path = "/environment/promotion/promote"
+        before = self._get_polled(status_path) or {}
+        old_report = _report_id(self._report_or_none())
         response = self._http.request(
             "POST", path, api_version=_PROMOTION_API, json_body=dict(body), ok=refused
         )
         if response.status_code in refused:
             error = self._http.error("POST", path, response)
             raise BlockedError(f"{self.env}: the platform refused: {error}")
+        wanted_dry_run = bool(body.get("dryRun", False))
         deadline = self._clock() + self._promotion_timeout
         delays = self._delays()
+        moved = False
         while True:
-            status = self._get_polled("/environment/promotion/promote") or {}
+            status = self._get_polled(status_path) or {}
             if status.get("blockingError"):
-                raise TenantError(
+                raise self._promotion_error(
                     f"promotion failed with a blocking error: {status.get('message')}; the "
-                    "platform may keep the environment locked - check the promotion report",
-                    env=self.env,
-                    url=self._http.display_url,
-                    method="GET",
-                    path="/environment/promotion/promote",
+                    "platform may keep the environment locked - check the promotion report"
                 )
             state = str(status.get("status", "")).upper()
             if state in ("ERROR", "FAILED"):
-                raise TenantError(
-                    f"promotion failed: {status.get('message')}",
-                    env=self.env,
-                    url=self._http.display_url,
-                    method="GET",
-                    path="/environment/promotion/promote",
-                )
+                raise self._promotion_error(f"promotion failed: {status.get('message')}")
+            moved = moved or state == "RUNNING" or _marks(status) != _marks(before)
             if state == "READY":
-                return
+                report = self._report_or_none()
+                report_id = _report_id(report)
+                if report is not None and report_id and report_id != old_report:
+                    if bool(report.get("dryRun", False)) != wanted_dry_run:
+                        raise self._promotion_error(
+                            f"the new report {report_id} is "
+                            f"{'a dry run' if report.get('dryRun') else 'not a dry run'}, "
+                            f"but {'a dry run' if wanted_dry_run else 'a promotion'} was "
+                            "started; check the promotion reports in the admin console"
+                        )
+                    return status, report
             if self._clock() >= deadline:
+                stale = "" if moved else " (never left the status it had before the start)"
                 raise TenantError(
-                    f"promotion still {state or 'unknown'} after {self._promotion_timeout:.0f}s",
+                    f"promotion still {state or 'unknown'}{stale} and no new report after "
+                    f"{self._promotion_timeout:.0f}s",
                     env=self.env,
                     url=self._http.display_url,
                 )
             self._sleep(next(delays))
+
+    def _promotion_error(self, message: str) -> TenantError:
+        return TenantError(
+            message,
+            env=self.env,
+            method="GET",
+            path="/environment/promotion/promote",
+            url=self._http.display_url,
+        )
 
     def _delays(self) -> Iterator[float]:
         """Poll delays: quick at first (short operations finish fast), then every
@@ -1013,9 +1035,14 @@ class AicTenant:
             yield delay
             delay = min(delay * 2, self._poll)
 
-    def _last_report(self) -> dict[str, Any]:
-        body = self._http.get_json("/environment/promotion/report", api_version=_PROMOTION_API)
-        return body if isinstance(body, dict) else {}
+    def _report_or_none(self) -> dict[str, Any] | None:
+        """The last report (``GET /environment/promotion/report``); ``None`` before any."""
+        path = "/environment/promotion/report"
+        response = self._http.request("GET", path, api_version=_PROMOTION_API, ok=(404,))
+        if response.status_code == 404:
+            return None
+        body = self._http.json_of(response)
+        return body if isinstance(body, dict) else None
 
     def _get_polled(self, path: str) -> Any:
         """GET while polling: 500s are retried within the error budget (failures the
@@ -1187,6 +1214,16 @@ def _transient(error: TenantError) -> bool:
     minutes to fail).
     """
     return error.status is not None and error.status >= 500 and error.status not in TRANSIENT
+
+
+def _report_id(report: Mapping[str, Any] | None) -> str | None:
+    found = (report or {}).get("reportId")
+    return str(found) if found else None
+
+
+def _marks(status: Mapping[str, Any]) -> tuple[str, str]:
+    """What changes when a new promotion starts: its id and the status time stamp."""
+    return str(status.get("promotionId") or ""), str(status.get("timeStamp") or "")
 
 
 def _promotion_id(state: Mapping[str, Any]) -> str | None:

@@ -585,19 +585,40 @@ def promotion_api(*, lock_state="unlocked", promote_posts=None, report=None) -> 
         "/environment/promotion/promote",
         httpx.Response(200, json={"status": "READY", "blockingError": False}),
     )
-    api.routes[("POST", "/environment/promotion/promote")] = promote_posts or (
-        lambda r: httpx.Response(202, json={"result": "ok"})
-    )
-    api.on(
-        "GET",
-        "/environment/promotion/report",
-        httpx.Response(
-            200,
-            json=report
-            or {"reportId": "r-1", "type": "promotion", "missingESVs": [], "createdDate": "2026"},
-        ),
+    reports_per_start(
+        api,
+        report
+        or {"reportId": "r-1", "type": "promotion", "missingESVs": [], "createdDate": "2026"},
+        promote_posts or (lambda r: httpx.Response(202, json={"result": "ok"})),
     )
     return api
+
+
+def reports_per_start(
+    api: Api, report: dict, promote: Callable[[httpx.Request], httpx.Response]
+) -> list[dict]:
+    """As AIC: no report before the first start; each start leaves a new report (its id
+    suffixed ``-dry`` for a dry run, ``dryRun`` as requested). Returns the request bodies."""
+    started: list[dict] = []
+
+    def post(request: httpx.Request) -> httpx.Response:
+        response = promote(request)
+        if response.status_code == 202:
+            started.append(json.loads(request.content))
+        return response
+
+    def last(request: httpx.Request) -> httpx.Response:
+        if not started:
+            return httpx.Response(404, json={"code": 404, "message": "No report"})
+        dry = bool(started[-1].get("dryRun"))
+        suffix = f"-dry{len(started)}" if dry else ""
+        return httpx.Response(
+            200, json={**report, "reportId": report["reportId"] + suffix, "dryRun": dry}
+        )
+
+    api.routes[("POST", "/environment/promotion/promote")] = post
+    api.routes[("GET", "/environment/promotion/report")] = last
+    return started
 
 
 class Lower:
@@ -787,15 +808,10 @@ class LockApi(Api):
         self.routes[("GET", "/environment/promotion/lock/state")] = state
         self.routes[("POST", "/environment/promotion/lock")] = lock
         self.routes[("DELETE", "/environment/promotion/lock/p-1")] = unlock
-        self.routes[("POST", "/environment/promotion/promote")] = promote
         self.on(
             "GET", "/environment/promotion/promote", httpx.Response(200, json={"status": "READY"})
         )
-        self.on(
-            "GET",
-            "/environment/promotion/report",
-            httpx.Response(200, json={"reportId": "r-1", "missingESVs": []}),
-        )
+        reports_per_start(self, {"reportId": "r-1", "missingESVs": []}, promote)
 
 
 def test_the_lock_is_recorded_by_holder_while_held_and_forgotten_after_a_clean_release(
@@ -963,3 +979,36 @@ def test_config_written_by_promote_stays_managed_until_deleted(tmp_path: Path):
     record.write_text("{not json")
     with pytest.raises(PromoteError, match="managed-config.json: cannot read"):
         again.list_config_ids()
+
+
+def test_a_new_report_that_is_not_the_kind_started_fails_the_promotion_and_unlocks():
+    api = promotion_api()
+    always_dry = {"reportId": "r-dry", "dryRun": True, "missingESVs": []}
+    posts = 0
+
+    def last(request):
+        return httpx.Response(200, json={**always_dry, "reportId": f"r-{posts}"})
+
+    def post(request):
+        nonlocal posts
+        posts += 1
+        return httpx.Response(202, json={"result": "ok"})
+
+    api.routes[("GET", "/environment/promotion/report")] = last
+    api.routes[("POST", "/environment/promotion/promote")] = post
+    t = tenant(api, mutable=False)
+    with pytest.raises(TenantError, match="is a dry run, but a promotion was started"):
+        t.promote_from(Lower(), holder="me", description="d")  # type: ignore[arg-type]
+    assert ("DELETE", "/environment/promotion/lock/p-1") in api.sent()
+
+
+def test_a_status_that_never_leaves_the_old_ready_times_out_naming_it():
+    api = promotion_api(promote_posts=lambda r: httpx.Response(202, json={"result": "ok"}))
+    api.routes[("GET", "/environment/promotion/report")] = lambda r: httpx.Response(
+        200, json={"reportId": "old", "dryRun": True, "missingESVs": []}
+    )
+    clock = Clock()
+    t = tenant(api, clock, mutable=False, promotion_timeout=30)
+    with pytest.raises(TenantError, match="never left the status it had before the start"):
+        t.promote_from(Lower(), holder="me", description="d")  # type: ignore[arg-type]
+    assert ("DELETE", "/environment/promotion/lock/p-1") in api.sent()

@@ -1,0 +1,76 @@
+"""AicTenant against the sandbox over loopback HTTP: promotion behaviour of a real AIC that
+the scripted tests cannot show (stale statuses, encrypted secrets)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from promote.http import RetryPolicy, StaticAuth
+from promote.sandbox import SandboxServer, start_sandbox
+from promote.tenants.aic import AicTenant
+
+TOKEN = "sandbox-unit-token"
+EMAIL = {"host": "smtp.example.com", "port": 587, "from": "noreply@example.com"}
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[SandboxServer]:
+    srv = start_sandbox(["dev", "staging"], tmp_path / "sandbox", tokens=TOKEN)
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def pair(server: SandboxServer, tmp_path: Path) -> Iterator[tuple[AicTenant, AicTenant]]:
+    dev, staging = aic(server, "dev", tmp_path), aic(server, "staging", tmp_path)
+    yield dev, staging
+    dev.close()
+    staging.close()
+
+
+def aic(server: SandboxServer, env: str, tmp_path: Path) -> AicTenant:
+    return AicTenant(
+        env,
+        server.url(env),
+        auth=StaticAuth(f"Bearer {TOKEN}"),
+        mutable=env == "dev",
+        config_ids=("external.email",),
+        state_dir=tmp_path / "state" / env,
+        poll_interval=0.01,
+        retry=RetryPolicy(base=0.01),
+    )
+
+
+def status_polls(server: SandboxServer) -> list[int]:
+    return [
+        r.status
+        for r in server.requests
+        if (r.method, r.env, r.path) == ("GET", "staging", "/environment/promotion/promote")
+    ]
+
+
+@pytest.mark.parametrize("stale", [1, 4])
+def test_a_stale_ready_status_after_the_start_is_not_taken_for_the_result(
+    server: SandboxServer, pair: tuple[AicTenant, AicTenant], stale: int
+):
+    server.apis["staging"].stale_polls = stale  # type: ignore[attr-defined]
+    dev, staging = pair
+    dev.put_config("external.email", EMAIL)
+    report = staging.promote_from(dev, holder="me", description="first")
+    assert (report.added, report.dry_run) == (("external.email",), False)
+    assert staging.read_config(["external.email"]) == {"external.email": EMAIL}
+    assert not staging.lock_state().locked
+    # before each start, `stale` old READYs, RUNNING, READY: for the dry run and the promotion
+    assert len(status_polls(server)) >= 2 * (stale + 3)
+
+    dev.put_config("external.email", {**EMAIL, "port": 465})
+    server.requests.clear()
+    second = staging.promote_from(dev, holder="me", description="second")
+    assert (second.modified, second.dry_run) == (("external.email",), False)
+    assert second.id != report.id
+    assert staging.read_config(["external.email"])["external.email"]["port"] == 465
+    dry = staging.promote_from(dev, holder="me", description="dry", dry_run=True)
+    assert dry.dry_run and dry.id != second.id
