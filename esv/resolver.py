@@ -146,6 +146,25 @@ def _esv_ids(segments: Sequence[Segment]) -> list[str]:
     return found
 
 
+_IMMUTABLE = frozenset({int, float, bool, str, type(None)})
+
+
+class _Memo:
+    """What each distinct string and wrapper resolved to, with one set of values.
+
+    Shared by the objects of one :func:`resolve_objects` call: config repeats the same
+    placeholder strings. Only results without problems and without stand-ins are kept.
+    ``strings``: text -> (resolved text, masked text or None). ``wrappers``: (wrapper key,
+    inner text) -> (converted value, secret-derived); ``$list`` results are copied on use.
+    """
+
+    __slots__ = ("strings", "wrappers")
+
+    def __init__(self) -> None:
+        self.strings: dict[str, tuple[str, str | None]] = {}
+        self.wrappers: dict[tuple[str, str], tuple[JSON, bool]] = {}
+
+
 class _Walk:
     """One object's resolution: the walk state and what it found."""
 
@@ -153,6 +172,7 @@ class _Walk:
         "values",
         "object_id",
         "source",
+        "memo",
         "path",
         "problems",
         "secrets",
@@ -161,11 +181,16 @@ class _Walk:
     )
 
     def __init__(
-        self, values: Mapping[str, EsvValue], object_id: str, source: str | None = None
+        self,
+        values: Mapping[str, EsvValue],
+        object_id: str,
+        source: str | None = None,
+        memo: _Memo | None = None,
     ) -> None:
         self.values = values
         self.object_id = object_id
         self.source = source
+        self.memo = memo or _Memo()
         self.path: list[str | int] = []
         self.problems: list[Problem] = []
         self.secrets: list[tuple[tuple[str | int, ...], JSON]] = []
@@ -246,6 +271,13 @@ class _Walk:
 
     def string(self, text: str, key: str | int | None) -> str:
         """``text`` resolved; ``key`` is its place in the current container (None: root)."""
+        hit = self.memo.strings.get(text)
+        if hit is not None:
+            resolved, masked = hit
+            if masked is not None:
+                here = (*self.path, key) if key is not None else tuple(self.path)
+                self.secrets.append((here, masked))
+            return resolved
         plan = _PLANS.get(text)
         if plan is None:
             plan = _plan(text)
@@ -253,10 +285,14 @@ class _Walk:
             value = self.values.get(plan.esv_id or "")
             if value is not None:
                 if value.secret:
-                    if value.stand_in:
-                        self.stand_ins += 1
                     here = (*self.path, key) if key is not None else tuple(self.path)
                     self.secrets.append((here, MASK))
+                    if value.stand_in:
+                        self.stand_ins += 1
+                    else:
+                        self.memo.strings[text] = (value.text, MASK)
+                else:
+                    self.memo.strings[text] = (value.text, None)
                 return value.text
             segments: tuple[Segment, ...] = (plan,)
         else:
@@ -265,12 +301,17 @@ class _Walk:
             return text
         if key is not None:
             self.path.append(key)
+        problems, stand_ins = len(self.problems), self.stand_ins
         resolved, masked, _ = self.render(segments)
         if masked is not None:
             self.secrets.append((tuple(self.path), masked))
         if key is not None:
             self.path.pop()
-        return text if resolved == text else resolved
+        if resolved == text:
+            resolved = text
+        if len(self.problems) == problems and self.stand_ins == stand_ins:
+            self.memo.strings[text] = (resolved, masked)
+        return resolved
 
     # -- containers ----------------------------------------------------------------
     def container(self, node: JSON, depth: int) -> JSON:
@@ -290,13 +331,39 @@ class _Walk:
             out = None
             items = enumerate(node)
         path = self.path
+        strings = self.memo.strings
+        wrappers = self.memo.wrappers
+        new: JSON
+        found: tuple[JSON, bool] | None
         for key, value in items:
             kind = type(value)
             if kind is str:
                 if "&" not in value:
                     continue
-                new = self.string(value, key)
-            elif kind is dict or kind is list:
+                hit = strings.get(value)
+                if hit is None:
+                    new = self.string(value, key)
+                else:
+                    new, masked = hit
+                    if masked is not None:
+                        self.secrets.append(((*path, key), masked))
+            elif kind is dict:
+                found = None
+                if len(value) == 1 and depth < MAX_DEPTH:
+                    for wrapper_key, inner in value.items():
+                        if type(inner) is str:
+                            found = wrappers.get((wrapper_key, inner))
+                if found is None:
+                    path.append(key)
+                    new = self.container(value, depth + 1)
+                    path.pop()
+                else:
+                    new, secret = found
+                    if type(new) is list:
+                        new = list(new)
+                    if secret:
+                        self.secrets.append(((*path, key), MASK))
+            elif kind is list:
                 path.append(key)
                 new = self.container(value, depth + 1)
                 path.pop()
@@ -349,7 +416,7 @@ class _Walk:
             self.unknown.append(json_path(self.path))
             return node, secret
         try:
-            return convert(key, text, charset), secret
+            result = convert(key, text, charset)
         except ConversionError as error:
             ids = _esv_ids(parse(innermost_text(inner)))
             source = f" (from {', '.join(ids)})" if ids else ""
@@ -364,6 +431,12 @@ class _Walk:
                 )
             )
             return node, secret
+        if type(inner) is str and len(node) == 1:
+            if type(result) in _IMMUTABLE:
+                self.memo.wrappers[(key, inner)] = (result, secret)
+            elif key == "$list":
+                self.memo.wrappers[(key, inner)] = (list(result), secret)
+        return result, secret
 
 
 def _masked(value: JSON, secrets: Sequence[tuple[tuple[str | int, ...], JSON]]) -> JSON:
@@ -391,9 +464,13 @@ def _masked(value: JSON, secrets: Sequence[tuple[tuple[str | int, ...], JSON]]) 
 
 
 def _resolve(
-    document: JSON, values: Mapping[str, EsvValue], object_id: str, source: str | None = None
+    document: JSON,
+    values: Mapping[str, EsvValue],
+    object_id: str,
+    source: str | None = None,
+    memo: _Memo | None = None,
 ) -> tuple[Resolved, list[Problem]]:
-    walk = _Walk(values, object_id, source)
+    walk = _Walk(values, object_id, source, memo)
     try:
         kind = type(document)
         if kind is str:
@@ -444,8 +521,9 @@ def resolve_objects(
     """
     out: dict[str, Resolved] = {}
     problems: list[Problem] = []
+    memo = _Memo()
     for object_id, document in objects.items():
-        resolved, found = _resolve(document, values, object_id, source)
+        resolved, found = _resolve(document, values, object_id, source, memo)
         out[object_id] = resolved
         problems.extend(found)
     if problems:

@@ -310,3 +310,50 @@ def test_int_outside_java_integer_names_esv_object_and_path() -> None:
     assert caught.value.problems[0].esv_id == "esv-big"
     got = resolve({"n": {"$number": "&{esv.big}"}}, values, object_id="obj").value
     assert got == {"n": 99999999999999999999}
+
+
+def test_repeated_strings_and_wrappers_resolve_alike_in_every_object() -> None:
+    """The per-call memo: hits give the same values, masks, secret paths and problems."""
+    document = {
+        "host": "&{esv.host}",
+        "pw": "&{esv.password}",
+        "url": "https://&{esv.host}/?p=&{esv.pin}",
+        "port": {"$int": "&{esv.port}"},
+        "pin": {"$int": "&{esv.pin}"},
+        "list": {"$list": "&{esv.list}"},
+        "bad": {"$int": "&{esv.host}"},
+        "gone": "&{esv.nope}",
+        "nested": [{"pw": "&{esv.password}", "list": {"$list": "&{esv.list}"}}],
+    }
+    objects = {f"o{i}": copy.deepcopy(document) for i in range(3)}
+    with pytest.raises(ResolutionError) as caught:
+        resolve_objects(objects, VALUES)
+    assert [(p.location, p.path) for p in caught.value.problems] == [
+        (f"o{i}", path) for i in range(3) for path in ("bad", "gone")
+    ]
+    clean = {
+        i: {k: v for k, v in d.items() if k not in ("bad", "gone")} for i, d in objects.items()
+    }
+    first, *rest = resolve_objects(clean, VALUES).values()
+    single = resolve(clean["o0"], VALUES, object_id="o0")
+    for resolved in (*rest, single):
+        assert resolved.value == first.value and resolved.masked == first.masked
+        assert resolved.secret_paths == first.secret_paths
+    assert first.secret_paths == frozenset({"pw", "url", "pin", "nested[0].pw"})
+    assert first.masked["url"] == "https://smtp.example.com/?p=********"
+    assert first.masked["pin"] == MASK and first.value["pin"] == 1234
+    # lists from a wrapper are not shared between places
+    lists = [r.value["list"] for r in (first, *rest)] + [first.value["nested"][0]["list"]]
+    assert all(x == ["a", "b"] for x in lists)
+    assert len({id(x) for x in lists}) == len(lists)
+    assert "hunter2" not in json.dumps([first.masked, rest[0].masked])
+
+
+def test_stand_ins_stay_secret_in_every_object() -> None:
+    stand_in = EsvValue("esv-pw", MASK, secret=True, stand_in=True)
+    values = {**VALUES, "esv-pw": stand_in}
+    document = {"pw": "&{esv.pw}", "pin": {"$int": "&{esv.pw}"}, "at": "x&{esv.pw}"}
+    results = resolve_objects({"a": document, "b": document}, values)
+    for resolved in results.values():
+        assert resolved.secret_paths == frozenset({"pw", "pin", "at"})
+        assert resolved.unknown_paths == frozenset({"pin"})
