@@ -470,11 +470,22 @@ class AicApi:
         dry_run = bool(body["dryRun"])
         promoter = str(body.get("promoter") or "")
         description = str(body.get("promotionDescription") or "")
-        self._start(lambda: self._run_promotion(dry_run, promoter, description))
+        ignore = body.get("ignoreEncryptedSecrets") is True
+        self._start(lambda: self._run_promotion(dry_run, promoter, description, ignore))
         return SandboxResponse(202, {"result": "Promotion process initiated successfully"})
 
-    def _run_promotion(self, dry_run: bool, promoter: str, description: str) -> None:
+    def _run_promotion(
+        self, dry_run: bool, promoter: str, description: str, ignore_encrypted: bool
+    ) -> None:
         assert self._holder is not None and self.lower is not None
+        encrypted = _encrypted_secrets(self.lower.read_config(self.lower.list_config_ids()))
+        if encrypted and not ignore_encrypted and not dry_run:
+            # The platform refuses to carry values it cannot decrypt upstream.
+            self._status = {
+                **_status("ERROR", "Promotion failed: encrypted secrets", self._promotion_id),
+                "encryptedSecrets": encrypted,
+            }
+            return
         try:
             report = self.tenant.promote_from(
                 self.lower, holder=self._holder, description=description, dry_run=dry_run
@@ -493,7 +504,7 @@ class AicApi:
             message = "Promotion failed: missing ESVs"
         else:
             message = "Dry run completed" if dry_run else "Promotion completed"
-        self._finish(report, promoter, description, message)
+        self._finish(report, promoter, description, message, encrypted=encrypted)
 
     def _rollback(self, request: SandboxRequest, _: dict[str, str]) -> SandboxResponse:
         if self.lower is None or not self._held():
@@ -517,13 +528,22 @@ class AicApi:
         return SandboxResponse(202, {"result": "Rollback process initiated successfully"})
 
     def _finish(
-        self, report: PromotionReport, promoter: str, description: str, message: str
+        self,
+        report: PromotionReport,
+        promoter: str,
+        description: str,
+        message: str,
+        *,
+        encrypted: list[str] | None = None,
     ) -> None:
         body = _report_json(report, promoter=promoter, description=description)
+        if report.dry_run:
+            body["encryptedSecrets"] = list(encrypted or [])
         self._reports[report.id] = body
         self._last_report = body
         self._status = {
             **_status("READY", message, self._promotion_id),
+            "encryptedSecrets": list(encrypted or []),
             "missingESVs": list(report.missing_esvs),
             "type": report.type,
         }
@@ -631,6 +651,27 @@ def _page(request: SandboxRequest, items: list[Any]) -> SandboxResponse:
             "totalPagedResultsPolicy": "NONE",
         },
     )
+
+
+def _encrypted_secrets(config: dict[str, Any]) -> list[str]:
+    """``<object id>: <JSON path>`` of every encrypted value (``{"$crypto": ...}``) in
+    ``config``: what the platform cannot decrypt in another environment."""
+    found: list[str] = []
+
+    def walk(value: Any, object_id: str, path: str) -> None:
+        if isinstance(value, dict):
+            if "$crypto" in value:
+                found.append(f"{object_id}: {path or '(whole object)'}")
+                return
+            for key, item in value.items():
+                walk(item, object_id, f"{path}.{key}" if path else str(key))
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                walk(item, object_id, f"{path}[{index}]")
+
+    for object_id in sorted(config):
+        walk(config[object_id], object_id, "")
+    return found
 
 
 def _type_of(state: VariableState | None) -> str:

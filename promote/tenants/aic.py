@@ -646,8 +646,9 @@ class AicTenant:
     ) -> PromotionReport:
         """Promote ``lower`` into this (upper) environment through the promotion API.
 
-        Lock, dry run, stop on missing ESVs (``BlockedError`` listing all), promote, read the
-        report, unlock; the lock is released on every path, Ctrl-C included.
+        Lock, dry run, stop on missing ESVs or encrypted secrets (one ``BlockedError``
+        listing all of them; nothing promoted), promote, read the report, unlock; the lock is
+        released on every path, Ctrl-C included.
         """
         request = {
             "promoter": holder,
@@ -656,21 +657,50 @@ class AicTenant:
             "ignoreEncryptedSecrets": False,
         }
         with self._locked(holder):
-            _, report = self._run_promotion({"dryRun": True, **request})
-            self._refuse_missing(report, lower)
+            status, report = self._run_promotion({"dryRun": True, **request})
+            self._refuse_blocked(status, report, lower)
             if not dry_run:
                 # The lower environment is locked too: what it holds now is what arrives.
                 carried = lower.list_config_ids()
-                _, report = self._run_promotion({"dryRun": False, **request})
-                self._refuse_missing(report, lower)
+                status, report = self._run_promotion({"dryRun": False, **request})
+                self._refuse_blocked(status, report, lower)
                 self._written.replace(carried)
         return _promotion_report(report, env=self.env, source=lower.env)
 
-    def _refuse_missing(self, report: Mapping[str, Any], lower: Tenant) -> None:
-        """``BlockedError`` listing every missing ESV, with where the lower config uses it."""
+    def _refuse_blocked(
+        self, status: Mapping[str, Any], report: Mapping[str, Any], lower: Tenant
+    ) -> None:
+        """``BlockedError`` listing every missing ESV (with where the lower config uses it)
+        and every encrypted secret the platform found in the incoming config."""
         missing = sorted({str(x) for x in report.get("missingESVs") or []})
-        if not missing:
+        encrypted = sorted(
+            {str(x) for found in (status, report) for x in found.get("encryptedSecrets") or []}
+        )
+        if not missing and not encrypted:
             return
+        problems = self._missing_problems(missing, lower) if missing else []
+        problems += [
+            Problem(
+                self.env,
+                "",
+                f"encrypted secret in the promoted config: {secret}",
+                hint=f"an encrypted value cannot be decrypted in {self.env}: store it as an ESV "
+                "secret and reference it with a placeholder (&{esv.x})",
+            )
+            for secret in encrypted
+        ]
+        reasons = []
+        if missing:
+            reasons.append(f"{len(missing)} ESV(s) missing ({', '.join(missing)})")
+        if encrypted:
+            reasons.append(f"{len(encrypted)} encrypted secret(s) ({', '.join(encrypted)})")
+        raise BlockedError(
+            f"{self.env}: cannot promote from {lower.env}: {'; '.join(reasons)}; "
+            "nothing was changed",
+            problems,
+        )
+
+    def _missing_problems(self, missing: Sequence[str], lower: Tenant) -> list[Problem]:
         problems = []
         try:
             incoming = lower.read_config(lower.list_config_ids())
@@ -702,11 +732,7 @@ class AicTenant:
             for esv_id in missing
             if esv_id not in located
         ]
-        raise BlockedError(
-            f"{self.env}: cannot promote from {lower.env}: {len(missing)} ESV(s) missing "
-            f"({', '.join(missing)}); nothing was changed",
-            problems,
-        )
+        return problems
 
     def rollback(self, *, holder: str) -> PromotionReport:
         """Roll back this environment's last promotion through the rollback endpoint."""

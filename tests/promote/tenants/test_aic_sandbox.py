@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from promote.errors import BlockedError
 from promote.http import RetryPolicy, StaticAuth
 from promote.sandbox import SandboxServer, start_sandbox
 from promote.tenants.aic import AicTenant
@@ -74,3 +75,38 @@ def test_a_stale_ready_status_after_the_start_is_not_taken_for_the_result(
     assert staging.read_config(["external.email"])["external.email"]["port"] == 465
     dry = staging.promote_from(dev, holder="me", description="dry", dry_run=True)
     assert dry.dry_run and dry.id != second.id
+
+
+LDAP = {
+    "connectorRef": {"connectorName": "LDAPConnector"},
+    "configurationProperties": {
+        "host": "ldap.example.com",
+        "credentials": {"$crypto": {"type": "x-simple-encryption", "value": {"data": "AAAA"}}},
+    },
+}
+
+
+def test_encrypted_secrets_found_by_the_dry_run_block_the_promotion_and_unlock(
+    server: SandboxServer, pair: tuple[AicTenant, AicTenant]
+):
+    dev, staging = pair
+    dev.put_config("external.email", EMAIL)
+    dev.put_config("provisioner.openicf/ldap", LDAP)
+    with pytest.raises(BlockedError) as caught:
+        staging.promote_from(dev, holder="me", description="with a crypto blob")
+    assert caught.value.exit_code == 3
+    message = str(caught.value)
+    assert (
+        "1 encrypted secret(s) (provisioner.openicf/ldap: configurationProperties.credentials)"
+        in (message)
+    )
+    assert "provisioner.openicf/ldap: configurationProperties.credentials" in message
+    assert "nothing was changed" in message and "ESV secret" in message
+    assert staging.read_config(["external.email", "provisioner.openicf/ldap"]) == {}
+    assert not staging.lock_state().locked
+    starts = [
+        r
+        for r in server.requests
+        if (r.method, r.env, r.path) == ("POST", "staging", "/environment/promotion/promote")
+    ]
+    assert len(starts) == 1  # the dry run only
