@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from esv.secrets import SecretValue
+from promote.engine.plan import compare_secrets
 from promote.http import StaticAuth
 from promote.sandbox import SandboxServer, start_sandbox
 from promote.tenants.aic import AicTenant
@@ -59,14 +60,17 @@ def _unchanged_run(tenant: AicTenant, writes: list[EsvWrite]) -> int:
     variables = tenant.list_variables()
     tenant.list_secrets()
     changed = 0
+    secrets: dict[str, SecretValue] = {}
     for write in writes:
         if write.kind == "variable":
             held = variables.get(write.id)
             changed += held is None or held.value != write.value
         else:
             assert isinstance(write.value, SecretValue)
-            changed += tenant.secret_matches(write.id, write.value) is not True
-    return changed
+            secrets[write.id] = write.value
+    # Secrets as the plan compares them: a few fingerprints at once (the engine's helper).
+    matching = compare_secrets(tenant, secrets)
+    return changed + sum(result is not True for result in matching.values())
 
 
 def _bulk_reads(tenant: AicTenant) -> None:

@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Literal
@@ -39,15 +40,20 @@ from promote.tenants.factory import config_problems
 from promote.workspace import Workspace
 
 __all__ = [
+    "SECRET_WORKERS",
     "EsvChange",
     "Plan",
     "Stage",
     "Status",
     "build_plan",
     "build_stage",
+    "compare_secrets",
 ]
 
 Status = Literal["in-sync", "changes", "blocked"]
+
+SECRET_WORKERS = 4
+"""Secrets compared with the tenant at once while planning (see :func:`compare_secrets`)."""
 
 EsvKind = Literal["variable", "secret"]
 
@@ -479,15 +485,33 @@ def _esv_changes(
                 )
             )
             writes.append(EsvWrite(key, "variable", "modify", variable.value, variable.type))
+    # Secrets the tenant holds are compared by the tenant (never read back), a few at once.
+    known = {key: secrets[key] for key in sorted(envfile.secrets) if key in secret_states}
+    matching = compare_secrets(tenant, known)
     for key in sorted(envfile.secrets):
         value = secrets[key]
         if key not in secret_states:
             changes.append(EsvChange(key, "secret", "add"))
             writes.append(EsvWrite(key, "secret", "add", value))
-        elif tenant.secret_matches(key, value) is not True:
+        elif matching[key] is not True:
             changes.append(EsvChange(key, "secret", "modify"))
             writes.append(EsvWrite(key, "secret", "modify", value))
     return changes, writes
+
+
+def compare_secrets(
+    tenant: Tenant, secrets: Mapping[str, SecretValue], *, workers: int = SECRET_WORKERS
+) -> dict[str, bool | None]:
+    """``tenant.secret_matches`` for each secret (id -> True/False/None, in ``secrets``' order).
+
+    A comparison can cost ~40 ms (AIC: a PBKDF2 fingerprint, which releases the GIL), so up
+    to ``workers`` run at once; the first error raised by one is raised here.
+    """
+    if len(secrets) <= 1 or workers <= 1:
+        return {key: tenant.secret_matches(key, value) for key, value in secrets.items()}
+    with ThreadPoolExecutor(max_workers=min(workers, len(secrets))) as pool:
+        results = pool.map(lambda item: tenant.secret_matches(*item), secrets.items())
+        return dict(zip(secrets, results, strict=True))
 
 
 def _effective_changes(

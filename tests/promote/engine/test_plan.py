@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import threading
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -14,8 +15,9 @@ from esv.errors import MISSING_ESV
 from esv.secrets import SecretValue
 from promote.engine.apply import Ambient, run
 from promote.engine.diff import ABSENT
-from promote.engine.plan import build_plan
+from promote.engine.plan import build_plan, compare_secrets
 from promote.engine.session import Opener, Tenants
+from promote.errors import TenantError
 from promote.tenants.base import (
     Capabilities,
     EsvWrite,
@@ -284,3 +286,44 @@ def test_tenant_without_promotion_cannot_be_declared_immutable(tmp_path: Path) -
     assert (problem.location, problem.path) == ("environments/staging.yaml", "mutable")
     assert "cannot receive promotions" in problem.message
     assert problem.hint == "remove 'mutable: false' from this file"
+
+
+class ComparingTenant:
+    """Only ``secret_matches``: answers by id, after waiting for a partner call."""
+
+    def __init__(self, parties: int) -> None:
+        self.barrier = threading.Barrier(parties, timeout=10)
+        self.seen: list[str] = []
+
+    def secret_matches(self, esv_id: str, value: SecretValue) -> bool | None:
+        self.barrier.wait()  # breaks (BrokenBarrierError) unless calls overlap
+        self.seen.append(esv_id)
+        if esv_id == "esv-boom":
+            raise TenantError("cannot read esv-boom", env="dev")
+        return {"esv-a": True, "esv-b": False}.get(esv_id)
+
+
+def test_secrets_are_compared_concurrently_and_reported_in_order() -> None:
+    secrets = {key: SecretValue(f"value of {key}") for key in ("esv-c", "esv-a", "esv-b", "esv-d")}
+    tenant = ComparingTenant(parties=4)
+    found = compare_secrets(tenant, secrets, workers=4)  # type: ignore[arg-type]
+    assert list(found.items()) == [
+        ("esv-c", None),
+        ("esv-a", True),
+        ("esv-b", False),
+        ("esv-d", None),
+    ]
+    assert sorted(tenant.seen) == sorted(secrets)
+
+
+def test_a_failing_comparison_is_raised() -> None:
+    secrets = {key: SecretValue("x") for key in ("esv-a", "esv-boom")}
+    with pytest.raises(TenantError, match="esv-boom"):
+        compare_secrets(ComparingTenant(parties=2), secrets, workers=2)  # type: ignore[arg-type]
+
+
+def test_one_worker_compares_in_order_on_the_calling_thread() -> None:
+    tenant = ComparingTenant(parties=1)
+    secrets = {key: SecretValue("x") for key in ("esv-b", "esv-a")}
+    assert compare_secrets(tenant, secrets, workers=1) == {"esv-b": False, "esv-a": True}  # type: ignore[arg-type]
+    assert tenant.seen == ["esv-b", "esv-a"]
