@@ -136,8 +136,15 @@ class AicApi:
         ]
 
     def handle(self, request: SandboxRequest) -> SandboxResponse | None:
-        """Route ``request``; ``None`` when no route matches."""
+        """Route ``request``; ``None`` when no route matches.
+
+        ``Accept-API-Version`` is checked per endpoint family first (reference §1.5, §3.2,
+        §4): a wrong or (where the platform requires it) missing header is a 400.
+        """
         path = request.path.rstrip("/") or "/"
+        refused = _refuse_api_version(path, request.headers.get("accept-api-version"))
+        if refused is not None:
+            return refused
         for method, pattern, handler in self._routes:
             if method != request.method:
                 continue
@@ -169,7 +176,11 @@ class AicApi:
 
     def _list_variables(self, request: SandboxRequest, _: dict[str, str]) -> SandboxResponse:
         ids = sorted(self.tenant.list_variables())
-        return _page(request, [self._variable_json(i) for i in ids])
+        items = [self._variable_json(i) for i in ids]
+        if _version(request.headers.get("accept-api-version")).get("resource") == "2.0":
+            # The v2 list omits values: read each variable for its value.
+            items = [{k: v for k, v in i.items() if k != "valueBase64"} for i in items if i]
+        return _page(request, items)
 
     def _get_variable(self, _: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         found = self._variable_json(params["id"])
@@ -626,6 +637,55 @@ class AicApi:
         with outbox.open("a", encoding="utf-8") as file:
             file.write(json.dumps(body) + "\n")
         return SandboxResponse(200, {"status": "OK", "message": "Email sent"})
+
+
+_ESV_VERSION = "protocol=1.0,resource=1.0"
+_PROMOTION_VERSION = "protocol=1.0,resource=1.0"
+_IDM_VERSION = "resource=1.0"
+
+
+def _version(header: str | None) -> dict[str, str]:
+    """``protocol=1.0,resource=1.0`` as ``{"protocol": "1.0", "resource": "1.0"}``."""
+    parts = (p.strip().partition("=") for p in (header or "").split(",") if p.strip())
+    return {name.strip().lower(): value.strip() for name, _, value in parts}
+
+
+def _refuse_api_version(path: str, header: str | None) -> SandboxResponse | None:
+    """The AIC-like 400 for a wrong or missing ``Accept-API-Version``; ``None`` when fine.
+
+    ESV endpoints: v1 (``protocol=1.0,resource=1.0``) or v2 (``resource=2.0``); no header
+    means v1, as on the platform. Promotion endpoints: ``resource=1.0`` with protocol 1.0
+    (2.1 is what ForgeRock's own tool sends for writes), required. IDM (``/openidm``):
+    ``resource=1.0``, required.
+    """
+    version = _version(header)
+    if path.startswith("/environment/promotion"):
+        if version.get("resource") == "1.0" and version.get("protocol") in ("1.0", "2.1"):
+            return None
+        return error(
+            400,
+            f"Accept-API-Version {header!r} is not supported by {path}: send {_PROMOTION_VERSION}",
+        )
+    if path.startswith("/environment/"):
+        if header is None:
+            return None
+        if version.get("resource") in ("1.0", "2.0") and version.get("protocol", "1.0") == "1.0":
+            return None
+        return error(
+            400,
+            f"Accept-API-Version {header!r} is not supported by {path}: send {_ESV_VERSION} "
+            "(or resource=2.0 for the v2 lists)",
+        )
+    if path.startswith("/openidm/") or path == "/openidm":
+        if version.get("resource") == "1.0":
+            return None
+        return _idm_error(
+            400,
+            "Bad Request",
+            f"Accept-API-Version {header!r} does not match any version of {path}: "
+            f"send {_IDM_VERSION}",
+        )
+    return None
 
 
 def _page(request: SandboxRequest, items: list[Any]) -> SandboxResponse:

@@ -13,6 +13,7 @@ import pytest
 from promote.sandbox import SandboxServer, start_sandbox
 
 TOKEN = "api-token"
+HEADERS = {"Authorization": f"Bearer {TOKEN}", "Accept-API-Version": "protocol=1.0,resource=1.0"}
 
 
 @pytest.fixture
@@ -24,15 +25,13 @@ def srv(tmp_path: Path) -> Iterator[SandboxServer]:
 
 @pytest.fixture
 def dev(srv: SandboxServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=srv.url("dev"), headers={"Authorization": f"Bearer {TOKEN}"}) as c:
+    with httpx.Client(base_url=srv.url("dev"), headers=HEADERS) as c:
         yield c
 
 
 @pytest.fixture
 def staging(srv: SandboxServer) -> Iterator[httpx.Client]:
-    with httpx.Client(
-        base_url=srv.url("staging"), headers={"Authorization": f"Bearer {TOKEN}"}
-    ) as c:
+    with httpx.Client(base_url=srv.url("staging"), headers=HEADERS) as c:
         yield c
 
 
@@ -248,3 +247,45 @@ def test_send_email_needs_a_provider_and_lands_in_the_outbox(srv: SandboxServer,
     assert sent.json() == {"status": "OK", "message": "Email sent"}
     outbox = Path(srv.apis["dev"].tenant.state_dir) / "outbox.jsonl"  # type: ignore[attr-defined]
     assert json.loads(outbox.read_text())["to"] == "ops@example.com"
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "header", "status"),
+    [
+        ("GET", "/environment/variables", None, 200),  # no header: v1, as on the platform
+        ("GET", "/environment/variables", "protocol=1.0,resource=1.0", 200),
+        ("GET", "/environment/variables", "resource=2.0", 200),
+        ("GET", "/environment/variables", "protocol=2.0,resource=3.0", 400),
+        ("GET", "/environment/startup", "resource=9.9", 400),
+        ("GET", "/environment/promotion/promote", None, 400),
+        ("GET", "/environment/promotion/promote", "resource=1.0", 400),
+        ("GET", "/environment/promotion/promote", "protocol=1.0,resource=1.0", 200),
+        ("GET", "/environment/promotion/lock/state", "protocol=1.0,resource=2.0", 400),
+        ("GET", "/openidm/config", None, 400),
+        ("GET", "/openidm/config", "resource=2.0", 400),
+        ("GET", "/openidm/config", "resource=1.0", 200),
+        ("POST", "/openidm/external/email?_action=send", "protocol=1.0,resource=9", 400),
+    ],
+)
+def test_accept_api_version_is_checked_per_endpoint_family(
+    srv: SandboxServer, method: str, path: str, header: str | None, status: int
+):
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    if header is not None:
+        headers["Accept-API-Version"] = header
+    response = httpx.request(method, srv.url("staging") + path, headers=headers, json={})
+    assert response.status_code == status, response.text
+    if status == 400:
+        body = response.json()
+        assert body["code"] == 400 and "Accept-API-Version" in body["message"]
+        assert "send " in body["message"]
+        if path.startswith("/openidm"):
+            assert body["reason"] == "Bad Request"
+
+
+def test_the_v2_variable_list_omits_values(srv: SandboxServer, dev: httpx.Client):
+    dev.put("/environment/variables/esv-a", json={"valueBase64": b64("1"), "expressionType": "int"})
+    v2 = dev.get("/environment/variables", headers={"Accept-API-Version": "resource=2.0"})
+    assert v2.json()["result"] == [
+        {"_id": "esv-a", "description": "", "expressionType": "int", "loaded": False}
+    ]

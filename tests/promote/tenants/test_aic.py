@@ -1012,3 +1012,85 @@ def test_a_status_that_never_leaves_the_old_ready_times_out_naming_it():
     with pytest.raises(TenantError, match="never left the status it had before the start"):
         t.promote_from(Lower(), holder="me", description="d")  # type: ignore[arg-type]
     assert ("DELETE", "/environment/promotion/lock/p-1") in api.sent()
+
+
+EXPECTED_API_VERSION = {
+    "/environment/promotion": "protocol=1.0,resource=1.0",
+    "/environment/": "protocol=1.0,resource=1.0",
+    "/openidm/": "resource=1.0",
+}
+
+
+def test_every_request_of_a_promotion_and_restart_carries_its_families_api_version(
+    tmp_path: Path,
+):
+    from promote.sandbox.aic_api import AicApi
+    from promote.sandbox.routes import SandboxRequest
+    from promote.tenants.local import LocalTenant
+
+    apis = {
+        "dev.example.com": AicApi(LocalTenant("dev", tmp_path / "dev", mutable=True)),
+        "staging.example.com": AicApi(
+            LocalTenant("staging", tmp_path / "staging", mutable=False),
+            lower=LocalTenant("dev", tmp_path / "dev", mutable=True),
+        ),
+    }
+    seen: list[tuple[str, str, str | None, int]] = []
+
+    def bridge(request: httpx.Request) -> httpx.Response:
+        # The sandbox's own API objects, reached through MockTransport instead of a socket.
+        body = request.content
+        answer = apis[request.url.host].handle(
+            SandboxRequest(
+                request.method,
+                request.url.path,
+                parse_qs(request.url.query.decode()),
+                {k.lower(): v for k, v in request.headers.items()},
+                body,
+                json.loads(body) if body else None,
+            )
+        )
+        assert answer is not None, request.url.path
+        header = request.headers.get("Accept-API-Version")
+        seen.append((request.method, request.url.path, header, answer.status))
+        return httpx.Response(answer.status, json=answer.json)
+
+    def aic(env: str, mutable: bool) -> AicTenant:
+        return AicTenant(
+            env,
+            f"https://{env}.example.com",
+            auth=StaticAuth("Bearer t0k"),
+            mutable=mutable,
+            transport=httpx.MockTransport(bridge),
+            poll_interval=0.0,
+            sleep=lambda _: None,
+        )
+
+    dev, staging = aic("dev", True), aic("staging", False)
+    writes = [
+        EsvWrite("esv-email-host", "variable", "add", "smtp.example.com"),
+        EsvWrite("esv-email-port", "variable", "add", "465", type="int"),
+        EsvWrite("esv-email-password", "secret", "add", SecretValue(SECRET)),
+    ]
+    for env in (dev, staging):
+        env.write_esvs(writes)
+        env.restart()
+        while env.restart_status() != "ready":
+            pass
+    config = {"host": "&{esv.email.host}", "port": {"$int": "&{esv.email.port}"}}
+    dev.put_config("external.email", config)
+    report = staging.promote_from(dev, holder="me", description="d")
+    staging.send_test_email(from_address="a@example.com", to_address="b@example.com")
+    staging.reports()
+    staging.rollback(holder="me")
+    assert report.added == ("external.email",)
+    assert staging.read_config(staging.list_config_ids()) == {}  # rolled back
+    assert len(seen) > 40
+    for method, path, header, status in seen:
+        family = next(f for f in EXPECTED_API_VERSION if path.startswith(f))
+        assert header == EXPECTED_API_VERSION[family], (method, path, header)
+        assert status != 400, (method, path)  # 404 only: no report before the first
+    for api in apis.values():
+        api.close()
+    dev.close()
+    staging.close()
