@@ -150,7 +150,8 @@ class Tenant(Protocol):
 
     def secret_matches(self, esv_id: str, value: SecretValue) -> bool | None:
         """Whether the secret's active version holds ``value``: True, False, or None when
-        the tenant cannot tell (then the engine treats it as changed)."""
+        the tenant cannot tell (then the engine treats it as changed). May be called from
+        several threads at once (the plan compares a stage's secrets concurrently)."""
         ...
 
     def write_esvs(self, writes: Sequence[EsvWrite]) -> None:
