@@ -29,7 +29,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from esv.errors import MISSING_ESV, Problem
+from esv.errors import MISSING_ESV, EnvironmentFileError, Problem
 from esv.ids import is_valid_id
 from esv.references import index_references
 from esv.secrets import SecretValue
@@ -1104,14 +1104,29 @@ def open_aic(
             [Problem(env.relpath, "tenant.url", "missing or not an http(s) URL")],
         )
 
-    def secret(source: Any) -> SecretValue:
+    def secret(source: Any, key: str) -> SecretValue:
         if isinstance(source, str):
             return SecretValue(source)
-        return read_secret(source, workspace=workspace.root, environ=environ)
+        try:
+            return read_secret(source, workspace=workspace.root, environ=environ)
+        except EnvironmentFileError as error:
+            # Name the file and key that point at the source, not only the source.
+            reason = error.problems[0].message if error.problems else str(error.args[0])
+            raise EnvironmentFileError(
+                env.relpath,
+                [
+                    Problem(
+                        env.relpath,
+                        f"tenant.{key}",
+                        reason,
+                        hint=f"set it, or point tenant.{key} at another source",
+                    )
+                ],
+            ) from None
 
     auth: Auth
     if spec.get("token") is not None:
-        auth = StaticAuth("Bearer " + secret(spec["token"]).reveal())
+        auth = StaticAuth("Bearer " + secret(spec["token"], "token").reveal())
     elif isinstance(spec.get("service_account"), Mapping):
         account = spec["service_account"]
         if account.get("id") is None or account.get("jwk") is None:
@@ -1121,8 +1136,8 @@ def open_aic(
             )
         auth = ServiceAccountAuth(
             url,
-            secret(account["id"]).reveal(),
-            secret(account["jwk"]),
+            secret(account["id"], "service_account.id").reveal(),
+            secret(account["jwk"], "service_account.jwk"),
             scope=str(account.get("scope") or DEFAULT_SCOPE),
             env=env.name,
         )

@@ -894,12 +894,16 @@ def open_okta(
     assert isinstance(token, SecretSource) and isinstance(url, str)
     try:
         secret = read_secret(token, workspace=workspace.root, environ=environ)
-    except (KeyError, OSError):
+    except EnvironmentFileError as error:
+        reason = error.problems[0].message if error.problems else str(error.args[0])
         raise EnvironmentFileError(
             env.relpath,
             [
                 Problem(
-                    env.relpath, "tenant.token", f"cannot read the token from {token.describe()}"
+                    env.relpath,
+                    "tenant.token",
+                    reason,
+                    hint="set it, or point tenant.token at another source",
                 )
             ],
         ) from None

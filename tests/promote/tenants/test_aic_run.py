@@ -95,7 +95,7 @@ def workspace(
     return root
 
 
-def promote(root: Path, *args: str, extra: dict[str, str] | None = None) -> Result:
+def promote(root: Path, *args: str, extra: dict[str, str | None] | None = None) -> Result:
     return CliRunner().invoke(
         cli, ["--workspace", str(root), *args], env={**ENVIRON, **(extra or {})}
     )
@@ -316,3 +316,25 @@ def test_an_object_removed_from_the_workspace_is_deleted_up_the_chain(
     assert not any(env != "dev" and "openidm" in path for env, path in deletes)  # promoted
     third = promote(root, "plan", "--to", "uat", "--detailed-exitcode")
     assert third.exit_code == 0, third.stdout + third.stderr
+
+
+def test_an_unset_token_names_the_file_and_key(tmp_path: Path, sandbox: SandboxServer):
+    root = workspace(tmp_path / "ws", sandbox)
+    result = promote(root, "plan", "--to", "staging", extra={"SANDBOX_TOKEN": None})
+    assert result.exit_code == 3, result.stdout + result.stderr
+    assert (
+        "environments/dev.yaml: tenant.token: environment variable SANDBOX_TOKEN is not set "
+        "(set it, or point tenant.token at another source)"
+    ) in result.stderr
+    assert sandbox.requests == []
+
+
+def test_an_unset_service_account_key_names_the_file_and_key(
+    tmp_path: Path, sandbox: SandboxServer
+):
+    root = workspace(tmp_path / "ws", sandbox, service_account=True)
+    result = promote(root, "plan", "--to", "dev")
+    assert result.exit_code == 3, result.stdout + result.stderr
+    assert (
+        "environments/dev.yaml: tenant.service_account.jwk: environment variable SA_JWK is not set"
+    ) in result.stderr

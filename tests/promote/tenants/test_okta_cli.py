@@ -240,3 +240,15 @@ def _listed(sandbox: SandboxServer) -> list[dict[str, object]]:
     )
     assert response is not None
     return list(response.json["email-servers"])
+
+
+def test_an_unset_token_names_the_file_and_key(ws: Path) -> None:
+    # Added by the aic engineer with the open_okta error fix (same fix as open_aic).
+    result = CliRunner().invoke(
+        cli, ["--workspace", str(ws), "plan", "--to", "okta"], env={**ENVIRON, "OKTA_TOKEN": None}
+    )
+    assert result.exit_code == 3, result.output
+    assert (
+        "environments/okta.yaml: tenant.token: environment variable OKTA_TOKEN is not set "
+        "(set it, or point tenant.token at another source)"
+    ) in result.stderr
