@@ -52,6 +52,11 @@ class TokenEndpoint:
         self._issued: dict[str, tuple[str, float]] = {}
         self._lock = threading.Lock()
 
+    def issued(self) -> list[str]:
+        """Every access token issued so far (for tests that search output for them)."""
+        with self._lock:
+            return list(self._issued)
+
     def valid(self, env: str, token: str) -> bool:
         """Whether ``token`` was issued for ``env`` and has not expired."""
         with self._lock:

@@ -106,18 +106,30 @@ def held(server: SandboxServer, env: str) -> dict[str, object]:
     return tenant.read_config(sorted(tenant.list_config_ids()))
 
 
-def assert_no_secret(result: Result, root: Path, sandbox_state: Path | None = None) -> None:
-    """Nothing the run or the sandbox wrote holds a secret, except each tenant's own store."""
+def written_texts(result: Result, root: Path, sandbox_state: Path | None = None) -> list[str]:
+    """stdout, stderr and every file the run or the sandbox wrote, except each tenant's own
+    store (``tenant.sqlite3*``, where the sandbox keeps secret values as AIC would)."""
     texts = [result.stdout, result.stderr]
-    texts += [p.read_text(errors="replace") for p in (root / ".promote").rglob("*") if p.is_file()]
+    texts += [
+        p.read_bytes().decode("latin-1") for p in (root / ".promote").rglob("*") if p.is_file()
+    ]
     if sandbox_state is not None:
         texts += [
             p.read_bytes().decode("latin-1")
             for p in sandbox_state.rglob("*")
             if p.is_file() and not p.name.startswith("tenant.sqlite3")
         ]
-    for text in texts:
-        assert PASSWORD not in text
+    return texts
+
+
+def assert_no_secret(result: Result, root: Path, sandbox_state: Path | None = None) -> None:
+    """Nothing the run or the sandbox wrote holds a secret (an SMTP password, also base64,
+    or the bearer token), except each tenant's own store."""
+    secrets = [TOKEN] + [f"{PASSWORD}-{e}" for e in CHAIN]
+    secrets += [base64.b64encode(s.encode()).decode() for s in secrets]
+    for text in written_texts(result, root, sandbox_state):
+        for secret in secrets:
+            assert secret not in text
 
 
 def test_run_to_prod_then_second_run_writes_nothing(tmp_path: Path, sandbox: SandboxServer):
@@ -217,11 +229,13 @@ def test_service_account_auth_through_a_whole_run(tmp_path: Path):
         assert {r.env for r in grants} == {"dev", "staging"} and all(
             r.status == 200 for r in grants
         )
-        assert (
-            "BEGIN" not in result.stdout + result.stderr
-            and numbers.d
-            and private not in result.stderr
-        )
+        assert srv.token_endpoint is not None
+        tokens = srv.token_endpoint.issued()
+        assert tokens  # the run authenticated with issued tokens: none may leak
+        key_parts = [b64u(numbers.d), b64u(numbers.p), b64u(numbers.q)]
+        for text in written_texts(result, root, tmp_path / "sandbox"):
+            for secret in [*key_parts, *tokens, private]:
+                assert secret not in text
 
 
 KILLABLE_RUN = "import sys; from promote.cli import cli; sys.exit(cli())"
