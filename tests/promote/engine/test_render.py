@@ -144,3 +144,55 @@ def test_secret_effective_values_read_the_same_way() -> None:
     s = stage("dev", "config", [], status="changes", effective_changes=(diff,))
     assert "        auth.password: will be set\n" in render_plan(plan(s), "text")
     assert "| `auth.password` | – | will be set |" in render_plan(plan(s), "markdown")
+
+
+def test_text_plan_layout_is_exact() -> None:
+    config = ObjectDiff(
+        "external.email",
+        "modify",
+        (PathChange("host", "&{esv.a}", "&{esv.b}"), PathChange("port", 25, ABSENT)),
+    )
+    added = ObjectDiff("emailTemplate/welcome", "add", (PathChange("enabled", ABSENT, True),))
+    effective = ObjectDiff(
+        "external.email", "modify", (PathChange("host", "a.example.com", "b.example.com"),)
+    )
+    esvs = (
+        EsvChange("esv-b", "variable", "add", after="b.example.com"),
+        EsvChange("esv-port", "variable", "modify", "int", before="25", after="587"),
+        EsvChange("esv-pw", "secret", "modify"),
+    )
+    warning = Problem("environments/dev.yaml", "variables.esv-old", "esv-old is not used")
+    dev = stage(
+        "dev",
+        "config",
+        [config, added],
+        esv_changes=esvs,
+        effective_changes=(effective,),
+        restart=True,
+        warnings=(warning,),
+    )
+    text = render_plan(plan(dev, stage("staging", "dev", [])), "text")
+    assert text == (
+        "Plan to staging (dev -> staging)\n"
+        "\n"
+        "dev <- config: changes\n"
+        "  warning: environments/dev.yaml: variables.esv-old: esv-old is not used\n"
+        "  config (written directly): 1 to add, 1 to modify, 0 to delete\n"
+        "    ~ external.email\n"
+        '        host: "&{esv.a}" -> "&{esv.b}"\n'
+        "        port: 25 -> (absent)\n"
+        "    + emailTemplate/welcome\n"
+        "        enabled: (absent) -> true\n"
+        "  ESVs: 3 to change\n"
+        '    + esv-b (variable, string) = "b.example.com"\n'
+        '    ~ esv-port (variable, int): "25" -> "587"\n'
+        "    ~ esv-pw (secret) changed (value not shown)\n"
+        "  effective values (as the tenant runs them; secrets masked):\n"
+        "    ~ external.email\n"
+        '        host: "a.example.com" -> "b.example.com"\n'
+        "  restart: yes (ESVs change)\n"
+        "\n"
+        "staging <- dev: in-sync\n"
+        "\n"
+        "Summary: 1 with changes, 1 in sync, 0 blocked.\n"
+    )
