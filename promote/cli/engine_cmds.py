@@ -22,7 +22,7 @@ from promote.engine.history import environment_status, read_history
 from promote.engine.journal import run_in_progress, unfinished_runs
 from promote.engine.plan import build_plan
 from promote.engine.render import Format, render_json, render_plan, render_template
-from promote.engine.session import Tenants
+from promote.engine.session import Opener, Tenants
 from promote.errors import BlockedError
 from promote.workspace import Workspace, load_workspace
 
@@ -152,28 +152,37 @@ def run_command(
     """Carry config and ESVs up the chain to ENV, stage by stage."""
     if to is None and plan_file is None:
         raise click.UsageError("give --to ENV or --plan FILE")
+    _finish(ctx, lambda: _run(ctx, to, approve, plan_file))
 
-    def call() -> int:
-        workspace = _workspace(ctx)
-        with Tenants(workspace) as tenants:
-            if plan_file is not None:
-                saved = _read_plan(plan_file)
-                if to is not None and isinstance(saved, dict) and saved.get("to") != to:
-                    raise BlockedError(
-                        f"--to {to} does not match the plan, which goes to {saved.get('to')}"
-                    )
-                result = run_plan(workspace, saved, tenants, approve=approve, ambient=_ambient())
-            else:
-                assert to is not None
-                result = run(workspace, to, tenants, approve=approve, ambient=_ambient())
-        for note in result.notes:
-            click.echo(note, err=True)
-        for stage in result.plan.stages:
-            state = "applied" if stage.env in result.applied else "in sync (skipped)"
-            click.echo(f"{stage.env}: {state}")
-        return 0
 
-    _finish(ctx, call)
+def _run(
+    ctx: Context,
+    to: str | None,
+    approve: tuple[str, ...],
+    plan_file: Path | None,
+    *,
+    opener: Opener | None = None,
+) -> int:
+    """The body of ``run``; ``opener`` opens the tenants (tests inject faulty ones)."""
+    workspace = _workspace(ctx)
+    tenants_of = Tenants(workspace) if opener is None else Tenants(workspace, opener=opener)
+    with tenants_of as tenants:
+        if plan_file is not None:
+            saved = _read_plan(plan_file)
+            if to is not None and isinstance(saved, dict) and saved.get("to") != to:
+                raise BlockedError(
+                    f"--to {to} does not match the plan, which goes to {saved.get('to')}"
+                )
+            result = run_plan(workspace, saved, tenants, approve=approve, ambient=_ambient())
+        else:
+            assert to is not None
+            result = run(workspace, to, tenants, approve=approve, ambient=_ambient())
+    for note in result.notes:
+        click.echo(note, err=True)
+    for stage in result.plan.stages:
+        state = "applied" if stage.env in result.applied else "in sync (skipped)"
+        click.echo(f"{stage.env}: {state}")
+    return 0
 
 
 @click.command("status")

@@ -224,7 +224,7 @@ def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambie
             raise ApplyError(
                 f"found unfinished {what}; finishing it failed: {error.args[0].splitlines()[0]}",
                 error.states,
-            ) from None
+            ) from error
         journal.finish("recovered", recovery=f"finished by run {result.run_id}")
         applied = ", ".join(result.applied) or "nothing left to apply"
         notes.append(f"found unfinished {what}; finished it (applied: {applied})")
@@ -330,6 +330,17 @@ def _apply(
             if isinstance(error, LockedError) and not applied and not done.done:
                 raise  # locked before anything changed: exit 4, as SPEC 4.1 says
             raise ApplyError(f"{stage.env} failed: {error}", states) from error
+        except Exception as error:
+            # A bug, or an OSError from a tenant: its text may hold a value, so only its type
+            # is named (--debug shows the chained traceback). The journal stays unfinished.
+            states[stage.env] = _partial(done)
+            _finish_quietly(journal, "aborted", error=type(error).__name__)
+            raise ApplyError(
+                f"{stage.env} failed: {_unexpected(error)}; this is a bug in promote (rerun "
+                "with --debug for the traceback and report it); the next 'promote run' "
+                "finishes this run",
+                states,
+            ) from error
         states[stage.env] = "applied"
         applied.append(stage.env)
     _finish_quietly(journal, "done")
@@ -367,13 +378,22 @@ def _state_text(head: str, states: Mapping[str, str]) -> str:
     return "\n".join([head] + [f"  {env}: {state}" for env, state in states.items()])
 
 
-def _finish_quietly(journal: Journal, status: Any) -> None:
+def _finish_quietly(journal: Journal, status: Any, **extra: Any) -> None:
     # The run's outcome matters more than its journal; a journal that cannot be closed
     # is found as unfinished by the next run, which re-plans (idempotent).
     try:
-        journal.finish(status)
+        journal.finish(status, **extra)
     except PromoteError:
         pass
+
+
+def _unexpected(error: Exception) -> str:
+    """An unexpected exception in words that cannot hold a value: its type, and for an
+    ``OSError`` with an error number the system's text for that number."""
+    text = f"internal error ({type(error).__name__}"
+    if isinstance(error, OSError) and isinstance(error.errno, int):
+        text += f": {os.strerror(error.errno)}"
+    return text + ")"
 
 
 def _apply_stage(

@@ -33,8 +33,9 @@ __all__ = [
 ]
 
 JOURNAL_FORMAT = "promote.journal/1"
-RunStatus = Literal["running", "interrupted", "failed", "done", "recovered"]
-_UNFINISHED = ("running", "interrupted")
+RunStatus = Literal["running", "interrupted", "aborted", "failed", "done", "recovered"]
+"""``aborted``: stopped by an unexpected error (a bug); unfinished, as ``interrupted``."""
+_UNFINISHED = ("running", "interrupted", "aborted")
 KEEP_FINISHED = 100
 """How many journals of finished runs stay in ``runs/`` (the history keeps every run)."""
 
@@ -167,7 +168,7 @@ class Journal:
 
     @property
     def status(self) -> str:
-        """``running``, ``interrupted``, ``failed``, ``done`` or ``recovered``."""
+        """``running``, ``interrupted``, ``aborted``, ``failed``, ``done`` or ``recovered``."""
         return str(self.data["status"])
 
     @property

@@ -18,10 +18,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import click
 import pytest
 from click.testing import CliRunner, Result
 
-from promote.cli import cli
+from promote.cli import Context, cli, pass_context
 from promote.engine.journal import run_lock
 from promote.tenants.local import LocalTenant
 from tests.promote.engine.workspaces import (
@@ -30,6 +31,7 @@ from tests.promote.engine.workspaces import (
     WELCOME,
     default_envs,
     env_yaml,
+    faulty_opener,
     set_config,
     write_workspace,
 )
@@ -606,3 +608,49 @@ def test_status_of_a_tenant_that_cannot_be_opened_does_not_hide_the_others(
     data = json.loads(promote(root, "status", "--format", "json").stdout)
     assert data["environments"][2]["in_sync"] is None
     assert "PROD_TOKEN" in data["environments"][2]["note"]
+
+
+# -- an unexpected error inside a tenant (a bug, an OSError) --------------------------------
+
+
+def _run_with_faulty_staging(root: Path, *, debug: bool) -> Result:
+    """``promote run --to prod --approve prod`` (the command's own body and the one error
+    handler) with staging's tenant raising ValueError("secret-text") mid-write."""
+    from promote.cli.engine_cmds import _finish, _run
+
+    opener = faulty_opener("staging", "promote_from", ValueError("secret-text"))
+
+    @click.command()
+    @pass_context
+    def faulty_run(ctx: Context) -> None:
+        _finish(ctx, lambda: _run(ctx, "prod", ("prod",), None, opener=opener))
+
+    return CliRunner().invoke(faulty_run, [], obj=Context(root, debug), env=ENVIRON)
+
+
+def test_unexpected_error_mid_run_prints_every_state_and_no_value(ws: Path) -> None:
+    result = _run_with_faulty_staging(ws, debug=False)
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr.startswith(
+        "error: staging failed: internal error (ValueError); this is a bug in promote (rerun "
+        "with --debug for the traceback and report it); the next 'promote run' finishes this "
+        "run\n  dev: applied\n  staging: partially applied (ESVs written: "
+    )
+    assert result.stderr.endswith("; failed during the config step)\n  prod: untouched\n")
+    assert "secret-text" not in result.output
+    assert "Traceback" not in result.stderr
+
+    debug = _run_with_faulty_staging(ws, debug=True)
+    assert debug.exit_code == 1
+    assert "ValueError: secret-text" in debug.stderr  # --debug: the original traceback
+    assert "direct cause of the following exception" in debug.stderr
+    assert "found unfinished run" in debug.stderr  # the first run's journal was kept
+
+    result = promote(ws, "run", "--to", "prod", "--approve", "prod")
+    assert result.exit_code == 0, result.stderr
+    assert "finished it (applied: staging, prod)" in result.stderr
+    assert (
+        result.stdout
+        == "dev: in sync (skipped)\nstaging: in sync (skipped)\nprod: in sync (skipped)\n"
+    )

@@ -38,6 +38,7 @@ from tests.promote.engine.workspaces import (
     WELCOME,
     default_envs,
     env_yaml,
+    faulty_opener,
     set_config,
     write_workspace,
 )
@@ -418,3 +419,39 @@ def test_lock_taken_between_plan_and_first_change_exits_4(ws: Workspace) -> None
         run(workspace, "staging", ts, ambient=ambient(before_step=someone_locks))
     assert caught.value.exit_code == 4
     assert "emailTemplate/welcome" not in held(workspace, "staging")
+
+
+def test_unexpected_error_mid_apply_names_its_type_and_every_state(ws: Workspace) -> None:
+    opener = faulty_opener("staging", "promote_from", ValueError("secret-text"))
+    with tenants(ws, opener=opener) as ts, pytest.raises(ApplyError) as caught:
+        run(ws, "prod", ts, approve=["prod"], ambient=ambient())
+    error = caught.value
+    assert isinstance(error.__cause__, ValueError)  # --debug shows the original traceback
+    assert "secret-text" not in str(error)
+    assert str(error).startswith("staging failed: internal error (ValueError); this is a bug")
+    assert error.states == {
+        "dev": "applied",
+        "staging": "partially applied (ESVs written: esv-email-provider-from, "
+        "esv-email-provider-host, esv-email-provider-port, esv-email-provider-use-ssl, "
+        "esv-email-provider-username, esv-email-provider-password; failed during the config "
+        "step)",
+        "prod": "untouched",
+    }
+    (journal,) = unfinished_runs(ws.state_dir)  # kept, so the next run finishes it
+    assert journal.status == "aborted" and journal.data["error"] == "ValueError"
+    assert "secret-text" not in journal.path.read_text()
+    with tenants(ws) as ts:
+        result = run(ws, "prod", ts, approve=["prod"], ambient=ambient())
+    assert result.notes[0].startswith(f"found unfinished run {journal.run_id} to prod")
+    assert held(ws, "prod") == held(ws, "staging") == held(ws, "dev") != {}
+
+
+def test_an_os_error_mid_apply_names_its_type_and_the_system_text_only(ws: Workspace) -> None:
+    error = OSError(errno.EIO, "secret-text", "/secret-text")
+    opener = faulty_opener("dev", "put_config", error)
+    with tenants(ws, opener=opener) as ts, pytest.raises(ApplyError) as caught:
+        run(ws, "staging", ts, ambient=ambient())
+    text = str(caught.value)
+    assert text.startswith("dev failed: internal error (OSError: Input/output error)")
+    assert "secret-text" not in text
+    assert caught.value.states["staging"] == "untouched"

@@ -111,3 +111,33 @@ def set_config(root: Path, object_id: str, value: Any) -> None:
     path = root / "config" / f"{object_id}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(value, indent=2))
+
+
+class FaultyTenant:
+    """A real tenant whose ``method`` raises ``error`` (a bug or an OSError, as a tenant
+    implementation might); every other attribute is the wrapped tenant's."""
+
+    def __init__(self, tenant: Any, method: str, error: BaseException) -> None:
+        self._tenant = tenant
+        self._method = method
+        self._error = error
+
+    def __getattr__(self, name: str) -> Any:
+        if name == self._method:
+
+            def fail(*args: Any, **kwargs: Any) -> Any:
+                raise self._error
+
+            return fail
+        return getattr(self._tenant, name)
+
+
+def faulty_opener(env: str, method: str, error: BaseException) -> Any:
+    """A ``Tenants`` opener: real tenants, ``env``'s made faulty (see :class:`FaultyTenant`)."""
+    from promote.tenants.factory import open_tenant
+
+    def opener(workspace: Any, name: str, environ: Mapping[str, str]) -> Any:
+        tenant = open_tenant(workspace.environments[name], workspace=workspace, environ=environ)
+        return FaultyTenant(tenant, method, error) if name == env else tenant
+
+    return opener
