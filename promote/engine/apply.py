@@ -529,7 +529,11 @@ def rollback(
     *,
     ambient: Ambient | None = None,
 ) -> HistoryRecord:
-    """Undo ``env``'s last promotion (``tenant.rollback``) and record it in the history."""
+    """Undo ``env``'s last promotion (``tenant.rollback``) and record it in the history.
+
+    An environment that receives config directly (mutable, or a tenant without promotions)
+    keeps no rollback point: ``BlockedError`` saying how to undo instead.
+    """
     ambient = ambient or Ambient()
     if env not in workspace.chain:
         raise BlockedError(
@@ -538,6 +542,8 @@ def rollback(
     run_id = _new_run_id()
     with run_lock(workspace.state_dir, env=env):
         tenant = tenants[env]
+        if workspace.is_mutable(env) or not tenant.capabilities.promotion:
+            raise BlockedError(_direct_rollback_text(workspace, env))
         report = tenant.rollback(holder=f"promote rollback {run_id}")
         held = tenant.read_config(sorted(tenant.list_config_ids()))
         record = HistoryRecord(
@@ -554,3 +560,17 @@ def rollback(
         )
         append_history(workspace.state_dir, record, write=ambient.write)
     return record
+
+
+def _direct_rollback_text(workspace: Workspace, env: str) -> str:
+    lower = workspace.lower(env)
+    source = "config" if lower is None else f"{lower}'s config"
+    index = workspace.chain.index(env)
+    above = workspace.chain[index + 1] if index + 1 < len(workspace.chain) else None
+    text = (
+        f"cannot roll back {env}: direct writes keep no rollback point. {env} receives "
+        f"{source} directly (mutable); revert config/ and run again"
+    )
+    if above is not None:
+        text += f", or roll back the stage above (promote rollback --env {above})"
+    return text + "; nothing was changed"

@@ -654,3 +654,33 @@ def test_unexpected_error_mid_run_prints_every_state_and_no_value(ws: Path) -> N
         result.stdout
         == "dev: in sync (skipped)\nstaging: in sync (skipped)\nprod: in sync (skipped)\n"
     )
+
+
+def test_rollback_of_the_mutable_first_stage_says_direct_writes_keep_no_rollback_point(
+    ws: Path,
+) -> None:
+    promote(ws, "run", "--to", "staging")
+    assert " dev  promote from config" in promote(ws, "history").stdout
+    before = held_config(ws, "dev")
+    result = promote(ws, "rollback", "--env", "dev")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: cannot roll back dev: direct writes keep no rollback point. dev receives config "
+        "directly (mutable); revert config/ and run again, or roll back the stage above "
+        "(promote rollback --env staging); nothing was changed\n"
+    )
+    assert held_config(ws, "dev") == before
+    assert "rollback" not in promote(ws, "history").stdout
+
+
+def test_rollback_of_a_mutable_last_stage_names_its_source(tmp_path: Path) -> None:
+    envs = default_envs(prod=env_yaml("prod", port="465", ssl="true", mutable=True))
+    root = write_workspace(tmp_path / "ws", envs=envs)
+    result = promote(root, "rollback", "--env", "prod")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    assert result.stderr == (
+        "error: cannot roll back prod: direct writes keep no rollback point. prod receives "
+        "staging's config directly (mutable); revert config/ and run again; nothing was changed\n"
+    )
