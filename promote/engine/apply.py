@@ -39,7 +39,15 @@ from promote.errors import (
 from promote.tenants.base import Tenant
 from promote.workspace import Workspace
 
-__all__ = ["Ambient", "RunResult", "check_saved_plan", "rollback", "run", "run_plan"]
+__all__ = [
+    "Ambient",
+    "RunResult",
+    "approval_summary",
+    "check_saved_plan",
+    "rollback",
+    "run",
+    "run_plan",
+]
 
 DEFAULT_RESTART_TIMEOUT = 600.0
 """Seconds to wait for a restart to be ready when ``tenant.restart_timeout`` is not set."""
@@ -256,7 +264,7 @@ def _approval(plan: Plan, approve: Collection[str], ambient: Ambient) -> list[st
         if stage.env in approve:
             approved.append(stage.env)
         elif ambient.confirm is not None and ambient.confirm(
-            f"{stage.env} is protected; apply these changes to it?"
+            f"{approval_summary(stage)}\n{stage.env} is protected; apply these changes to it?"
         ):
             approved.append(stage.env)
         else:
@@ -269,6 +277,33 @@ def _approval(plan: Plan, approve: Collection[str], ambient: Ambient) -> list[st
             f"review the plan, then run again with {flags}; nothing was changed"
         )
     return approved
+
+
+_LISTED_ESVS = 8
+
+
+def approval_summary(stage: Stage) -> str:
+    """What applying ``stage`` changes, in a few lines (shown before asking for approval):
+    config counts, ESV changes by id (never a value), whether it restarts."""
+    counts = {"add": 0, "modify": 0, "delete": 0}
+    for diff in stage.config_changes:
+        counts[diff.action] += 1
+    how = "written directly" if stage.via == "direct" else f"by promotion from {stage.source}"
+    lines = [f"{stage.env} <- {stage.source} (protected):"]
+    if stage.config_changes:
+        lines.append(f"  config: +{counts['add']} ~{counts['modify']} -{counts['delete']} ({how})")
+    else:
+        lines.append("  config: no changes")
+    if stage.esv_changes:
+        signs = {"add": "+", "modify": "~", "delete": "-"}
+        ids = [f"{signs[c.action]}{c.id}" for c in stage.esv_changes]
+        more = len(ids) - _LISTED_ESVS
+        listed = ", ".join(ids[:_LISTED_ESVS]) + (f", and {more} more" if more > 0 else "")
+        lines.append(f"  ESVs: {len(ids)} to change ({listed})")
+    else:
+        lines.append("  ESVs: no changes")
+    lines.append(f"  restart: {'yes' if stage.restart else 'no'}")
+    return "\n".join(lines)
 
 
 @dataclass(frozen=True)

@@ -684,3 +684,17 @@ def test_rollback_of_a_mutable_last_stage_names_its_source(tmp_path: Path) -> No
         "error: cannot roll back prod: direct writes keep no rollback point. prod receives "
         "staging's config directly (mutable); revert config/ and run again; nothing was changed\n"
     )
+
+
+def test_the_approval_prompt_shows_the_summary_on_stderr_before_asking() -> None:
+    from promote.cli.engine_cmds import _confirm
+
+    @click.command()
+    def ask() -> None:
+        question = "prod <- staging (protected):\n  restart: yes\nok?"
+        click.echo(f"answer: {_confirm(question)}")
+
+    result = CliRunner().invoke(ask, [], input="y\n")
+    assert result.exit_code == 0
+    assert result.stderr == "prod <- staging (protected):\n  restart: yes\nok? [y/N]: y\n"  # echoed
+    assert result.stdout == "answer: True\n"

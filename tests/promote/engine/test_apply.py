@@ -206,7 +206,15 @@ def test_interactive_confirmation_approves_protected_environment(ws: Workspace) 
 
     with tenants(ws) as ts:
         result = run(ws, "prod", ts, ambient=ambient(confirm=yes))
-    assert asked == ["prod is protected; apply these changes to it?"]
+    assert asked == [
+        "prod <- staging (protected):\n"
+        "  config: +1 ~0 -0 (by promotion from staging)\n"
+        "  ESVs: 6 to change (+esv-email-provider-from, +esv-email-provider-host, "
+        "+esv-email-provider-port, +esv-email-provider-use-ssl, +esv-email-provider-username, "
+        "+esv-email-provider-password)\n"
+        "  restart: yes\n"
+        "prod is protected; apply these changes to it?"
+    ]
     assert result.applied == ("dev", "staging", "prod")
     with tenants(ws) as ts:  # in sync: nobody is asked
         run(ws, "prod", ts, ambient=ambient(confirm=yes))
@@ -455,3 +463,26 @@ def test_an_os_error_mid_apply_names_its_type_and_the_system_text_only(ws: Works
     assert text.startswith("dev failed: internal error (OSError: Input/output error)")
     assert "secret-text" not in text
     assert caught.value.states["staging"] == "untouched"
+
+
+def test_approval_summary_counts_config_lists_esvs_by_id_and_says_restart(ws: Workspace) -> None:
+    with tenants(ws) as ts:
+        run(ws, "prod", ts, approve=["prod"], ambient=ambient())
+    set_config(ws.root, "emailTemplate/welcome", WELCOME)
+    extra = {f"esv-extra-{i:02d}": f"value {i}" for i in range(10)}
+    prod = env_yaml("prod", port="465", ssl="true", protected=True, extra_variables=extra)
+    (ws.root / "environments" / "prod.yaml").write_text(prod)
+    asked: list[str] = []
+    workspace = load_workspace(ws.root)
+    with tenants(workspace) as ts, pytest.raises(BlockedError, match="nothing was changed"):
+        run(workspace, "prod", ts, ambient=ambient(confirm=lambda q: asked.append(q) or False))
+    (question,) = asked
+    assert question == (
+        "prod <- staging (protected):\n"
+        "  config: +1 ~0 -0 (by promotion from staging)\n"
+        "  ESVs: 10 to change (+esv-extra-00, +esv-extra-01, +esv-extra-02, +esv-extra-03, "
+        "+esv-extra-04, +esv-extra-05, +esv-extra-06, +esv-extra-07, and 2 more)\n"
+        "  restart: yes\n"
+        "prod is protected; apply these changes to it?"
+    )
+    assert "value 1" not in question
