@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from typing import Any
@@ -78,6 +79,7 @@ def main() -> None:
     placeholders = text.count("&{")
     typed = sum(text.count(f'"${w}"') for w in ("int", "bool", "list"))
 
+    load_before = os.getloadavg()[0]
     # Alternate the two measurements so load from other processes hits both alike.
     floors, resolves = [], []
     for _ in range(args.runs):
@@ -97,6 +99,7 @@ def main() -> None:
         f"({megabytes / resolve_time:6.1f} MB/s)"
     )
     print(f"ratio resolve / floor:   {ratio:8.2f}  (aim: <= 2.00; median of {args.runs} runs)")
+    print(f"load average (1 min):    {load_before:8.2f} before, {os.getloadavg()[0]:.2f} after")
 
 
 if __name__ == "__main__":

@@ -70,7 +70,7 @@ class EsvValue:
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Resolved:
     """One config object as an environment runs it.
 
@@ -154,15 +154,26 @@ class _Memo:
 
     Shared by the objects of one :func:`resolve_objects` call: config repeats the same
     placeholder strings. Only results without problems and without stand-ins are kept.
-    ``strings``: text -> (resolved text, masked text or None). ``wrappers``: (wrapper key,
-    inner text) -> (converted value, secret-derived); ``$list`` results are copied on use.
+    ``plain``: text -> resolved text, when no secret is involved; ``secret`` and ``masked``:
+    the resolved and the masked text of the others (plain strings, not tuples, so the memo
+    adds nothing for the garbage collector to walk). ``wrappers``: (wrapper key, inner text)
+    -> (converted value, secret-derived); ``$list`` results are copied on use.
     """
 
-    __slots__ = ("strings", "wrappers")
+    __slots__ = ("plain", "secret", "masked", "wrappers")
 
     def __init__(self) -> None:
-        self.strings: dict[str, tuple[str, str | None]] = {}
+        self.plain: dict[str, str] = {}
+        self.secret: dict[str, str] = {}
+        self.masked: dict[str, str] = {}
         self.wrappers: dict[tuple[str, str], tuple[JSON, bool]] = {}
+
+    def remember(self, text: str, resolved: str, masked: str | None) -> None:
+        if masked is None:
+            self.plain[text] = resolved
+        else:
+            self.secret[text] = resolved
+            self.masked[text] = masked
 
 
 class _Walk:
@@ -270,14 +281,10 @@ class _Walk:
         )
 
     def string(self, text: str, key: str | int | None) -> str:
-        """``text`` resolved; ``key`` is its place in the current container (None: root)."""
-        hit = self.memo.strings.get(text)
-        if hit is not None:
-            resolved, masked = hit
-            if masked is not None:
-                here = (*self.path, key) if key is not None else tuple(self.path)
-                self.secrets.append((here, masked))
-            return resolved
+        """``text`` resolved; ``key`` is its place in the current container (None: root).
+
+        The caller has looked ``text`` up in the memo already.
+        """
         plan = _PLANS.get(text)
         if plan is None:
             plan = _plan(text)
@@ -290,9 +297,9 @@ class _Walk:
                     if value.stand_in:
                         self.stand_ins += 1
                     else:
-                        self.memo.strings[text] = (value.text, MASK)
+                        self.memo.remember(text, value.text, MASK)
                 else:
-                    self.memo.strings[text] = (value.text, None)
+                    self.memo.plain[text] = value.text
                 return value.text
             segments: tuple[Segment, ...] = (plan,)
         else:
@@ -310,7 +317,7 @@ class _Walk:
         if resolved == text:
             resolved = text
         if len(self.problems) == problems and self.stand_ins == stand_ins:
-            self.memo.strings[text] = (resolved, masked)
+            self.memo.remember(text, resolved, masked)
         return resolved
 
     # -- containers ----------------------------------------------------------------
@@ -331,8 +338,9 @@ class _Walk:
             out = None
             items = enumerate(node)
         path = self.path
-        strings = self.memo.strings
-        wrappers = self.memo.wrappers
+        memo = self.memo
+        plain = memo.plain
+        wrappers = memo.wrappers
         new: JSON
         found: tuple[JSON, bool] | None
         for key, value in items:
@@ -340,12 +348,13 @@ class _Walk:
             if kind is str:
                 if "&" not in value:
                     continue
-                hit = strings.get(value)
-                if hit is None:
-                    new = self.string(value, key)
-                else:
-                    new, masked = hit
-                    if masked is not None:
+                new = plain.get(value)
+                if new is None:
+                    masked = memo.masked.get(value)
+                    if masked is None:
+                        new = self.string(value, key)
+                    else:
+                        new = memo.secret[value]
                         self.secrets.append(((*path, key), masked))
             elif kind is dict:
                 found = None
@@ -463,6 +472,21 @@ def _masked(value: JSON, secrets: Sequence[tuple[tuple[str | int, ...], JSON]]) 
     return root
 
 
+_NONE: frozenset[str] = frozenset()
+_SECRET_PATHS: dict[tuple[str | int, ...], str] = {}
+
+
+def _secret_path(path: tuple[str | int, ...]) -> str:
+    """:func:`json_path` of a secret's path, cached (objects of one kind share their paths)."""
+    found = _SECRET_PATHS.get(path)
+    if found is None:
+        found = json_path(path)
+        if len(_SECRET_PATHS) >= _PLANS_MAX:
+            _SECRET_PATHS.clear()
+        _SECRET_PATHS[path] = found
+    return found
+
+
 def _resolve(
     document: JSON,
     values: Mapping[str, EsvValue],
@@ -487,9 +511,9 @@ def _resolve(
             hint="config objects are never this deep; check the file",
         )
         return Resolved(object_id, document, document), [*walk.problems, problem]
-    paths = frozenset(json_path(path) for path, _ in walk.secrets)
-    masked = _masked(value, walk.secrets)
-    resolved = Resolved(object_id, value, masked, paths, frozenset(walk.unknown))
+    paths = frozenset([_secret_path(path) for path, _ in walk.secrets]) if walk.secrets else _NONE
+    unknown = frozenset(walk.unknown) if walk.unknown else _NONE
+    resolved = Resolved(object_id, value, _masked(value, walk.secrets), paths, unknown)
     return resolved, walk.problems
 
 
