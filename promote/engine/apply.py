@@ -23,7 +23,13 @@ from esv import EsvError, Problem
 from esv.envfile import EnvironmentFile
 from promote.email import VerifyContext, run_verify
 from promote.engine.files import Writer, atomic_write
-from promote.engine.history import HistoryRecord, append_history, config_digest, now
+from promote.engine.history import (
+    HistoryRecord,
+    append_history,
+    config_digest,
+    now,
+    read_history,
+)
 from promote.engine.hooks import PostHook, run_restart_hook
 from promote.engine.journal import Journal, prune_finished, run_lock, unfinished_runs
 from promote.engine.plan import Plan, Stage, build_plan
@@ -222,6 +228,7 @@ def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambie
                 tenants,
                 approve=journal.approved,
                 ambient=replace(ambient, confirm=None),
+                earlier=journal,
             )
         except BlockedError as error:
             raise BlockedError(
@@ -233,10 +240,51 @@ def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambie
                 f"found unfinished {what}; finishing it failed: {error.args[0].splitlines()[0]}",
                 error.states,
             ) from error
+        _record_finished_elsewhere(workspace, journal, tenants, result, ambient)
         journal.finish("recovered", recovery=f"finished by run {result.run_id}")
         applied = ", ".join(result.applied) or "nothing left to apply"
         notes.append(f"found unfinished {what}; finished it (applied: {applied})")
     return notes
+
+
+def _record_finished_elsewhere(
+    workspace: Workspace,
+    journal: Journal,
+    tenants: Mapping[str, Tenant],
+    result: _Applied,
+    ambient: Ambient,
+) -> None:
+    # A stage the dead run changed but did not record, which the finishing run found in sync
+    # (killed during verify or record): its changes go to the history under the dead run's id.
+    recorded = {r.env for r in read_history(workspace.state_dir) if r.run_id == journal.run_id}
+    for env, status in journal.stages():
+        changes = journal.begun_changes(env)
+        if status == "done" or env in recorded or env in result.applied or not changes:
+            continue
+        tenant = tenants[env]
+        held = tenant.read_config(sorted(tenant.list_config_ids()))
+        append_history(
+            workspace.state_dir,
+            HistoryRecord(
+                time=now(),
+                run_id=journal.run_id,
+                env=env,
+                action="promote",
+                source=_source_of(workspace, env),
+                config_added=tuple(changes.get("config_added", ())),
+                config_modified=tuple(changes.get("config_modified", ())),
+                config_deleted=tuple(changes.get("config_deleted", ())),
+                esvs=tuple(changes.get("esvs", ())),
+                restarted=bool(changes.get("restart")),
+                config_digest=config_digest(held),
+                notes=(f"recorded by run {result.run_id}, which finished this run",),
+            ),
+            write=ambient.write,
+        )
+
+
+def _source_of(workspace: Workspace, env: str) -> str:
+    return workspace.lower(env) or "config"
 
 
 def _release_dead_locks(
@@ -321,7 +369,10 @@ def _apply(
     *,
     approve: Collection[str],
     ambient: Ambient,
+    earlier: Journal | None = None,
 ) -> _Applied:
+    """Apply ``plan``'s stages with changes; ``earlier``: the unfinished run this one
+    finishes (its history records include what that run changed)."""
     if plan.blocked:
         blocked = [s.env for s in plan.stages if s.status == "blocked"]
         raise BlockedError(
@@ -341,6 +392,7 @@ def _apply(
             stages=[stage.env for stage in to_apply],
             approved=approved,
             write=ambient.write,
+            changes={stage.env: _stage_changes(stage) for stage in to_apply},
         )
     except PromoteError as error:
         raise PromoteError(f"{error}; nothing was changed") from None
@@ -351,7 +403,9 @@ def _apply(
     for stage in to_apply:
         done = _Progress()
         try:
-            notes += _apply_stage(workspace, stage, tenants, journal, run_id, done, ambient)
+            notes += _apply_stage(
+                workspace, stage, tenants, journal, run_id, done, ambient, earlier
+            )
             journal.stage_done(stage.env)
         except KeyboardInterrupt:
             states[stage.env] = _partial(done)
@@ -439,6 +493,7 @@ def _apply_stage(
     run_id: str,
     done: _Progress,
     ambient: Ambient,
+    earlier: Journal | None = None,
 ) -> list[str]:
     env = stage.env
     tenant = tenants[env]
@@ -495,6 +550,13 @@ def _apply_stage(
             notes.append(summary_line)
     step("record")
     held = tenant.read_config(sorted(tenant.list_config_ids()))
+    changes = _stage_changes(stage)
+    before = earlier.begun_changes(env) if earlier is not None else {}
+
+    def merged(key: str) -> tuple[str, ...]:
+        # What the unfinished run changed first, then what this run added to it.
+        return tuple(dict.fromkeys([*before.get(key, ()), *changes[key]]))
+
     append_history(
         workspace.state_dir,
         HistoryRecord(
@@ -503,17 +565,29 @@ def _apply_stage(
             env=env,
             action="promote",
             source=stage.source,
-            config_added=tuple(d.object for d in stage.config_changes if d.action == "add"),
-            config_modified=tuple(d.object for d in stage.config_changes if d.action == "modify"),
-            config_deleted=tuple(d.object for d in stage.config_changes if d.action == "delete"),
-            esvs=tuple(f"{c.action} {c.kind} {c.id}" for c in stage.esv_changes),
-            restarted=stage.restart,
+            config_added=merged("config_added"),
+            config_modified=merged("config_modified"),
+            config_deleted=merged("config_deleted"),
+            esvs=merged("esvs"),
+            restarted=stage.restart or bool(before.get("restart")),
             report_id=report_id,
             config_digest=config_digest(held),
+            notes=(f"finishes run {earlier.run_id}",) if before and earlier else (),
         ),
         write=ambient.write,
     )
     return notes
+
+
+def _stage_changes(stage: Stage) -> dict[str, Any]:
+    """What applying ``stage`` changes, by id (for the journal and the history)."""
+    return {
+        "config_added": [d.object for d in stage.config_changes if d.action == "add"],
+        "config_modified": [d.object for d in stage.config_changes if d.action == "modify"],
+        "config_deleted": [d.object for d in stage.config_changes if d.action == "delete"],
+        "esvs": [f"{c.action} {c.kind} {c.id}" for c in stage.esv_changes],
+        "restart": stage.restart,
+    }
 
 
 def _restart_timeout(envfile: EnvironmentFile) -> float:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import fcntl
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -122,8 +122,15 @@ class Journal:
         stages: Sequence[str],
         approved: Sequence[str],
         write: Writer = atomic_write,
+        changes: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Journal:
-        """Create ``runs/<run_id>.json`` (status ``running``) listing the stages to apply."""
+        """Create ``runs/<run_id>.json`` (status ``running``) listing the stages to apply.
+
+        ``changes``: per environment, what its steps change, by id (``config_added``,
+        ``config_modified``, ``config_deleted``, ``esvs`` as ``<action> <kind> <id>``,
+        ``restart``), so a run that finishes this one can record it (:meth:`begun_changes`).
+        """
+        changes = changes or {}
         journal = cls(
             state_dir / "runs" / f"{run_id}.json",
             {
@@ -134,7 +141,15 @@ class Journal:
                 "started": _now(),
                 "status": "running",
                 "approved": sorted(approved),
-                "stages": [{"env": env, "status": "pending", "steps": []} for env in stages],
+                "stages": [
+                    {
+                        "env": env,
+                        "status": "pending",
+                        "steps": [],
+                        "changes": dict(changes.get(env, {})),
+                    }
+                    for env in stages
+                ],
                 "current": None,
             },
             write,
@@ -194,6 +209,30 @@ class Journal:
         stage["steps"].append({"step": step, "ids": list(ids), "at": _now()})
         self.data["current"] = {"env": env, "step": step}
         self.save()
+
+    def stages(self) -> list[tuple[str, str]]:
+        """``(env, status)`` of each stage the run set out to apply, in walk order."""
+        return [(str(s["env"]), str(s["status"])) for s in self.data["stages"]]
+
+    def begun_changes(self, env: str) -> dict[str, Any]:
+        """What the steps of ``env`` that began changed (or were changing when the run
+        stopped), by id: keys as in :meth:`start`'s ``changes``; empty when none began."""
+        try:
+            stage = self._stage(env)
+        except KeyError:
+            return {}
+        planned = stage.get("changes") or {}
+        begun = {step.get("step") for step in stage["steps"]}
+        found: dict[str, Any] = {}
+        if "esvs" in begun and planned.get("esvs"):
+            found["esvs"] = [str(item) for item in planned["esvs"]]
+        if "config" in begun:
+            for key in ("config_added", "config_modified", "config_deleted"):
+                if planned.get(key):
+                    found[key] = [str(item) for item in planned[key]]
+        if "restart" in begun:
+            found["restart"] = True
+        return found
 
     def stage_done(self, env: str) -> None:
         """Record that ``env`` is fully applied."""

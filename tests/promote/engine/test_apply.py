@@ -129,6 +129,50 @@ def test_process_killed_with_sigkill_mid_run_is_recovered_through_the_cli(
     assert "found unfinished run" in result.stderr and "finished it" in result.stderr
     assert result.stdout == "dev: in sync (skipped)\nstaging: in sync (skipped)\n"
     assert held(ws, "staging") == held(ws, "dev") != {}
+    # The finishing run's history entry keeps what the killed run changed before it died.
+    (killed_run,) = [r.run_id for r in read_history(ws.state_dir, env="dev")]
+    (record,) = read_history(ws.state_dir, env="staging")
+    assert record.run_id != killed_run
+    assert record.esvs == (
+        "add variable esv-email-provider-from",
+        "add variable esv-email-provider-host",
+        "add variable esv-email-provider-port",
+        "add variable esv-email-provider-use-ssl",
+        "add variable esv-email-provider-username",
+        "add secret esv-email-provider-password",
+    )
+    assert record.config_added == ("external.email",) and record.restarted
+    assert record.notes == (f"finishes run {killed_run}",)
+    history = runner.invoke(cli, [*args, "history", "--env", "staging"], env=ENVIRON)
+    assert history.exit_code == 0 and history.stderr == ""
+    assert "staging  promote from dev  run " in history.stdout
+    assert ": config +1 ~0 -0, 6 ESV changes, restarted\n" in history.stdout
+    assert "    ESVs: add variable esv-email-provider-from, " in history.stdout
+    assert f"    finishes run {killed_run}\n" in history.stdout
+
+
+def test_a_stage_the_killed_run_left_in_sync_is_recorded_under_its_run_id(
+    ws: Workspace,
+) -> None:
+    def die(env: str, step: str) -> None:
+        if (env, step) == ("staging", "record"):
+            raise Crash
+
+    with tenants(ws) as ts, pytest.raises(Crash):
+        run(ws, "staging", ts, ambient=ambient(before_step=die))
+    (journal,) = unfinished_runs(ws.state_dir)
+    with tenants(ws) as ts:
+        result = run(ws, "staging", ts, ambient=ambient())
+    assert result.applied == ()
+    assert result.notes[0].endswith("finished it (applied: nothing left to apply)")
+    (record,) = read_history(ws.state_dir, env="staging")
+    assert record.run_id == journal.run_id
+    assert record.config_added == ("external.email",) and record.restarted
+    assert len(record.esvs) == 6
+    assert record.notes[0].endswith("which finished this run")
+    with tenants(ws) as ts:  # recorded once
+        run(ws, "staging", ts, ambient=ambient())
+    assert len(read_history(ws.state_dir, env="staging")) == 1
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_exits_130(ws: Workspace) -> None:
