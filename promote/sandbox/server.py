@@ -126,6 +126,10 @@ class SandboxServer:
         self.latency = latency_ms / 1000.0
         self.failures = list(failures)
         self.requests: list[LoggedRequest] = []
+        self.peak_in_flight = 0
+        """Most requests ever being answered at once (reset it to measure a phase)."""
+        self._in_flight = 0
+        self._flight_lock = threading.Lock()
         self._limiter = _RateLimiter(rate_limit, clock) if rate_limit else None
         self._sleep = sleep
         self._failure_lock = threading.Lock()
@@ -179,7 +183,14 @@ class SandboxServer:
         split = urlsplit(target)
         env, _, rest = split.path.lstrip("/").partition("/")
         path = "/" + rest
-        response = self._answer(env, method, path, split.query, headers, body)
+        with self._flight_lock:
+            self._in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self._in_flight)
+        try:
+            response = self._answer(env, method, path, split.query, headers, body)
+        finally:
+            with self._flight_lock:
+                self._in_flight -= 1
         self.requests.append(LoggedRequest(method, env, path, response.status))
         return response
 

@@ -134,3 +134,14 @@ def test_state_survives_a_restart_of_the_sandbox(tmp_path: Path):
     with start_sandbox(["dev"], tmp_path, tokens=TOKEN) as srv:
         body = get(srv, "dev", "/environment/variables/esv-keep").json()
     assert body["description"] == "kept" and body["valueBase64"] == "eA=="
+
+
+def test_peak_in_flight_counts_requests_answered_at_once(tmp_path: Path):
+    import concurrent.futures
+
+    with start_sandbox(["dev"], tmp_path, tokens=TOKEN, latency_ms=50) as srv:
+        get(srv, "dev", "/environment/startup")
+        assert srv.peak_in_flight == 1
+        with concurrent.futures.ThreadPoolExecutor(4) as pool:
+            list(pool.map(lambda _: get(srv, "dev", "/environment/startup"), range(4)))
+        assert srv.peak_in_flight >= 2
