@@ -23,7 +23,7 @@ from esv import MASK, EnvironmentFileError, EsvError, Problem, SecretValue
 from esv.envfile import EnvironmentFile, esv_values, read_secrets
 from esv.errors import MISSING_ESV
 from esv.references import check_environment, index_references
-from esv.resolver import EsvValue, Resolved, resolve, resolve_objects
+from esv.resolver import EsvValue, Resolved, json_path, resolve, resolve_objects
 from promote.email import check_email
 from promote.engine.diff import (
     ABSENT,
@@ -536,13 +536,13 @@ def _effective_changes(
     values.update({key: EsvValue(key, MASK, "string", secret=True) for key in held.secrets})
     result = []
     for object_id in sorted(candidates):
+        after = resolved[object_id].masked if object_id in resolved else ABSENT
         before: JSON = ABSENT
         if object_id in held.config:
             try:
                 before = resolve(held.config[object_id], values, object_id=object_id).masked
             except EsvError:
                 before = "(cannot be resolved with the values the tenant holds)"
-        after = resolved[object_id].masked if object_id in resolved else ABSENT
         found = diff_object(object_id, before, after)
         if found is not None:
             secret_paths = resolved[object_id].secret_paths if object_id in resolved else None
@@ -551,18 +551,61 @@ def _effective_changes(
 
 
 def _mark_secrets(diff: ObjectDiff, secret_paths: frozenset[str]) -> ObjectDiff:
-    # Effective values are masked already; say "will be set" / "changed" where they are.
+    # Effective values are masked already; say "will be set" / "changed" where they are, and
+    # list a container holding secret-derived values leaf by leaf.
     if not secret_paths:
         return diff
-    changes = tuple(
-        replace(
-            change, secret="set" if change.before is ABSENT or change.before is None else "changed"
-        )
-        if change.after is not ABSENT and _within(change.path, secret_paths)
-        else change
-        for change in diff.changes
-    )
-    return ObjectDiff(diff.object, diff.action, changes)
+    changes: list[PathChange] = []
+    for change in diff.changes:
+        if change.after is not ABSENT and _within(change.path, secret_paths):
+            shown: SecretShown = (
+                "set" if change.before is ABSENT or change.before is None else "changed"
+            )
+            changes.append(replace(change, secret=shown))
+        else:
+            changes.extend(_by_leaf(change, change.after, secret_paths))
+    return ObjectDiff(diff.object, diff.action, tuple(changes))
+
+
+def _by_leaf(
+    change: PathChange, after_masked: JSON, secret_paths: frozenset[str]
+) -> list[PathChange]:
+    """``change`` as plans show it: when its (masked) ``after`` is a container holding
+    secret-derived values, one change per leaf, the secret ones reading ``will be set`` /
+    ``changed`` (a masked value never stands for a value); otherwise ``change`` itself."""
+    path, before = change.path, change.before
+    below = [
+        secret
+        for secret in secret_paths
+        if path == "" or secret.startswith((path + ".", path + "["))
+    ]
+    if change.after is ABSENT or not below or not isinstance(after_masked, dict | list):
+        return [change]
+    result: list[PathChange] = []
+    nested = isinstance(before, dict | list)
+    if before is not ABSENT and not nested:
+        # A value replaced by a container (a type change): the old value goes away.
+        result.append(PathChange(path, before, ABSENT, change.parts))
+    depth = len(change.parts)
+    for parts, value in _leaves(after_masked, change.parts):
+        leaf = json_path(parts)
+        old = _lookup(before, parts[depth:], ABSENT) if nested else ABSENT
+        if _within(leaf, secret_paths):
+            shown: SecretShown = "set" if old is ABSENT or old is None else "changed"
+            old = old if old is ABSENT else MASK
+            result.append(PathChange(leaf, old, value, parts, secret=shown))
+        elif old is ABSENT or diff_object("", old, value) is not None:
+            result.append(PathChange(leaf, old, value, parts))
+    return result
+
+
+def _leaves(tree: JSON, parts: tuple[str | int, ...]) -> list[tuple[tuple[str | int, ...], JSON]]:
+    # Scalars and empty containers of ``tree``, with their paths, in document order.
+    if isinstance(tree, dict) and tree:
+        return [leaf for key, value in tree.items() for leaf in _leaves(value, (*parts, key))]
+    if isinstance(tree, list) and tree:
+        return [leaf for i, value in enumerate(tree) for leaf in _leaves(value, (*parts, i))]
+    return [(parts, tree)]
 
 
 def _mask_diff(diff: ObjectDiff, resolved: Mapping[str, Resolved]) -> ObjectDiff:
@@ -570,7 +613,7 @@ def _mask_diff(diff: ObjectDiff, resolved: Mapping[str, Resolved]) -> ObjectDiff
     item = resolved.get(diff.object)
     masked_tree = item.masked if item is not None else None
     secret_paths = item.secret_paths if item is not None else frozenset()
-    changes = []
+    changes: list[PathChange] = []
     for change in diff.changes:
         before, after = change.before, change.after
         shown: SecretShown = None
@@ -578,6 +621,15 @@ def _mask_diff(diff: ObjectDiff, resolved: Mapping[str, Resolved]) -> ObjectDiff
             if after is not ABSENT and _within(change.path, secret_paths):
                 # A write-only field the tenant never returns is absent or null before.
                 shown = "set" if before is ABSENT or before is None else "changed"
+            elif after is not ABSENT:
+                # A container holding secret-derived values: listed leaf by leaf.
+                masked = _lookup(masked_tree, change.parts, MASK)
+                if before is not ABSENT and not isinstance(before, dict | list):
+                    change = replace(change, before=MASK)  # held, maybe secret-derived
+                expanded = _by_leaf(change, masked, secret_paths)
+                if expanded != [change]:
+                    changes.extend(expanded)
+                    continue
             before = before if before is ABSENT else MASK
             after = after if after is ABSENT else _lookup(masked_tree, change.parts, MASK)
         changes.append(PathChange(change.path, before, after, change.parts, secret=shown))

@@ -327,3 +327,58 @@ def test_one_worker_compares_in_order_on_the_calling_thread() -> None:
     secrets = {key: SecretValue("x") for key in ("esv-b", "esv-a")}
     assert compare_secrets(tenant, secrets, workers=1) == {"esv-b": False, "esv-a": True}  # type: ignore[arg-type]
     assert tenant.seen == ["esv-b", "esv-a"]
+
+
+def _rendered(plan: Any) -> tuple[str, str, dict[str, Any]]:
+    import json
+
+    from promote.engine.render import render_plan
+
+    return (
+        render_plan(plan, "text"),
+        render_plan(plan, "markdown"),
+        json.loads(render_plan(plan, "json")),
+    )
+
+
+@pytest.mark.parametrize(
+    "held",
+    [{}, {"external.email": {"host": "old.example.com"}}],
+    ids=["first create", "added sub-object"],
+)
+def test_an_added_object_holding_a_secret_lists_it_as_will_be_set(
+    ws: Workspace, held: dict[str, Any]
+) -> None:
+    fake = ResolvedTenant(copy.deepcopy(held))
+
+    def opener(workspace: Workspace, env: str, environ: Mapping[str, str]) -> Tenant:
+        return fake  # type: ignore[return-value]
+
+    plan = plan_of(ws, "dev", opener=opener)
+    (diff,) = plan.stages[0].config_changes
+    changes = {c.path: c for c in diff.changes}
+    assert "auth" not in changes  # no masked container standing for a value
+    assert (changes["auth.password"].after, changes["auth.password"].secret) == (MASK, "set")
+    assert (changes["auth.enable"].before, changes["auth.enable"].after) == (ABSENT, True)
+    assert changes["auth.username"].after == "dev-mailer"
+    text, md, data = _rendered(plan)
+    assert "        auth.password: will be set\n" in text
+    assert "        auth.enable: (absent) -> true\n" in text
+    assert "| `auth.password` | – | will be set |" in md
+    assert MASK not in text and MASK not in md and SECRET not in text + md
+    (json_diff,) = data["stages"][0]["config_changes"]
+    assert {"path": "auth.password", "after": MASK} in json_diff["changes"]  # JSON stays masked
+
+
+def test_effective_values_of_an_added_object_list_secret_leaves_as_will_be_set(
+    ws: Workspace,
+) -> None:
+    plan = plan_of(ws, "dev")
+    (effective,) = plan.stages[0].effective_changes
+    changes = {c.path: c for c in effective.changes}
+    assert "auth" not in changes
+    assert changes["auth.password"].secret == "set"
+    assert changes["auth.username"].after == "dev-mailer"
+    text, md, _ = _rendered(plan)
+    assert "        auth.password: will be set\n" in text
+    assert MASK not in text and MASK not in md
