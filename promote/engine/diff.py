@@ -67,6 +67,9 @@ class PathChange:
     known before (absent, or a write-only field the tenant never returns), ``"changed"``
     otherwise. Text and Markdown plans then show ``will be set`` / ``changed (value not
     shown)`` instead of the masked value."""
+    before_unknown: bool = False
+    """The value before cannot be told (the tenant's config does not resolve with the values
+    it holds); ``before`` is then ``ABSENT``. JSON says ``"before_unknown": true``."""
 
 
 @dataclass(frozen=True)
@@ -76,6 +79,11 @@ class ObjectDiff:
     object: str
     action: Action
     changes: tuple[PathChange, ...]
+
+    @property
+    def before_unknown(self) -> bool:
+        """Whether the object's value before cannot be told (see ``PathChange``)."""
+        return any(change.before_unknown for change in self.changes)
 
 
 def _same(before: JSON, after: JSON) -> bool:

@@ -537,17 +537,29 @@ def _effective_changes(
     result = []
     for object_id in sorted(candidates):
         after = resolved[object_id].masked if object_id in resolved else ABSENT
-        before: JSON = ABSENT
-        if object_id in held.config:
-            try:
+        found: ObjectDiff | None
+        try:
+            before: JSON = ABSENT
+            if object_id in held.config:
                 before = resolve(held.config[object_id], values, object_id=object_id).masked
-            except EsvError:
-                before = "(cannot be resolved with the values the tenant holds)"
-        found = diff_object(object_id, before, after)
+            found = diff_object(object_id, before, after)
+        except EsvError:
+            found = _before_unknown(object_id, after)
         if found is not None:
             secret_paths = resolved[object_id].secret_paths if object_id in resolved else None
             result.append(_mark_secrets(found, secret_paths or frozenset()))
     return result
+
+
+def _before_unknown(object_id: str, after: JSON) -> ObjectDiff:
+    # The tenant's config does not resolve with the values it holds: what it runs now cannot
+    # be told. A flag says so (never a sentence posing as a value).
+    if after is ABSENT:
+        return ObjectDiff(object_id, "delete", (PathChange("", before_unknown=True),))
+    added = diff_object(object_id, ABSENT, after)
+    assert added is not None
+    changes = tuple(replace(change, before_unknown=True) for change in added.changes)
+    return ObjectDiff(object_id, "modify", changes)
 
 
 def _mark_secrets(diff: ObjectDiff, secret_paths: frozenset[str]) -> ObjectDiff:
@@ -593,9 +605,13 @@ def _by_leaf(
         if _within(leaf, secret_paths):
             shown: SecretShown = "set" if old is ABSENT or old is None else "changed"
             old = old if old is ABSENT else MASK
-            result.append(PathChange(leaf, old, value, parts, secret=shown))
+            result.append(
+                PathChange(
+                    leaf, old, value, parts, secret=shown, before_unknown=change.before_unknown
+                )
+            )
         elif old is ABSENT or diff_object("", old, value) is not None:
-            result.append(PathChange(leaf, old, value, parts))
+            result.append(PathChange(leaf, old, value, parts, before_unknown=change.before_unknown))
     return result
 
 

@@ -55,16 +55,25 @@ _SECRET_AFTER = {"set": "will be set", "changed": "changed (value not shown)"}
 """How a secret-derived after-value reads in text and Markdown (JSON keeps it masked)."""
 
 
+BEFORE_UNKNOWN = "before: cannot be resolved with the tenant's current values"
+"""What text and Markdown say of an object whose value before cannot be told."""
+
+
 def _change_text(change: PathChange) -> str:
     """``before -> after`` for the text plan; secret-derived values are never shown."""
     if change.secret is not None:
         return _SECRET_AFTER[change.secret]
-    before = "(absent)" if change.before is ABSENT else _short(change.before)
+    if change.before_unknown:
+        before = "(unknown)"
+    else:
+        before = "(absent)" if change.before is ABSENT else _short(change.before)
     after = "(absent)" if change.after is ABSENT else _short(change.after)
     return f"{before} -> {after}"
 
 
 def _before_cell(change: PathChange) -> str:
+    if change.before_unknown:
+        return "(unknown)"
     if change.secret is not None:
         return "–" if change.secret == "set" else "(not shown)"
     return "–" if change.before is ABSENT else _cell(change.before)
@@ -96,6 +105,7 @@ def _environment() -> jinja2.Environment:
     env.filters["before_cell"] = _before_cell
     env.filters["after_cell"] = _after_cell
     env.tests["absent"] = lambda value: value is ABSENT
+    env.globals["before_unknown"] = BEFORE_UNKNOWN
     return env
 
 
@@ -113,6 +123,8 @@ def _change_json(change: PathChange) -> dict[str, Any]:
         data["before"] = change.before
     if change.after is not ABSENT:
         data["after"] = change.after
+    if change.before_unknown:
+        data["before_unknown"] = True
     return data
 
 

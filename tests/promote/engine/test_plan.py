@@ -382,3 +382,46 @@ def test_effective_values_of_an_added_object_list_secret_leaves_as_will_be_set(
     text, md, _ = _rendered(plan)
     assert "        auth.password: will be set\n" in text
     assert MASK not in text and MASK not in md
+
+
+def test_effective_value_before_that_cannot_be_resolved_is_a_flag_not_a_value(
+    tmp_path: Path,
+) -> None:
+    extra = {"esv-brand-new": "New Brand"}
+    envs = default_envs(dev=env_yaml("dev", extra_variables=extra))
+    welcome = {"subject": "Welcome to &{esv.brand.new}", "from": "&{esv.email.provider.from}"}
+    config = {"external.email": EMAIL, "emailTemplate/welcome": welcome}
+    workspace = load_workspace(write_workspace(tmp_path / "ws", envs=envs, config=config))
+    with Tenants(workspace, environ=ENVIRON) as ts:  # the tenant holds config, no ESVs
+        ts["dev"].put_config("emailTemplate/welcome", welcome)
+        ts["dev"].put_config("external.email", EMAIL)
+    plan = plan_of(workspace, "dev")
+    effective = {d.object: d for d in plan.stages[0].effective_changes}
+    for diff in effective.values():
+        assert diff.action == "modify" and diff.before_unknown
+        assert all(c.before is ABSENT and c.before_unknown for c in diff.changes)
+    welcome_changes = {c.path: c.after for c in effective["emailTemplate/welcome"].changes}
+    assert welcome_changes == {"subject": "Welcome to New Brand", "from": "noreply@dev.example.com"}
+    email = {c.path: c for c in effective["external.email"].changes}
+    assert email["auth.password"].secret == "set"
+
+    text, md, data = _rendered(plan)
+    assert "cannot be resolved with the values" not in text + md + str(data)
+    assert (
+        "    ~ emailTemplate/welcome (before: cannot be resolved with the tenant's current "
+        'values)\n        subject: (unknown) -> "Welcome to New Brand"\n'
+    ) in text
+    assert (
+        "`emailTemplate/welcome` (before: cannot be resolved with the tenant's current values)"
+    ) in md
+    assert '| `subject` | (unknown) | <code>"Welcome to New Brand"</code> |' in md
+    dev = data["stages"][0]
+    (welcome_json,) = [
+        d for d in dev["effective_changes"] if d["object"] == "emailTemplate/welcome"
+    ]
+    assert welcome_json["changes"][0] == {
+        "path": "subject",
+        "after": "Welcome to New Brand",
+        "before_unknown": True,
+    }
+    assert MASK not in text and MASK not in md
