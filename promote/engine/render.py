@@ -218,36 +218,60 @@ def render_plan(plan: Plan, fmt: Format = "text", *, limit: int = MARKDOWN_LIMIT
     raise ValueError(f"unknown plan format {fmt!r}")
 
 
+_PROBLEMS, _ESVS, _RESTART, _OBJECT, _EFFECTIVE = range(5)
+"""What a Markdown plan keeps first when it must leave detail out (lower keeps first): the
+summary table always, then problems, ESV tables, restart notes, config object tables in chain
+order, effective values."""
+
+
 def _render_markdown(plan: Plan, limit: int) -> str:
     module: Any = _ENV.get_template("plan.md.j2").make_module({"counts": _counts})
     head = str(module.summary(plan))
-    blocks: list[tuple[Stage, list[str]]] = []
-    for stage in plan.stages:
-        if stage.status == "in-sync":
-            continue
-        parts = [str(module.problems(stage))] if stage.errors else []
-        if stage.esv_changes or stage.restart:
-            parts.append(str(module.esvs(stage)))
-        parts.extend(str(module.config_object(diff)) for diff in stage.config_changes)
-        if stage.effective_changes:
-            parts.append(str(module.effective(stage)))
-        blocks.append((stage, parts))
-    total = sum(len(parts) for _, parts in blocks)
-    # Keep room for every section's frame and the note saying what was left out.
-    budget = limit - len(head) - 400 - 160 * len(blocks)
-    body: list[str] = []
-    kept = 0
-    for stage, parts in blocks:
+    stages = [stage for stage in plan.stages if stage.status != "in-sync"]
+    details = [_details(module, stage) for stage in stages]
+    heading = str(module.effective_heading())
+    total = sum(len(found) for found in details)
+    # Room for every section's frame (with the longest omission note), the effective-values
+    # heading of each, and the footer; then parts by priority, stage by stage in chain order.
+    budget = limit - len(head) - len(str(module.footer(total)))
+    budget -= sum(len(str(module.section(stage, [heading], total))) for stage in stages)
+    ranked = sorted(
+        (rank, index, order, len(text.strip()) + 2)
+        for index, found in enumerate(details)
+        for order, (rank, text) in enumerate(found)
+    )
+    kept: set[tuple[int, int]] = set()
+    for _rank, index, order, cost in ranked:
+        if cost <= budget:
+            kept.add((index, order))
+            budget -= cost
+    body = []
+    for index, (stage, found) in enumerate(zip(stages, details, strict=True)):
         chosen: list[str] = []
-        for part in parts:
-            if len(part) <= budget:
-                chosen.append(part)
-                budget -= len(part)
-                kept += 1
-        body.append(str(module.section(stage, chosen, len(parts) - len(chosen))))
-    omitted = total - kept
-    text = head + "".join(body) + str(module.footer(omitted))
+        for order, (rank, text) in enumerate(found):
+            if (index, order) not in kept:
+                continue
+            if rank == _EFFECTIVE and heading not in chosen:
+                chosen.append(heading)
+            chosen.append(text)
+        shown = sum(1 for order in range(len(found)) if (index, order) in kept)
+        body.append(str(module.section(stage, chosen, len(found) - shown)))
+    text = head + "".join(body) + str(module.footer(total - len(kept)))
     if len(text) > limit:
         # Even the frames do not fit (thousands of environments): the summary table alone.
         text = head + str(module.footer(total))
     return text[:limit] if len(text) > limit else text
+
+
+def _details(module: Any, stage: Stage) -> list[tuple[int, str]]:
+    """A stage's detail parts in reading order, each with its priority."""
+    found: list[tuple[int, str]] = []
+    if stage.errors:
+        found.append((_PROBLEMS, str(module.problems(stage))))
+    if stage.esv_changes:
+        found.append((_ESVS, str(module.esvs(stage))))
+    if stage.restart:
+        found.append((_RESTART, str(module.restart(stage))))
+    found += [(_OBJECT, str(module.config_object(diff))) for diff in stage.config_changes]
+    found += [(_EFFECTIVE, str(module.effective_object(diff))) for diff in stage.effective_changes]
+    return found

@@ -196,3 +196,57 @@ def test_text_plan_layout_is_exact() -> None:
         "\n"
         "Summary: 1 with changes, 1 in sync, 0 blocked.\n"
     )
+
+
+def test_huge_markdown_keeps_every_stages_problems_esv_tables_and_restart_first() -> None:
+    diffs = [modify(f"object/{i:05d}", 4) for i in range(1500)]
+    esvs = tuple(
+        EsvChange(f"esv-var-{i:02d}", "variable", "modify", before=f"old {i}", after=f"new {i}")
+        for i in range(20)
+    ) + (EsvChange("esv-pw", "secret", "modify"),)
+    problem = Problem("config/x.json", "host", "esv-missing is not defined", esv_id="esv-missing")
+    stages = [
+        stage(
+            env,
+            source,
+            diffs,
+            esv_changes=esvs,
+            restart=True,
+            effective_changes=tuple(diffs[:50]),
+            **(
+                {"status": "blocked", "errors": (problem,), "missing_esvs": ("esv-missing",)}
+                if env == "prod"
+                else {}
+            ),
+        )
+        for env, source in (("dev", "config"), ("staging", "dev"), ("prod", "staging"))
+    ]
+    md = render_plan(plan(*stages), "markdown")
+    assert len(md) <= MARKDOWN_LIMIT
+    sections = md.split("<details>")[1:]
+    assert len(sections) == 3
+    for section in sections:
+        assert "**ESVs**" in section and "| `esv-var-19` |" in section
+        assert "| `esv-pw` | secret | ✏️ modify | (secret) | (changed secret) |" in section
+        assert "**Restart needed** (ESVs change)" in section
+        assert "more detail sections omitted to stay within the comment size limit" in section
+    assert "**Blocked** (1 problem; missing ESVs: `esv-missing`)" in sections[2]
+    # object tables fill what is left in chain order: dev's first, none of prod's
+    dev_kept = sections[0].count("**✏️ modify `object/")
+    assert dev_kept > 0 and sections[2].count("**✏️ modify `object/") == 0
+    assert "Effective values" not in md  # last priority: nothing left for them
+    omitted = [int(s.split("_")[1].split(" ")[0]) for s in sections if "more detail sections" in s]
+    assert omitted == [1550 - dev_kept, 1550 - sections[1].count("**✏️ modify `object/"), 1550]
+    assert f"_{sum(omitted)} detail sections omitted in total" in md
+    rows = [line for line in md.splitlines() if line.startswith("|")]
+    assert all(line.endswith("|") for line in rows)
+
+
+def test_markdown_with_room_keeps_the_effective_values_under_one_heading() -> None:
+    diffs = [modify("a"), modify("b")]
+    s = stage("dev", "config", diffs, effective_changes=tuple(diffs), restart=True)
+    md = render_plan(plan(s), "markdown")
+    assert "omitted" not in md
+    assert md.count("**Effective values**") == 1
+    assert md.index("**Restart needed**") < md.index("**✏️ modify `a`**")
+    assert md.index("**✏️ modify `b`**") < md.index("**Effective values**")
