@@ -1,9 +1,10 @@
 """The ``local`` tenant: an embedded environment in one SQLite file, with AIC's semantics.
 
 State lives in ``state_dir / "tenant.sqlite3"`` (WAL journal, mode 0600: it holds ESV secret
-values). Every public write is one ``BEGIN IMMEDIATE`` transaction, so a failure or a killed
-process leaves the previous state, and concurrent processes wait (``busy_timeout``) instead of
-failing. AIC behaviour kept here:
+values), created by the first write: until then the environment reads as empty and nothing is
+created on disk (planning and ``status`` change nothing). Every public write is one
+``BEGIN IMMEDIATE`` transaction, so a failure or a killed process leaves the previous state,
+and concurrent processes wait (``busy_timeout``) instead of failing. AIC behaviour kept here:
 
 - written ESVs are ``loaded: false`` until a restart completes;
 - a secret is a list of versions; writing the latest version's value again adds no version;
@@ -145,24 +146,40 @@ class LocalTenant:
         busy_timeout: float = 30.0,
     ) -> None:
         self.env = env
-        self.state_dir = Path(state_dir)
+        self._state_dir = Path(state_dir)
         self.mutable = mutable
         self.restart_seconds = float(restart_seconds)
         self.capabilities = Capabilities()
-        self.path = self.state_dir / DB_NAME
+        self.path = self._state_dir / DB_NAME
         self._clock = clock
         self._busy_timeout = busy_timeout
         self._mutex = threading.RLock()
         self._conn: sqlite3.Connection | None = None
-        self._conn = self._open()
+        self._empty: sqlite3.Connection | None = None
+        self._closed = False
+        if self.path.exists():
+            self._conn = self._open()  # an existing file is checked (and tightened) at once
 
     def __repr__(self) -> str:
         return f"LocalTenant(env={self.env!r}, path={str(self.path)!r}, mutable={self.mutable})"
 
     # -- opening and errors -------------------------------------------------------------
+    @property
+    def state_dir(self) -> Path:
+        """The directory of the state file, created (mode 0700) when asked for: callers keep
+        their own files next to the state (the sandbox's metadata, the built-in outbox).
+        ``TenantError`` when it cannot be created."""
+        try:
+            self._state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise self._error(
+                f"cannot create the state directory ({exc.strerror or exc})", _FIX_WRITABLE
+            ) from None
+        return self._state_dir
+
     def _open(self) -> sqlite3.Connection:
         try:
-            self.state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+            self._state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
             _create_private(self.path)
         except OSError as exc:
             raise self._error(
@@ -238,7 +255,7 @@ class LocalTenant:
         if name.startswith("SQLITE_FULL") or "disk is full" in text:
             return self._error(
                 f"the disk is full while trying to {action}; nothing was written",
-                f"free space on the disk holding {self.state_dir}, then run again",
+                f"free space on the disk holding {self._state_dir}, then run again",
             )
         if name.startswith(("SQLITE_READONLY", "SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH")):
             return self._error(f"cannot {action} ({text}); nothing was written", _FIX_WRITABLE)
@@ -263,9 +280,30 @@ class LocalTenant:
 
     @property
     def _db(self) -> sqlite3.Connection:
-        if self._conn is None:
+        """The state file's connection, creating the file on first use (writes)."""
+        if self._closed:
             raise self._error("the tenant is closed", "open it again")
+        if self._conn is None:
+            self._conn = self._open()
         return self._conn
+
+    @property
+    def _exists(self) -> bool:
+        """Whether the state file is open or exists (another process may have created it)."""
+        return self._conn is not None or self.path.exists()
+
+    def _reader(self) -> sqlite3.Connection:
+        """The state file's connection; an empty in-memory one while it does not exist, so
+        reading an environment never written creates nothing."""
+        if self._closed or self._exists:
+            return self._db
+        if self._empty is None:
+            empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
+            for statement in _SCHEMA.split(";"):
+                if statement.strip():
+                    empty.execute(statement)
+            self._empty = empty
+        return self._empty
 
     @contextmanager
     def _write(self, action: str) -> Iterator[sqlite3.Connection]:
@@ -290,7 +328,7 @@ class LocalTenant:
     def _read(self, action: str) -> Iterator[sqlite3.Connection]:
         """A consistent read (one transaction, so WAL gives a single snapshot)."""
         with self._mutex:
-            conn = self._db
+            conn = self._reader()
             try:
                 conn.execute("BEGIN")
                 try:
@@ -517,6 +555,8 @@ class LocalTenant:
 
     def restart_status(self) -> RestartStatus:
         """``restarting`` until the restart's time is up; then every ESV is loaded: ``ready``."""
+        if not self._closed and not self._exists:
+            return "ready"  # never written: nothing to load, and nothing is created
         with self._write("read the restart status") as conn:
             self._settle_restart(conn)
             return "restarting" if self._restarting(conn) else "ready"
@@ -783,9 +823,11 @@ class LocalTenant:
     def close(self) -> None:
         """Close the database connection (idempotent)."""
         with self._mutex:
-            if self._conn is not None:
-                self._conn.close()
-                self._conn = None
+            self._closed = True
+            for conn in (self._conn, self._empty):
+                if conn is not None:
+                    conn.close()
+            self._conn = self._empty = None
 
 
 _FIX_WRITABLE = (

@@ -134,6 +134,27 @@ def test_plan_changes_nothing(ws: Path) -> None:
     assert not (ws / ".promote" / "history.jsonl").exists()
 
 
+def test_plan_status_and_history_on_a_fresh_workspace_create_nothing(ws: Path) -> None:
+    env = {**ENVIRON, "PROD_SMTP_PASSWORD": "p"}
+    for fmt in ("text", "markdown", "json"):
+        result = promote(ws, "plan", "--to", "prod", "--format", fmt, env=env)
+        assert result.exit_code == 0, result.stderr
+        assert result.stderr == "" and "staging" in result.stdout
+    result = promote(ws, "status", env=env)
+    assert result.exit_code == 0, result.stderr
+    assert result.stderr == ""
+    assert result.stdout.startswith("dev: differs from config (external.email)\n")
+    result = promote(ws, "history", env=env)
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "no history yet\n", "")
+    assert not (ws / ".promote").exists()  # no tenant files, no directories, nothing
+
+    # with some environments written, looking at the others still creates nothing there
+    assert promote(ws, "run", "--to", "dev", env=env).exit_code == 0
+    promote(ws, "plan", "--to", "prod", env=env)
+    promote(ws, "status", env=env)
+    assert sorted(p.name for p in (ws / ".promote" / "tenants").iterdir()) == ["dev"]
+
+
 # -- run --------------------------------------------------------------------------------
 
 
@@ -543,10 +564,15 @@ def test_writes_that_fail_like_a_full_disk_give_a_clear_error(ws: Path) -> None:
         check=False,
         preexec_fn=_no_file_growth,
     )
+    # Planning writes nothing; the run's first write is its journal, before any change.
     assert done.returncode == 1
-    assert done.stderr.startswith("error: dev: local tenant state ")
-    assert "nothing was written" in done.stderr
-    assert "Traceback" not in done.stderr
+    assert done.stdout == ""
+    assert done.stderr.startswith(f"error: cannot write {ws / '.promote' / 'runs'}/")
+    assert done.stderr.endswith(
+        ": File too large; check that the directory is writable and "
+        "the disk has free space; nothing was changed\n"
+    )
+    assert not (ws / ".promote" / "tenants").exists()
 
 
 class _Stream(io.StringIO):

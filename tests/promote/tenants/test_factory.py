@@ -32,8 +32,8 @@ def test_local_tenants_default_to_the_workspace_state_dir(tmp_path: Path) -> Non
     try:
         assert isinstance(dev, LocalTenant) and isinstance(staging, LocalTenant)
         assert isinstance(dev, Tenant)
-        assert dev.state_dir == tmp_path / ".promote" / "tenants" / "dev"
-        assert (dev.state_dir / DB_NAME).is_file()
+        assert dev.path == tmp_path / ".promote" / "tenants" / "dev" / DB_NAME
+        assert not (tmp_path / ".promote").exists()  # created by the first write
         assert (dev.mutable, staging.mutable) == (True, False)
         assert (dev.env, staging.env) == ("dev", "staging")
         assert dev.restart_seconds == 0.0

@@ -20,7 +20,7 @@ import pytest
 from esv.errors import MISSING_ESV
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, LockedError, PromoteError, TenantError
-from promote.tenants.base import EsvWrite, Tenant
+from promote.tenants.base import EsvWrite, LockState, Tenant
 from promote.tenants.local import DB_NAME, LocalTenant
 from tests.promote.tenants.contract import TenantContract
 
@@ -46,8 +46,19 @@ class FakeClock:
 @pytest.fixture
 def dev(tmp_path: Path):
     tenant = LocalTenant("dev", tmp_path / "dev", mutable=True)
+    tenant.put_config("seed", {})  # the state file exists from the first write on
+    tenant.delete_config("seed")
     yield tenant
     tenant.close()
+
+
+def created(env: str, state_dir: Path, *, mutable: bool = True) -> None:
+    """Create ``env``'s state file in ``state_dir`` (a first write) and close it."""
+    tenant = LocalTenant(env, state_dir, mutable=mutable)
+    try:
+        tenant.force_unlock()
+    finally:
+        tenant.close()
 
 
 def _mode(path: Path) -> int:
@@ -75,10 +86,53 @@ def test_state_file_and_wal_files_are_private(tmp_path: Path) -> None:
 
 
 def test_an_existing_state_file_with_open_mode_is_made_private(tmp_path: Path) -> None:
-    LocalTenant("dev", tmp_path, mutable=True).close()
+    created("dev", tmp_path)
     os.chmod(tmp_path / DB_NAME, 0o644)
     LocalTenant("dev", tmp_path, mutable=True).close()
     assert _mode(tmp_path / DB_NAME) == 0o600
+
+
+def test_a_tenant_never_written_reads_as_empty_and_creates_nothing(tmp_path: Path) -> None:
+    state = tmp_path / "state" / "dev"
+    tenant = LocalTenant("dev", state, mutable=True)
+    assert tenant.list_config_ids() == set()
+    assert tenant.read_config(["external.email"]) == {}
+    assert tenant.list_variables() == {} and tenant.list_secrets() == {}
+    assert tenant.secret_matches("esv-p", SecretValue(SECRET)) is False
+    assert tenant.lock_state() == LockState(locked=False)
+    assert tenant.restart_status() == "ready"
+    assert tenant.reports() == []
+    assert not (tmp_path / "state").exists()
+
+    # another process writes first: the next read sees it
+    other = LocalTenant("dev", state, mutable=True)
+    other.put_config("external.email", {"host": "x"})
+    other.close()
+    assert tenant.read_config(["external.email"]) == {"external.email": {"host": "x"}}
+    tenant.close()
+    assert {_mode(state / DB_NAME), _mode(state)} == {0o600, 0o700}
+
+
+def test_the_first_write_creates_the_state_file_private(tmp_path: Path) -> None:
+    old = os.umask(0o022)
+    try:
+        tenant = LocalTenant("dev", tmp_path / "dev", mutable=True)
+        assert not (tmp_path / "dev").exists()
+        tenant.write_esvs([EsvWrite("esv-h", "variable", "add", "smtp")])
+    finally:
+        os.umask(old)
+    assert tenant.list_variables()["esv-h"].value == "smtp"
+    assert _mode(tenant.path) == 0o600 and _mode(tmp_path / "dev") == 0o700
+    tenant.close()
+    with pytest.raises(TenantError, match="the tenant is closed"):
+        tenant.list_config_ids()
+
+
+def test_state_dir_is_created_when_asked_for(tmp_path: Path) -> None:
+    tenant = LocalTenant("dev", tmp_path / "dev", mutable=True)
+    assert tenant.state_dir == tmp_path / "dev" and (tmp_path / "dev").is_dir()
+    assert not tenant.path.exists()
+    tenant.close()
 
 
 def test_state_file_uses_wal(dev: LocalTenant) -> None:
@@ -99,7 +153,7 @@ def test_state_survives_reopening(tmp_path: Path) -> None:
 
 
 def test_state_of_another_environment_is_refused(tmp_path: Path) -> None:
-    LocalTenant("dev", tmp_path, mutable=True).close()
+    created("dev", tmp_path)
     with pytest.raises(TenantError) as caught:
         LocalTenant("staging", tmp_path, mutable=False)
     message = str(caught.value)
@@ -132,8 +186,10 @@ def test_a_foreign_sqlite_database_is_left_alone(tmp_path: Path) -> None:
 
 def test_state_dir_that_cannot_exist_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("a file, not a directory")
+    tenant = LocalTenant("dev", tmp_path / "file" / "dev", mutable=True)
+    assert tenant.list_config_ids() == set()  # reading creates nothing, so nothing fails
     with pytest.raises(TenantError) as caught:
-        LocalTenant("dev", tmp_path / "file" / "dev", mutable=True)
+        tenant.put_config("external.email", {"host": "x"})
     assert "cannot create the state file" in str(caught.value)
     assert "tenant.path" in str(caught.value)
 
@@ -175,7 +231,7 @@ def _unprivileged(action: Callable[[], str]) -> str:
 
 def _open_error(state_dir: Path) -> str:
     try:
-        LocalTenant("dev", state_dir, mutable=True).close()
+        created("dev", state_dir)
     except TenantError as exc:
         return str(exc)
     return "no error"
@@ -233,7 +289,7 @@ def test_state_made_read_only_after_creation_is_a_clear_error(shared_dir: Path) 
 
 def test_unreadable_state_file_is_a_clear_error(shared_dir: Path) -> None:
     os.chmod(shared_dir, 0o777)
-    LocalTenant("dev", shared_dir, mutable=True).close()
+    created("dev", shared_dir)
     os.chmod(shared_dir / DB_NAME, 0)
     message = _unprivileged(lambda: _open_error(shared_dir))
     assert "cannot open the state file" in message
@@ -278,7 +334,7 @@ def test_closed_tenant_says_so(tmp_path: Path) -> None:
 
 
 def test_two_threads_compete_for_the_lock(tmp_path: Path) -> None:
-    LocalTenant("staging", tmp_path, mutable=False).close()
+    created("staging", tmp_path, mutable=False)
     barrier = threading.Barrier(2)
     outcomes: dict[str, object] = {}
 
@@ -305,7 +361,7 @@ def test_two_threads_compete_for_the_lock(tmp_path: Path) -> None:
 
 
 def test_a_lock_held_by_another_process_is_not_broken(tmp_path: Path) -> None:
-    LocalTenant("staging", tmp_path, mutable=False).close()
+    created("staging", tmp_path, mutable=False)
     script = (
         "import sys; from pathlib import Path; from promote.tenants.local import LocalTenant;"
         "t = LocalTenant('staging', Path(sys.argv[1]), mutable=False);"
