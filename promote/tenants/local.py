@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from esv import Problem
+from esv.conversions import TYPES
 from esv.errors import MISSING_ESV
 from esv.ids import is_valid_id
 from esv.references import index_references
@@ -56,19 +57,7 @@ DB_NAME = "tenant.sqlite3"
 """The state file's name inside the tenant's ``state_dir``."""
 
 _SCHEMA_VERSION = 1
-_TYPES = frozenset(
-    (
-        "string",
-        "int",
-        "number",
-        "bool",
-        "list",
-        "array",
-        "object",
-        "base64encodedinlined",
-        "keyvaluelist",
-    )
-)
+_TYPES = frozenset(TYPES)
 _CHUNK = 500  # ids per IN (...) query, well under SQLite's bound-parameter limit
 
 _SCHEMA = """
