@@ -29,7 +29,7 @@ import httpx
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import padding, rsa
 
-from esv.errors import MISSING_ESV, EnvironmentFileError, Problem
+from esv.errors import MISSING_ESV, Problem
 from esv.ids import is_valid_id
 from esv.references import index_references
 from esv.secrets import SecretValue
@@ -1093,7 +1093,7 @@ def open_aic(
     ``tenant.service_account: {id, jwk}``. Optional: ``concurrency`` (requests in flight
     when writing ESVs and reading config, default 8).
     """
-    from esv.envfile import read_secret
+    from promote.tenants.credentials import read_credential
 
     spec = env.tenant
     where = f"{env.relpath}: tenant"
@@ -1107,22 +1107,7 @@ def open_aic(
     def secret(source: Any, key: str) -> SecretValue:
         if isinstance(source, str):
             return SecretValue(source)
-        try:
-            return read_secret(source, workspace=workspace.root, environ=environ)
-        except EnvironmentFileError as error:
-            # Name the file and key that point at the source, not only the source.
-            reason = error.problems[0].message if error.problems else str(error.args[0])
-            raise EnvironmentFileError(
-                env.relpath,
-                [
-                    Problem(
-                        env.relpath,
-                        f"tenant.{key}",
-                        reason,
-                        hint=f"set it, or point tenant.{key} at another source",
-                    )
-                ],
-            ) from None
+        return read_credential(env, key, source, workspace=workspace.root, environ=environ)
 
     auth: Auth
     if spec.get("token") is not None:

@@ -39,7 +39,7 @@ from typing import Any, Literal
 
 import httpx
 
-from esv.envfile import EnvironmentFile, SecretSource, read_secret
+from esv.envfile import EnvironmentFile, SecretSource
 from esv.errors import EnvironmentFileError, Problem
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, PromoteError, TenantError
@@ -54,6 +54,7 @@ from promote.tenants.base import (
     Tenant,
     VariableState,
 )
+from promote.tenants.credentials import read_credential
 from promote.workspace import Workspace
 
 __all__ = [
@@ -892,21 +893,7 @@ def open_okta(
     if problems:
         raise EnvironmentFileError(env.relpath, problems)
     assert isinstance(token, SecretSource) and isinstance(url, str)
-    try:
-        secret = read_secret(token, workspace=workspace.root, environ=environ)
-    except EnvironmentFileError as error:
-        reason = error.problems[0].message if error.problems else str(error.args[0])
-        raise EnvironmentFileError(
-            env.relpath,
-            [
-                Problem(
-                    env.relpath,
-                    "tenant.token",
-                    reason,
-                    hint="set it, or point tenant.token at another source",
-                )
-            ],
-        ) from None
+    secret = read_credential(env, "token", token, workspace=workspace.root, environ=environ)
     return OktaTenant(
         env.name,
         url=url,
