@@ -21,7 +21,7 @@ import yaml
 from esv.conversions import TYPES, check_type
 from esv.errors import EnvironmentFileError, Problem, WorkspaceFileError
 from esv.ids import is_valid_id
-from esv.jsonfile import SURROGATE_MESSAGE, is_encodable, unencodable_text
+from esv.jsonfile import SURROGATE_MESSAGE, is_encodable, read_text, unencodable_text
 from esv.resolver import EsvValue, json_path
 from esv.secrets import SecretValue
 
@@ -573,12 +573,7 @@ def load_environment(path: Path, *, workspace: Path) -> EnvironmentFile:
     Unreadable or unparsable files raise :class:`~esv.errors.WorkspaceFileError`.
     """
     relpath = _relpath(path, workspace)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise WorkspaceFileError(relpath, "is not UTF-8 text") from None
-    except OSError as error:
-        raise WorkspaceFileError(relpath, f"cannot be read: {error.strerror}") from None
+    text = read_text(path, relpath=relpath)
     return parse_environment(text, name=path.stem, path=path, relpath=relpath)
 
 
@@ -587,13 +582,7 @@ def read_yaml(path: Path, *, relpath: str) -> Any:
 
     Raises :class:`~esv.errors.WorkspaceFileError` when it cannot be read or parsed.
     """
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise WorkspaceFileError(relpath, "is not UTF-8 text") from None
-    except OSError as error:
-        raise WorkspaceFileError(relpath, f"cannot be read: {error.strerror}") from None
-    return _parse_yaml(text, relpath)
+    return _parse_yaml(read_text(path, relpath=relpath), relpath)
 
 
 def _relpath(path: Path, workspace: Path) -> str:

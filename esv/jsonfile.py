@@ -1,4 +1,7 @@
-"""Config files: JSON read with clear errors, bounded nesting, aliases normalised."""
+"""Config files: JSON read with clear errors, bounded nesting, aliases normalised.
+
+:func:`read_text` is also how the YAML loader reads workspace files.
+"""
 
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ __all__ = [
     "is_encodable",
     "load_json",
     "parse_json",
+    "read_text",
     "unencodable_text",
 ]
 
@@ -129,10 +133,18 @@ def parse_json(text: str, *, relpath: str) -> Any:
 
 def load_json(path: Path, *, relpath: str) -> Any:
     """Read and parse one config file (see :func:`parse_json`)."""
+    return parse_json(read_text(path, relpath=relpath), relpath=relpath)
+
+
+def read_text(path: Path, *, relpath: str) -> str:
+    """One workspace file's text (config JSON, environment YAML), read as UTF-8.
+
+    Raises :class:`~esv.errors.WorkspaceFileError` naming ``relpath`` when the file cannot be
+    read or is not UTF-8 text.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
+        return path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
         raise WorkspaceFileError(relpath, "is not UTF-8 text") from None
     except OSError as error:
         raise WorkspaceFileError(relpath, f"cannot be read: {error.strerror}") from None
-    return parse_json(text, relpath=relpath)
