@@ -20,6 +20,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal
 
+from esv.conversions import TYPES
 from esv.ids import is_valid_id
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, LockedError
@@ -29,19 +30,8 @@ from promote.tenants.local import LocalTenant
 
 __all__ = ["EXPRESSION_TYPES", "AicApi"]
 
-EXPRESSION_TYPES = frozenset(
-    {
-        "string",
-        "list",
-        "array",
-        "object",
-        "bool",
-        "int",
-        "number",
-        "base64encodedinlined",
-        "keyvaluelist",
-    }
-)
+EXPRESSION_TYPES = frozenset(TYPES)
+"""The ``expressionType`` values the ESV API accepts."""
 _ENCODINGS = frozenset({"generic", "pem", "base64aes", "base64hmac"})
 _ID_ERROR = (
     'parameter "{name}" in path has an error: string doesn\'t match the regular expression '
