@@ -22,9 +22,11 @@ from typing import Literal
 from esv import MASK, EnvironmentFileError, EsvError, Problem, SecretValue
 from esv.envfile import EnvironmentFile, esv_values, read_secrets
 from esv.errors import MISSING_ESV
+from esv.ids import id_to_token
 from esv.references import check_environment, index_references
 from esv.resolver import EsvValue, Resolved, json_path, resolve, resolve_objects
-from promote.email import check_email
+from promote.email import EMAIL_OBJECT, check_email
+from promote.email.checks import TEMPLATE_PREFIX
 from promote.engine.diff import (
     ABSENT,
     Action,
@@ -45,6 +47,7 @@ __all__ = [
     "Plan",
     "Stage",
     "Status",
+    "Texts",
     "build_plan",
     "build_stage",
     "compare_secrets",
@@ -159,6 +162,7 @@ def build_plan(
     """
     walk = workspace.walk(to)
     salt = salt if salt is not None else os.urandom(16)
+    texts = Texts()
     stages = tuple(
         build_stage(
             workspace,
@@ -167,6 +171,7 @@ def build_plan(
             tenants,
             environ=environ,
             salt=salt,
+            texts=texts,
         )
         for index, env in enumerate(walk)
     )
@@ -180,7 +185,27 @@ def build_plan(
     )
 
 
-@dataclass(frozen=True)
+class Texts:
+    """Each config object's canonical JSON text (sorted keys), made once per plan and shared by
+    its stages (they all want the same objects): the content hash of fingerprints, and the
+    text searched for ESV tokens to find which objects may reference an ESV."""
+
+    def __init__(self) -> None:
+        self._texts: dict[str, tuple[JSON, str]] = {}
+
+    def __call__(self, object_id: str, value: JSON) -> str:
+        """The text of ``value`` (cached while ``object_id`` maps to this same value)."""
+        hit = self._texts.get(object_id)
+        if hit is not None and hit[0] is value:
+            return hit[1]
+        text = json.dumps(
+            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
+        )
+        self._texts[object_id] = (value, text)
+        return text
+
+
+@dataclass
 class _Checks:
     """Preflight of one stage: problems, and what was read and resolved on the way."""
 
@@ -189,19 +214,18 @@ class _Checks:
     missing: list[str]
     secrets: dict[str, SecretValue] = field(repr=False)
     secrets_ok: bool
-    resolved: dict[str, Resolved] = field(repr=False)
-    resolved_ok: bool
-    """Resolution succeeded (``resolved`` may be empty and fine: nothing desired)."""
+    resolved: dict[str, Resolved] = field(default_factory=dict, repr=False)
+    resolved_ok: bool = False
+    """Resolution succeeded (``resolved`` may be empty and fine: nothing to resolve)."""
 
 
 @dataclass(frozen=True)
 class _Held:
-    """What the tenant holds now, and its fingerprint."""
+    """What the tenant holds now."""
 
     config: dict[str, JSON]
     variables: dict[str, VariableState]
     secrets: dict[str, SecretState]
-    fingerprint: str
 
 
 def build_stage(
@@ -212,9 +236,16 @@ def build_stage(
     *,
     environ: Mapping[str, str] = os.environ,
     salt: bytes = b"",
+    texts: Texts | None = None,
 ) -> Stage:
     """Plan one stage: ``env`` receiving ``config/`` (``lower`` is None) or what ``lower``
-    will hold."""
+    will hold. ``texts``: shared by the stages of one plan (see :class:`Texts`).
+
+    Every object's references are checked; objects are resolved only where the result can
+    differ from what the tenant runs or where only resolving can find a problem: objects
+    that change, that may reference an ESV that changes or a secret, the email objects
+    (their checks read each other), and every object of a tenant without placeholders."""
+    texts = texts if texts is not None else Texts()
     envfile = workspace.environments[env]
     tenant = tenants[env]
     caps = tenant.capabilities
@@ -226,14 +257,28 @@ def build_stage(
     desired = _desired_config(workspace, env, lower, tenants)
     checks = _preflight(workspace, envfile, desired, lower, tenant, mutable, environ)
     held = _held(tenant, desired)
-    resolved = checks.resolved
 
+    esv_changes: list[EsvChange] = []
+    esv_writes: list[EsvWrite] = []
+    if caps.esvs and checks.secrets_ok:
+        esv_changes, esv_writes = _esv_changes(
+            envfile, checks.secrets, held.variables, held.secrets, tenant
+        )
+    referencing: set[str] = set()
     if caps.placeholders:
         target: dict[str, JSON] = dict(desired)
         config_changes = diff_objects(held.config, target)
+        changed = {d.object for d in config_changes if d.action != "delete"}
+        referencing = _may_reference(target, {c.id for c in esv_changes}, texts)
+        needed = changed | referencing | _may_reference(target, set(envfile.secrets), texts)
+        needed |= {key for key in target if _is_email_object(key)}
+        _resolve(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable)
+        resolved = checks.resolved
     else:
         # Tenants without placeholders (Okta) hold resolved values; write-only fields they
         # never return are filled in where the tenant knows them unchanged.
+        _resolve(checks, envfile, desired, mutable)
+        resolved = checks.resolved
         target = {key: item.value for key, item in resolved.items()}
         compared = {
             key: tenant.reconcile_write_only(key, target[key], value) if key in target else value
@@ -242,20 +287,23 @@ def build_stage(
         diffs = diff_objects(compared, target) if checks.resolved_ok else []
         config_changes = [_mask_diff(d, resolved) for d in diffs]
 
-    esv_changes: list[EsvChange] = []
-    esv_writes: list[EsvWrite] = []
-    if caps.esvs and checks.secrets_ok:
-        esv_changes, esv_writes = _esv_changes(
-            envfile, checks.secrets, held.variables, held.secrets, tenant
-        )
     unloaded = sorted(
         [key for key, v in held.variables.items() if not v.loaded]
         + [key for key, s in held.secrets.items() if not s.loaded]
     )
     restart = caps.restart and caps.esvs and bool(esv_changes or unloaded)
     effective: list[ObjectDiff] = []
-    if caps.placeholders and resolved:
-        effective = _effective_changes(held, target, resolved, esv_changes, config_changes)
+    if caps.placeholders and checks.resolved_ok:
+        effective = _effective_changes(
+            held, target, resolved, esv_changes, config_changes, referencing
+        )
+    # The tenant's fingerprint: an object equal to the one wanted has the same text.
+    same = (
+        {key for key in held.config.keys() & target.keys()} - {d.object for d in config_changes}
+        if caps.placeholders
+        else set()
+    )
+    tenant_fingerprint = _tenant_fingerprint(held, {key: target[key] for key in same}, texts)
 
     if checks.errors:
         status: Status = "blocked"
@@ -278,9 +326,13 @@ def build_stage(
         esv_changes=tuple(esv_changes),
         restart=restart,
         unloaded=tuple(unloaded),
-        tenant_fingerprint=held.fingerprint,
+        tenant_fingerprint=tenant_fingerprint,
         inputs_fingerprint=_inputs_fingerprint(
-            envfile, target if caps.placeholders else sorted(target), esv_writes, mutable, salt
+            envfile,
+            _config_digest(target, texts) if caps.placeholders else sorted(target),
+            esv_writes,
+            mutable,
+            salt,
         ),
         config_writes={d.object: target[d.object] for d in config_changes if d.action != "delete"},
         config_deletes=tuple(d.object for d in config_changes if d.action == "delete"),
@@ -312,17 +364,30 @@ def _preflight(
         (errors if problem.severity == "error" else warnings).append(problem)
         if problem.code == MISSING_ESV and problem.esv_id:
             missing.add(problem.esv_id)
-    resolved: dict[str, Resolved] = {}
-    resolved_ok = False
-    if not secret_problems:
+    return _Checks(
+        errors=errors,
+        warnings=warnings,
+        missing=sorted(missing),
+        secrets=secrets,
+        secrets_ok=not secret_problems,
+    )
+
+
+def _resolve(
+    checks: _Checks, envfile: EnvironmentFile, objects: Mapping[str, JSON], mutable: bool
+) -> None:
+    """Resolve ``objects`` with the stage's values and check the email objects among them;
+    problems and results go into ``checks`` (nothing is resolved without the secrets)."""
+    errors, warnings = checks.errors, checks.warnings
+    if checks.secrets_ok:
         try:
-            resolved = resolve_objects(desired, esv_values(envfile, secrets))
+            resolved = resolve_objects(objects, esv_values(envfile, checks.secrets))
         except EsvError as error:
             # The resolver finds again what the reference check reported (in other words).
             seen = {(p.location, p.path, p.esv_id) for p in errors}
             errors.extend(p for p in error.problems if (p.location, p.path, p.esv_id) not in seen)
         else:
-            resolved_ok = True
+            checks.resolved, checks.resolved_ok = resolved, True
             kind = str(envfile.tenant.get("kind", "local"))
             email_problems = check_email(
                 resolved,
@@ -337,15 +402,23 @@ def _preflight(
             )
             for problem in email_problems:
                 (errors if problem.severity == "error" else warnings).append(problem)
-    return _Checks(
-        errors=_unique(errors),
-        warnings=_unique(warnings),
-        missing=sorted(missing),
-        secrets=secrets,
-        secrets_ok=not secret_problems,
-        resolved=resolved,
-        resolved_ok=resolved_ok,
-    )
+    checks.errors, checks.warnings = _unique(errors), _unique(warnings)
+
+
+def _is_email_object(object_id: str) -> bool:
+    # The email checks read the provider and every template together.
+    return object_id == EMAIL_OBJECT or object_id.startswith(TEMPLATE_PREFIX)
+
+
+def _may_reference(objects: Mapping[str, JSON], esv_ids: set[str], texts: Texts) -> set[str]:
+    """Ids of the objects whose text holds the token of one of ``esv_ids`` (``esv.a.b``): a
+    superset of those referencing them (a placeholder always holds its token as written)."""
+    if not esv_ids:
+        return set()
+    tokens = [id_to_token(esv_id) for esv_id in sorted(esv_ids)]
+    return {
+        key for key, value in objects.items() if any(token in texts(key, value) for token in tokens)
+    }
 
 
 def _held(tenant: Tenant, desired: Mapping[str, JSON]) -> _Held:
@@ -357,14 +430,39 @@ def _held(tenant: Tenant, desired: Mapping[str, JSON]) -> _Held:
     esvs = tenant.capabilities.esvs
     variables = tenant.list_variables() if esvs else {}
     secrets = tenant.list_secrets() if esvs else {}
-    fingerprint = _digest(
+    return _Held(config, variables, secrets)
+
+
+def _tenant_fingerprint(held: _Held, same: Mapping[str, JSON], texts: Texts) -> str:
+    """Hash of the tenant's config and ESV states; ``same``: objects equal to the held ones
+    (by value and type), whose text is shared with the plan's."""
+    config = {
+        key: texts(key, same[key]) if key in same else _text(value)
+        for key, value in held.config.items()
+    }
+    return _digest(
         {
-            "config": config,
-            "variables": {k: [v.value, v.type, v.loaded, v.managed] for k, v in variables.items()},
-            "secrets": {k: [s.version, s.loaded, s.managed] for k, s in secrets.items()},
+            "config": _hash_texts(config),
+            "variables": {
+                k: [v.value, v.type, v.loaded, v.managed] for k, v in held.variables.items()
+            },
+            "secrets": {k: [s.version, s.loaded, s.managed] for k, s in held.secrets.items()},
         }
     )
-    return _Held(config, variables, secrets, fingerprint)
+
+
+def _text(value: JSON) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+
+
+def _hash_texts(texts: Mapping[str, str]) -> str:
+    # Length-prefixed, so no id or text can run into the next.
+    parts = [f"{len(key)}:{key}{len(texts[key])}:{texts[key]}" for key in sorted(texts)]
+    return hashlib.sha256("".join(parts).encode()).hexdigest()
+
+
+def _config_digest(config: Mapping[str, JSON], texts: Texts) -> str:
+    return _hash_texts({key: texts(key, value) for key, value in config.items()})
 
 
 def _inputs_fingerprint(
@@ -520,12 +618,15 @@ def _effective_changes(
     resolved: Mapping[str, Resolved],
     esv_changes: list[EsvChange],
     config_changes: list[ObjectDiff],
+    referencing: set[str],
 ) -> list[ObjectDiff]:
+    # ``referencing``: the objects that may reference a changed ESV (see _may_reference).
     changed_esvs = {change.id for change in esv_changes}
     candidates = {d.object for d in config_changes}
     if changed_esvs:
+        maybe = {key: target[key] for key in sorted(referencing)}
         candidates |= {
-            ref.object_id for ref in index_references(target) if ref.esv_id in changed_esvs
+            ref.object_id for ref in index_references(maybe) if ref.esv_id in changed_esvs
         }
     if not candidates:
         return []
@@ -534,21 +635,43 @@ def _effective_changes(
         key: EsvValue(key, state.value, state.type) for key, state in held.variables.items()
     }
     values.update({key: EsvValue(key, MASK, "string", secret=True) for key in held.secrets})
+    running = _resolve_held(
+        {key: held.config[key] for key in candidates & held.config.keys()}, values
+    )
     result = []
     for object_id in sorted(candidates):
-        after = resolved[object_id].masked if object_id in resolved else ABSENT
-        found: ObjectDiff | None
-        try:
-            before: JSON = ABSENT
-            if object_id in held.config:
-                before = resolve(held.config[object_id], values, object_id=object_id).masked
-            found = diff_object(object_id, before, after)
-        except EsvError:
-            found = _before_unknown(object_id, after)
+        after = resolved[object_id].masked if object_id in target else ABSENT
+        before = running.get(object_id, ABSENT)
+        found = (
+            _before_unknown(object_id, after)
+            if before is _UNRESOLVABLE
+            else diff_object(object_id, before, after)
+        )
         if found is not None:
-            secret_paths = resolved[object_id].secret_paths if object_id in resolved else None
+            secret_paths = resolved[object_id].secret_paths if object_id in target else None
             result.append(_mark_secrets(found, secret_paths or frozenset()))
     return result
+
+
+_UNRESOLVABLE = object()
+"""An object the tenant holds that does not resolve with the values it holds."""
+
+
+def _resolve_held(config: Mapping[str, JSON], values: Mapping[str, EsvValue]) -> dict[str, JSON]:
+    """Masked values the tenant runs for ``config``; :data:`_UNRESOLVABLE` for those that do
+    not resolve. All at once (the resolver shares repeated placeholders), one by one only
+    when some fail."""
+    try:
+        return {key: item.masked for key, item in resolve_objects(config, values).items()}
+    except EsvError:
+        pass
+    running: dict[str, JSON] = {}
+    for key, value in config.items():
+        try:
+            running[key] = resolve(value, values, object_id=key).masked
+        except EsvError:
+            running[key] = _UNRESOLVABLE
+    return running
 
 
 def _before_unknown(object_id: str, after: JSON) -> ObjectDiff:

@@ -98,3 +98,39 @@ def test_diff_is_none_exactly_when_equal_and_every_change_is_real(before, after)
         assert change.before is ABSENT or _at(before, change.parts) == change.before
         assert change.after is ABSENT or _at(after, change.parts) == change.after
         assert change.before is not ABSENT or change.after is not ABSENT
+
+
+def _deepdiff_changes(before: object, after: object) -> set[tuple[str, str, str]]:
+    """What one whole-object DeepDiff reports (the differ's reference semantics)."""
+    from deepdiff import DeepDiff
+    from deepdiff.helper import notpresent
+
+    from esv.resolver import json_path
+
+    found = set()
+    tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
+    for levels in tree.values():
+        for level in levels:
+            parts = tuple(level.path(output_format="list"))
+            old = "ABSENT" if level.t1 is notpresent else json.dumps(level.t1)
+            new = "ABSENT" if level.t2 is notpresent else json.dumps(level.t2)
+            found.add((json_path(parts), old, new))
+    return found
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    before=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
+    after=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
+)
+def test_diff_reports_what_one_whole_object_deepdiff_reports(before, after) -> None:
+    found = diff_object("o", before, after)
+    changes = {
+        (
+            c.path,
+            "ABSENT" if c.before is ABSENT else json.dumps(c.before),
+            "ABSENT" if c.after is ABSENT else json.dumps(c.after),
+        )
+        for c in (found.changes if found else ())
+    }
+    assert changes == _deepdiff_changes(before, after)

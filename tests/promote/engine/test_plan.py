@@ -425,3 +425,85 @@ def test_effective_value_before_that_cannot_be_resolved_is_a_flag_not_a_value(
         "before_unknown": True,
     }
     assert MASK not in text and MASK not in md
+
+
+# -- what grows with the changes: only what can differ is resolved ---------------------------
+
+
+def _many(tmp_path: Path, n: int = 30, **extra: Any) -> Workspace:
+    config: dict[str, Any] = {"external.email": EMAIL}
+    for i in range(n):
+        config[f"bench/o{i:02d}"] = {"host": "&{esv.email.provider.host}", "i": i}
+    config.update(extra)
+    workspace = load_workspace(write_workspace(tmp_path / "ws", config=config))
+    apply(workspace, "dev")
+    return workspace
+
+
+def test_unchanged_objects_are_checked_but_not_resolved(tmp_path: Path) -> None:
+    workspace = _many(tmp_path)
+    set_config(workspace.root, "bench/o07", {"host": "&{esv.email.provider.host}", "i": 70})
+    workspace = load_workspace(workspace.root)
+    (stage,) = plan_of(workspace, "dev").stages
+    assert [d.object for d in stage.config_changes] == ["bench/o07"]
+    assert set(stage.resolved) == {"bench/o07", "external.email"}  # + the email objects
+    assert [d.object for d in stage.effective_changes] == ["bench/o07"]
+
+    # a missing ESV is found in every object, changed or not
+    envs = default_envs()
+    (workspace.root / "environments" / "dev.yaml").write_text(
+        envs["dev"].replace("  esv-email-provider-host: smtp.dev.example.com\n", "")
+    )
+    (stage,) = plan_of(load_workspace(workspace.root), "dev").stages
+    assert stage.status == "blocked"
+    assert {p.location for p in stage.errors if p.esv_id == "esv-email-provider-host"} >= {
+        f"bench/o{i:02d}" for i in range(30)
+    }
+
+
+def test_a_changed_esv_resolves_and_shows_exactly_the_objects_that_use_it(
+    tmp_path: Path,
+) -> None:
+    brand = {"subject": "Hi from &{esv.brand|Acme}"}
+    workspace = _many(tmp_path, **{"bench/brand": brand})
+    dev = env_yaml("dev", extra_variables={"esv-brand": "Beta"})
+    (workspace.root / "environments" / "dev.yaml").write_text(dev)
+    (stage,) = plan_of(load_workspace(workspace.root), "dev").stages
+    assert stage.config_changes == ()
+    assert [(c.id, c.action) for c in stage.esv_changes] == [("esv-brand", "add")]
+    assert set(stage.resolved) == {"bench/brand", "external.email"}
+    (effective,) = stage.effective_changes
+    assert effective.object == "bench/brand"
+    assert [(c.path, c.before, c.after) for c in effective.changes] == [
+        ("subject", "Hi from Acme", "Hi from Beta")
+    ]
+
+
+def test_an_unchanged_object_over_a_secret_is_still_resolved_and_checked(
+    tmp_path: Path,
+) -> None:
+    over_secret = {"port": {"$int": "&{esv.email.provider.password}"}}
+    workspace = load_workspace(write_workspace(tmp_path / "ws"))
+    with Tenants(workspace, environ=ENVIRON) as ts:  # the tenant holds it already
+        ts["dev"].put_config("bench/secret", over_secret)
+    set_config(workspace.root, "bench/secret", over_secret)
+    (stage,) = plan_of(load_workspace(workspace.root), "dev").stages
+    assert all(d.object != "bench/secret" for d in stage.config_changes)
+    assert stage.status == "blocked"
+    assert any(p.location == "bench/secret" for p in stage.errors)
+    assert SECRET not in repr(stage.errors)
+
+
+def test_the_tenant_fingerprint_follows_every_held_object(tmp_path: Path) -> None:
+    workspace = _many(tmp_path)
+    first = plan_of(workspace, "dev").stages[0].tenant_fingerprint
+    assert plan_of(workspace, "dev").stages[0].tenant_fingerprint == first
+    with Tenants(workspace, environ=ENVIRON) as ts:
+        ts["dev"].put_config("bench/o03", {"i": 3, "host": "&{esv.email.provider.host}"})
+    # the same object with its keys in another order: the same content
+    assert plan_of(workspace, "dev").stages[0].tenant_fingerprint == first
+    with Tenants(workspace, environ=ENVIRON) as ts:
+        ts["dev"].put_config("bench/o03", {"host": "&{esv.email.provider.host}", "i": 3.0})
+    changed = plan_of(workspace, "dev").stages[0]
+    assert changed.tenant_fingerprint != first
+    assert [d.object for d in changed.config_changes] == ["bench/o03"]  # 3.0 is not 3
