@@ -97,3 +97,54 @@ def test_no_command_leaks_a_secret(tmp_path: Path) -> None:
     assert INLINE in values
     for path in written:
         _assert_clean(path.read_bytes().decode(errors="replace"), str(path))
+
+
+def test_approval_prompts_unexpected_errors_and_recovery_leak_no_secret(tmp_path: Path) -> None:
+    import click
+
+    from promote.cli import Context, pass_context
+    from promote.cli.engine_cmds import _finish, _run
+    from promote.engine.apply import Ambient, run
+    from promote.engine.session import Tenants
+    from promote.workspace import load_workspace
+    from tests.promote.engine.workspaces import faulty_opener
+
+    root = write_workspace(tmp_path / "ws")
+    rotated = {**ENVIRON, "PROD_SMTP_PASSWORD": ROTATED}
+    # A tenant bug whose message holds a secret value: only its type may be shown.
+    opener = faulty_opener("staging", "write_esvs", ValueError(f"bad value {ROTATED}"))
+
+    @click.command()
+    @pass_context
+    def faulty_run(ctx: Context) -> None:
+        _finish(ctx, lambda: _run(ctx, "prod", ("prod",), None, opener=opener))
+
+    result = CliRunner().invoke(faulty_run, [], obj=Context(root, False), env=rotated)
+    assert result.exit_code == 1 and "internal error (ValueError)" in result.stderr
+    outputs = [result.stdout + result.stderr]
+
+    workspace = load_workspace(root)
+    with Tenants(workspace, environ=rotated) as tenants:  # finishes the aborted run
+        done = run(workspace, "prod", tenants, ambient=Ambient(environ=rotated))
+    assert done.notes and "finished it" in done.notes[0]
+    questions: list[str] = []
+    again = {**rotated, "PROD_SMTP_PASSWORD": INLINE}  # rotated once more: asks for prod
+    with Tenants(workspace, environ=again) as tenants:
+        asked = run(
+            workspace,
+            "prod",
+            tenants,
+            ambient=Ambient(environ=again, confirm=lambda q: questions.append(q) or True),
+        )
+    assert asked.applied == ("prod",)
+    assert questions and "~esv-email-provider-password" in questions[0]
+    outputs += questions + list(done.notes)
+    runner = CliRunner()
+    for args in (["history"], ["history", "--format", "json"], ["status"]):
+        shown = runner.invoke(cli, ["--workspace", str(root), *args], env=rotated)
+        outputs.append(shown.stdout + shown.stderr)
+    for text in outputs:
+        _assert_clean(text, "output")
+    for path in (root / ".promote").rglob("*"):
+        if path.is_file() and not path.name.endswith(_DATABASE_SUFFIXES):
+            _assert_clean(path.read_bytes().decode(errors="replace"), str(path))
