@@ -305,7 +305,13 @@ class _Checker:
         if kind == "value":
             return SecretSource("value", "", SecretValue(ref))
         if kind == "env" and _ENV_NAME.fullmatch(ref) is None:
-            self.error(f"{path}.env", f"{ref!r} is not an environment variable name")
+            # Never show what was written: a pasted secret lands here more often than a typo.
+            self.error(
+                f"{path}.env",
+                "is not an environment variable name (letters, digits and _, not starting "
+                "with a digit)",
+                "write the variable's name here, never its value",
+            )
             return None
         if kind == "file" and not ref:
             self.error(f"{path}.file", "must name a file (relative to the workspace)")

@@ -102,8 +102,8 @@ def test_no_command_leaks_a_secret(tmp_path: Path) -> None:
 def test_approval_prompts_unexpected_errors_and_recovery_leak_no_secret(tmp_path: Path) -> None:
     import click
 
-    from promote.cli import Context, pass_context
-    from promote.cli.engine_cmds import _finish, _run
+    from promote.cli import Context, handle_errors, pass_context
+    from promote.cli.engine_cmds import _run
     from promote.engine.apply import Ambient, run
     from promote.engine.session import Tenants
     from promote.workspace import load_workspace
@@ -117,7 +117,7 @@ def test_approval_prompts_unexpected_errors_and_recovery_leak_no_secret(tmp_path
     @click.command()
     @pass_context
     def faulty_run(ctx: Context) -> None:
-        _finish(ctx, lambda: _run(ctx, "prod", ("prod",), None, opener=opener))
+        handle_errors(ctx, lambda: _run(ctx, "prod", ("prod",), None, opener=opener))
 
     result = CliRunner().invoke(faulty_run, [], obj=Context(root, False), env=rotated)
     assert result.exit_code == 1 and "internal error (ValueError)" in result.stderr

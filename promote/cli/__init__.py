@@ -40,14 +40,15 @@ def fail(error: EsvError | PromoteError, *, debug: bool) -> NoReturn:
     sys.exit(error.exit_code)
 
 
-def handle_errors(ctx: Context, call: Callable[[], int | None]) -> int:
-    """Run ``call``; map library errors to their exit codes; Ctrl-C to 130.
+def handle_errors(ctx: Context, call: Callable[[], int | None]) -> None:
+    """Run ``call`` and exit with the code it returns when that is not 0; map library errors
+    to their exit codes; Ctrl-C to 130.
 
     Anything else is a bug: it exits 1 naming only the exception's type (its text could hold
     a value from the workspace, a secret included); ``--debug`` shows the traceback.
     """
     try:
-        return call() or 0
+        code = call() or 0
     except (EsvError, PromoteError) as error:
         fail(error, debug=ctx.debug)
     except KeyboardInterrupt:
@@ -68,6 +69,8 @@ def handle_errors(ctx: Context, call: Callable[[], int | None]) -> int:
             err=True,
         )
         sys.exit(1)
+    if code:
+        sys.exit(code)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

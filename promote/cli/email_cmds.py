@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-
 import click
 
 from promote.cli import Context, handle_errors, pass_context
@@ -44,9 +42,7 @@ def test_command(ctx: Context, env_name: str, to: str, live: bool, sender: str |
             click.echo(f"warning: {warning}", err=True)
         click.echo(result.summary)
 
-    code = handle_errors(ctx, call)
-    if code:
-        sys.exit(code)
+    handle_errors(ctx, call)
 
 
 def register(group: click.Group) -> None:

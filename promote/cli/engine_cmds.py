@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
 from typing import IO, Any, cast
 
@@ -31,12 +30,6 @@ __all__ = ["register"]
 
 def _workspace(ctx: Context) -> Workspace:
     return load_workspace(ctx.workspace_option)
-
-
-def _finish(ctx: Context, call: Callable[[], int | None]) -> None:
-    code = handle_errors(ctx, call)
-    if code:
-        sys.exit(code)
 
 
 def _note_unfinished(workspace: Workspace) -> None:
@@ -94,7 +87,7 @@ def plan_command(
             )
         return 5 if detailed_exitcode and plan.pending else 0
 
-    _finish(ctx, call)
+    handle_errors(ctx, call)
 
 
 def _confirm(question: str) -> bool:
@@ -152,7 +145,7 @@ def run_command(
     """Carry config and ESVs up the chain to ENV, stage by stage."""
     if to is None and plan_file is None:
         raise click.UsageError("give --to ENV or --plan FILE")
-    _finish(ctx, lambda: _run(ctx, to, approve, plan_file))
+    handle_errors(ctx, lambda: _run(ctx, to, approve, plan_file))
 
 
 def _run(
@@ -215,7 +208,7 @@ def status_command(ctx: Context, fmt: str) -> None:
             click.echo(render_template("status.txt.j2", statuses=statuses), nl=False)
         return 0
 
-    _finish(ctx, call)
+    handle_errors(ctx, call)
 
 
 @click.command("history")
@@ -239,7 +232,7 @@ def history_command(ctx: Context, env: str | None, fmt: str) -> None:
             click.echo(render_template("history.txt.j2", records=records, env=env), nl=False)
         return 0
 
-    _finish(ctx, call)
+    handle_errors(ctx, call)
 
 
 @click.command("rollback")
@@ -255,7 +248,7 @@ def rollback_command(ctx: Context, env: str) -> None:
         click.echo(f"{env}: rolled back ({record.summary()})")
         return 0
 
-    _finish(ctx, call)
+    handle_errors(ctx, call)
 
 
 def register(group: click.Group) -> None:

@@ -56,7 +56,8 @@ def _print_grouped(found: Mapping[Problem, list[str]]) -> int:
 
 @click.command("init")
 @click.argument("directory", required=False, type=click.Path(file_okay=False, path_type=Path))
-def init_cmd(directory: Path | None) -> None:
+@pass_context
+def init_cmd(ctx: Context, directory: Path | None) -> None:
     """Scaffold a workspace in DIRECTORY (default: the current directory)."""
     root = directory or Path(".")
 
@@ -70,7 +71,7 @@ def init_cmd(directory: Path | None) -> None:
         )
         return 0
 
-    handle_errors(Context(None, False), run)
+    handle_errors(ctx, run)
 
 
 @click.command("validate")

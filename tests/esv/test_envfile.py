@@ -127,7 +127,9 @@ secrets:
         f'{REL}: variables.esv-noval: has no value (write {{value: "...", type: ...}})',
         f"{REL}: secrets.esv-two: must be one of {{env: NAME}}, {{file: path}} or {{value: ...}} "
         "(never write a credential in the file)",
-        f"{REL}: secrets.esv-bad-env.env: 'not a name' is not an environment variable name",
+        f"{REL}: secrets.esv-bad-env.env: is not an environment variable name (letters, "
+        "digits and _, not starting with a digit) (write the variable's name here, never its "
+        "value)",
         f"{REL}: secrets.esv-plain: must be one of {{env: NAME}}, {{file: path}} or {{value: ...}} "
         "(never write a credential in the file)",
     ]
@@ -318,3 +320,15 @@ def test_secret_env_var_that_is_not_utf8_is_named_never_shown(tmp_path: Path) ->
         read_secret(SecretSource("env", "PW"), workspace=tmp_path, environ={"PW": "hunter2\udcff"})
     assert "environment variable PW is not UTF-8 text" in str(caught.value)
     assert "hunter2" not in str(caught.value)
+
+
+def test_a_value_pasted_where_a_variable_name_belongs_is_never_shown() -> None:
+    with pytest.raises(EnvironmentFileError) as error:
+        parse_environment(
+            'secrets:\n  esv-a: {env: "hunter2-P@ss"}\n',
+            name="uat",
+            path=Path("environments/uat.yaml"),
+            relpath=REL,
+        )
+    assert "hunter2" not in str(error.value)
+    assert "secrets.esv-a.env: is not an environment variable name" in str(error.value)

@@ -642,14 +642,15 @@ def test_status_of_a_tenant_that_cannot_be_opened_does_not_hide_the_others(
 def _run_with_faulty_staging(root: Path, *, debug: bool) -> Result:
     """``promote run --to prod --approve prod`` (the command's own body and the one error
     handler) with staging's tenant raising ValueError("secret-text") mid-write."""
-    from promote.cli.engine_cmds import _finish, _run
+    from promote.cli import handle_errors
+    from promote.cli.engine_cmds import _run
 
     opener = faulty_opener("staging", "promote_from", ValueError("secret-text"))
 
     @click.command()
     @pass_context
     def faulty_run(ctx: Context) -> None:
-        _finish(ctx, lambda: _run(ctx, "prod", ("prod",), None, opener=opener))
+        handle_errors(ctx, lambda: _run(ctx, "prod", ("prod",), None, opener=opener))
 
     return CliRunner().invoke(faulty_run, [], obj=Context(root, debug), env=ENVIRON)
 
