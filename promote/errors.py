@@ -10,9 +10,15 @@ Every error carries ``exit_code`` (SPEC 4.1) and keeps its context in attributes
     │   └── ImmutableError       1: a direct config write to an immutable environment
     ├── ApplyError               1: a stage failed while applying; ``states`` says what each
     │                               environment was left in
-    └── InterruptedRun           130: interrupted (Ctrl-C)
+    ├── InterruptedRun           130: interrupted (Ctrl-C)
+    ├── HookError                1: a restart hook failed or timed out (promote.engine.hooks)
+    ├── StateFileError           1: a file under ``.promote/`` cannot be written (promote.files)
+    ├── EmailError               1: a test email could not be sent (promote.email.errors)
+    └── VerifyError              1: a ``verify`` gate failed (promote.email.errors)
 
-esv errors (``esv.EsvError``, exit code 3) pass through unchanged. No message contains a secret.
+esv errors (``esv.EsvError``, exit code 3) pass through unchanged; ``promote.workspace``
+raises ``WorkspaceError``, an ``EsvError``, for workspace layout problems. No message contains
+a secret.
 """
 
 from __future__ import annotations

@@ -4,14 +4,14 @@ Each keeps ``host`` and ``port`` (or the endpoint) in attributes and names them 
 none ever contains a password, client secret or token::
 
     PromoteError
-    └── EmailError               a test email could not be sent
-        ├── EmailAuthError       the server refused the credentials (SMTP AUTH, OAuth2 token)
-        ├── EmailConnectError    the host cannot be reached (DNS, refused connection)
-        ├── EmailTimeoutError    the server did not answer within the configured timeout
-        ├── EmailTlsError        TLS failed: certificate, handshake, or STARTTLS not offered
-        ├── EmailRejectedError   the server refused the message or a recipient
-        ├── EmailRateLimitError  the built-in outbox already sent 10 messages this minute
-        └── VerifyError          an environment's ``verify.email_test`` gate failed
+    ├── EmailError               a test email could not be sent
+    │   ├── EmailAuthError       the server refused the credentials (SMTP AUTH, OAuth2 token)
+    │   ├── EmailConnectError    the host cannot be reached (DNS, refused connection)
+    │   ├── EmailTimeoutError    the server did not answer within the configured timeout
+    │   ├── EmailTlsError        TLS failed: certificate, handshake, or STARTTLS not offered
+    │   ├── EmailRejectedError   the server refused the message or a recipient
+    │   └── EmailRateLimitError  the built-in outbox already sent 10 messages this minute
+    └── VerifyError              an environment's ``verify.email_test`` gate failed
 """
 
 from __future__ import annotations
