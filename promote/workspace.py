@@ -12,8 +12,6 @@ Layout (SPEC 1)::
 from __future__ import annotations
 
 import difflib
-import os
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +21,7 @@ from esv.envfile import EnvironmentFile, load_environment, read_yaml
 from esv.errors import EsvError, Problem
 from esv.jsonfile import load_json
 from promote.errors import BlockedError
+from promote.files import SHARED, atomic_write
 
 __all__ = [
     "DEFAULT_CHAIN",
@@ -285,23 +284,7 @@ def init_workspace(root: Path) -> list[str]:
             "(init only creates a new workspace)"
         )
     for rel, text in files.items():
-        _write_atomic(root / rel, text)
+        # The mode any new file gets (0666 less the umask: 0644 with umask 022): workspace
+        # files are shared in version control, not private like promote's state files.
+        atomic_write(root / rel, text.encode(), mode=SHARED)
     return list(files)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    """Write through a temporary file and ``os.replace`` so no half-written file remains.
-
-    The file gets the mode any new file gets (0666 less the umask: 0644 with umask 022):
-    workspace files are shared in version control, not private like ``mkstemp``'s 0600.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.parent / f".{path.name}.{secrets.token_hex(8)}.tmp"
-    fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(temp, path)
-    except BaseException:
-        temp.unlink(missing_ok=True)
-        raise

@@ -11,9 +11,7 @@ display name may be anything) are refused. Each message is one file,
 from __future__ import annotations
 
 import contextlib
-import os
 import sqlite3
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -22,6 +20,7 @@ from email.message import EmailMessage
 from pathlib import Path
 
 from promote.email.errors import EmailRateLimitError, EmailRejectedError
+from promote.files import atomic_write
 
 __all__ = ["RATE_LIMIT", "RATE_WINDOW", "Outbox"]
 
@@ -85,7 +84,7 @@ class Outbox:
                 )
             stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(now))
             path = self.directory / f"{stamp}-{uuid.uuid4().hex[:12]}.eml"
-            _write_atomic(path, message.as_bytes())
+            atomic_write(path, message.as_bytes())
             ledger.execute("DELETE FROM sent WHERE at <= ?", (now - self._window,))
             ledger.execute("INSERT INTO sent (at) VALUES (?)", (now,))
         return path
@@ -112,18 +111,6 @@ class Outbox:
             connection.execute("COMMIT")
         finally:
             connection.close()
-
-
-def _write_atomic(path: Path, data: bytes) -> None:
-    handle, temp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-", suffix=".eml")
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            stream.write(data)
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-        raise
 
 
 def _ascii(address: HeaderAddress) -> bool:

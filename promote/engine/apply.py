@@ -22,7 +22,6 @@ from typing import Any
 from esv import EsvError, Problem
 from esv.envfile import EnvironmentFile
 from promote.email import VerifyContext, run_verify
-from promote.engine.files import Writer, atomic_write
 from promote.engine.history import (
     HistoryRecord,
     append_history,
@@ -42,6 +41,7 @@ from promote.errors import (
     PromoteError,
     StalePlanError,
 )
+from promote.files import Writer, atomic_write
 from promote.tenants.base import Tenant
 from promote.workspace import Workspace
 

@@ -17,8 +17,8 @@ from typing import Any
 
 from esv import EsvError
 from promote.engine.diff import diff_objects
-from promote.engine.files import Writer, atomic_write, read_text
 from promote.errors import PromoteError
+from promote.files import Writer, atomic_write, read_text
 from promote.tenants.base import JSON, Tenant
 from promote.workspace import Workspace
 

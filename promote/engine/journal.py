@@ -18,8 +18,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from promote.engine.files import StateFileError, Writer, atomic_write, read_text
 from promote.errors import LockedError
+from promote.files import StateFileError, Writer, atomic_write, read_text
 
 __all__ = [
     "JOURNAL_FORMAT",

@@ -15,7 +15,6 @@ import base64
 import hmac
 import json
 import os
-import tempfile
 import threading
 import time
 import uuid
@@ -34,6 +33,7 @@ from esv.ids import is_valid_id
 from esv.references import index_references
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, ImmutableError, LockedError, PromoteError, TenantError
+from promote.files import StateFileError, atomic_write
 from promote.http import TRANSIENT_STATUSES as TRANSIENT
 from promote.http import Auth, HttpClient, RetryPolicy, StaticAuth
 from promote.tenants.base import (
@@ -249,9 +249,7 @@ class _LockRecords:
                 raise self._unwritable(error) from None
             return
         try:
-            _write_atomically(
-                self.path, {"format": _LOCKS_FORMAT, "locks": dict(records)}, prefix=".locks-"
-            )
+            _write_atomically(self.path, {"format": _LOCKS_FORMAT, "locks": dict(records)})
         except OSError as error:
             raise self._unwritable(error) from None
 
@@ -331,7 +329,7 @@ class _ConfigRecord:
             self._memory = record
             return
         try:
-            _write_atomically(self.path, {"format": _CONFIG_FORMAT, **record}, prefix=".config-")
+            _write_atomically(self.path, {"format": _CONFIG_FORMAT, **record})
         except OSError as error:
             raise PromoteError(
                 f"{self.path}: cannot record the config ids promote manages on {self._env} "
@@ -339,20 +337,13 @@ class _ConfigRecord:
             ) from None
 
 
-def _write_atomically(path: Path, data: Any, *, prefix: str) -> None:
-    """``data`` as JSON at ``path``: mode 0600, temp file + fsync + ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, temp = tempfile.mkstemp(prefix=prefix, suffix=".tmp", dir=path.parent)
+def _write_atomically(path: Path, data: Any) -> None:
+    """``data`` as JSON at ``path``: mode 0600, written by :func:`promote.files.atomic_write`;
+    an ``OSError`` when it cannot be written (the callers word the message)."""
     try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(json.dumps(data, indent=2) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        Path(temp).unlink(missing_ok=True)
-        raise
+        atomic_write(path, (json.dumps(data, indent=2) + "\n").encode(), dir_mode=0o700)
+    except StateFileError as error:
+        raise error.os_error from None
 
 
 class AicTenant:
@@ -365,7 +356,9 @@ class AicTenant:
     Without one both records live in memory only.
     """
 
-    capabilities = Capabilities()
+    capabilities = Capabilities(sends_test_email=True)
+    last_test: tuple[str, str] | None = None
+    """Always None: writing ``external.email`` sends no test message."""
 
     def __init__(
         self,

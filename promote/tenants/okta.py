@@ -29,7 +29,6 @@ import copy
 import json
 import os
 import secrets
-import tempfile
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -43,6 +42,7 @@ from esv.envfile import EnvironmentFile, SecretSource
 from esv.errors import EnvironmentFileError, Problem
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, PromoteError, TenantError
+from promote.files import atomic_write
 from promote.http import HttpClient, RetryPolicy, StaticAuth, scrub
 from promote.tenants.base import (
     JSON,
@@ -71,7 +71,15 @@ __all__ = [
 EMAIL_ID = "external.email"
 DEFAULT_ALIAS = "promote"
 OKTA_CAPABILITIES = Capabilities(
-    esvs=False, placeholders=False, promotion=False, restart=False, config_ids=(EMAIL_ID,)
+    esvs=False,
+    placeholders=False,
+    promotion=False,
+    restart=False,
+    config_ids=(EMAIL_ID,),
+    email_ports=(465, 587, 2587),
+    graph_email=False,
+    builtin_email="platform",
+    sends_test_email=True,
 )
 
 _API = "/api/v1/email-servers"
@@ -390,19 +398,7 @@ class _StateFile:
         return data if isinstance(data, dict) else None
 
     def _write(self, text: str) -> None:
-        directory = self.path.parent
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        fd, temp = tempfile.mkstemp(prefix=".okta-", suffix=".tmp", dir=directory)
-        try:
-            os.fchmod(fd, 0o600)
-            with os.fdopen(fd, "w", encoding="utf-8") as handle:
-                handle.write(text)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.path)
-        except BaseException:
-            Path(temp).unlink(missing_ok=True)
-            raise
+        atomic_write(self.path, text.encode(), dir_mode=0o700)
 
 
 # -- HTTP -------------------------------------------------------------------------------

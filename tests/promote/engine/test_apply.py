@@ -17,7 +17,6 @@ from click.testing import CliRunner
 
 from promote.cli import cli
 from promote.engine.apply import Ambient, rollback, run
-from promote.engine.files import StateFileError
 from promote.engine.history import read_history
 from promote.engine.journal import Journal, unfinished_runs
 from promote.engine.plan import build_plan
@@ -29,6 +28,7 @@ from promote.errors import (
     LockedError,
     PromoteError,
 )
+from promote.files import StateFileError
 from promote.tenants.base import EsvWrite, Tenant
 from promote.tenants.local import LocalTenant
 from promote.workspace import Workspace, load_workspace
@@ -191,7 +191,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_exits_130(ws: Workspace) -> None:
 
 
 def _failing_writer(after: int, code: int):  # type: ignore[no-untyped-def]
-    from promote.engine.files import atomic_write
+    from promote.files import atomic_write
 
     calls = {"n": 0}
 

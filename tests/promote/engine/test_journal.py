@@ -7,7 +7,6 @@ from pathlib import Path
 
 import pytest
 
-from promote.engine.files import StateFileError, atomic_write, read_text
 from promote.engine.journal import (
     Journal,
     prune_finished,
@@ -16,6 +15,7 @@ from promote.engine.journal import (
     unfinished_runs,
 )
 from promote.errors import LockedError
+from promote.files import StateFileError, atomic_write, read_text
 
 
 def test_run_lock_admits_one_holder(tmp_path: Path) -> None:
