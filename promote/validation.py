@@ -2,8 +2,9 @@
 
 Per environment: the environment file's warnings, :func:`esv.check_environment` (missing,
 mistyped and unused ESVs, text that is not a placeholder), resolution with that
-environment's values, the email checks (:func:`promote.email.check_email`) and what the
-environment's kind of tenant cannot hold (:func:`promote.tenants.factory.config_problems`).
+environment's values, and the email checks as ``plan`` makes them
+(:func:`promote.email.email_problems`: the provider and templates against the capabilities of
+the environment's tenant, and what that tenant cannot hold), without opening the tenant.
 Nothing is changed and no secret value appears in any problem. A secret whose source is not
 available here (a CI without prod's variables) is a warning; the checks go on with a stand-in
 value.
@@ -14,7 +15,6 @@ from __future__ import annotations
 import os
 from collections.abc import Iterable, Mapping
 from dataclasses import replace
-from typing import Any
 
 from esv import (
     MASK,
@@ -148,30 +148,11 @@ def _check_one(workspace: Workspace, env: str, environ: Mapping[str, str]) -> li
         return problems + list(error.problems)
     # A typed wrapper over a stand-in is left as written; checks of what it holds would be
     # guesses (the warning that the secret is not set already stands).
-    problems += [
-        p for p in _email_problems(workspace, env, file, resolved) if not _under(p, resolved)
-    ]
+    from promote.email import email_problems
+
+    found = email_problems(resolved, env=file, mutable=workspace.is_mutable(env))
+    problems += [p for p in found if not _under(p, resolved)]
     return problems
-
-
-def _email_problems(
-    workspace: Workspace, env: str, file: EnvironmentFile, resolved: dict[str, Resolved]
-) -> list[Problem]:
-    from promote.email import check_email
-    from promote.tenants.factory import config_problems
-
-    verify: Any = file.verify.get("email_test") or {}
-    recipients = [verify["to"]] if isinstance(verify, dict) and "to" in verify else []
-    kind = str(file.tenant.get("kind", "local"))
-    problems = check_email(
-        resolved,
-        env=env,
-        location=file.relpath,
-        mutable=workspace.is_mutable(env),
-        tenant_kind=kind,
-        recipients=recipients,
-    )
-    return problems + config_problems(kind, resolved, location=file.relpath, reported=problems)
 
 
 def check_workspace(

@@ -8,7 +8,7 @@ engine runs after an environment's apply and restart.
 
 from __future__ import annotations
 
-from promote.email.checks import EMAIL_OBJECT, check_email, check_recipient
+from promote.email.checks import EMAIL_OBJECT, check_email, check_recipient, email_problems
 from promote.email.dispatch import EmailTestable, Transports, outbox_of, send_test_email
 from promote.email.errors import (
     EmailAuthError,
@@ -53,6 +53,7 @@ __all__ = [
     "VerifyError",
     "check_email",
     "check_recipient",
+    "email_problems",
     "outbox_of",
     "parse_address",
     "provider_from_config",

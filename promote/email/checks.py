@@ -25,11 +25,21 @@ from urllib.parse import urlsplit
 
 from esv.errors import Problem, Severity
 from promote.email.model import Address, idna_reason, parse_address, smtp_properties
+from promote.tenants.factory import capabilities_for, env_config_problems
 
 if TYPE_CHECKING:
+    from esv.envfile import EnvironmentFile
     from esv.resolver import Resolved
+    from promote.tenants.base import Capabilities
 
-__all__ = ["EMAIL_OBJECT", "TEMPLATE_PREFIX", "check_email", "check_recipient"]
+__all__ = [
+    "EMAIL_OBJECT",
+    "TEMPLATE_PREFIX",
+    "check_email",
+    "check_recipient",
+    "email_problems",
+    "recipients_of",
+]
 
 EMAIL_OBJECT = "external.email"
 TEMPLATE_PREFIX = "emailTemplate/"
@@ -40,7 +50,6 @@ _LANGUAGE_TAG = re.compile(
 )
 _TIMEOUTS = ("connectiontimeout", "timeout", "writetimeout")
 _SMTP_ONLY = ("host", "port", "starttls", "ssl", "smtpProperties", "debug")
-_OKTA_PORTS = (465, 587, 2587)
 _PATH_PART = re.compile(r"\[\d+\]|[^.\[\]]+")
 _UTF8_HINT = (
     'add "mail.mime.allowutf8=true" to smtpProperties, if the SMTP server supports SMTPUTF8'
@@ -53,26 +62,27 @@ def check_email(
     env: str,
     location: str,
     mutable: bool,
-    tenant_kind: str,
+    capabilities: Capabilities,
     recipients: Sequence[str] = (),
 ) -> list[Problem]:
     """Every problem of ``env``'s email provider and templates, errors and warnings.
 
     ``resolved``: the environment's resolved config objects (ids as in ``config/``);
     ``location``: its environment file (``environments/uat.yaml``), named by problems that
-    are about the environment rather than an object; ``recipients``: test addresses (the
-    env file's ``verify.email_test.to``), checked against the provider. No
-    ``external.email`` means the built-in provider: an error unless ``mutable`` (Okta: no
-    custom server, fine).
+    are about the environment rather than an object; ``capabilities``: its tenant's (ports,
+    Graph, what the built-in provider is); ``recipients``: test addresses (the env file's
+    ``verify.email_test.to``), checked against the provider. No ``external.email`` means the
+    built-in provider: an error unless ``mutable`` or the built-in email is the platform's
+    own (``capabilities.builtin_email == "platform"``: Okta without a custom server).
     """
     problems: list[Problem] = []
     email = resolved.get(EMAIL_OBJECT)
     config: Mapping[str, Any] | None = None
     if email is not None:
         checker = _Checker(email, env=env, location=location)
-        config = checker.check_provider(tenant_kind=tenant_kind)
+        config = checker.check_provider(capabilities)
         problems += checker.problems
-    elif tenant_kind != "okta" and not mutable:
+    elif capabilities.builtin_email != "platform" and not mutable:
         problems.append(
             Problem(
                 location,
@@ -93,6 +103,38 @@ def check_email(
             checker.check_template(config)
             problems += checker.problems
     return problems
+
+
+def email_problems(
+    resolved: Mapping[str, Resolved],
+    *,
+    env: EnvironmentFile,
+    mutable: bool,
+    capabilities: Capabilities | None = None,
+) -> list[Problem]:
+    """The email problems of one environment: :func:`check_email` with its file's
+    ``verify.email_test.to`` as recipient, plus what its tenant cannot hold of the resolved
+    config (:func:`promote.tenants.factory.env_config_problems`).
+
+    ``capabilities``: the open tenant's; default :func:`capabilities_for` the file (no
+    connection). What ``plan``, ``validate`` and ``email test`` check alike.
+    """
+    problems = check_email(
+        resolved,
+        env=env.name,
+        location=env.relpath,
+        mutable=mutable,
+        capabilities=capabilities if capabilities is not None else capabilities_for(env),
+        recipients=recipients_of(env),
+    )
+    return problems + env_config_problems(env, resolved, reported=problems)
+
+
+def recipients_of(env: EnvironmentFile) -> list[str]:
+    """The test address of ``env``'s ``verify.email_test.to``, when it is text."""
+    gate = (env.verify or {}).get("email_test")
+    to = gate.get("to") if isinstance(gate, Mapping) else None
+    return [to] if isinstance(to, str) else []
 
 
 def check_recipient(
@@ -293,7 +335,7 @@ class _Checker:
         )
 
     # -- external.email -------------------------------------------------------------------
-    def check_provider(self, *, tenant_kind: str) -> Mapping[str, Any] | None:
+    def check_provider(self, capabilities: Capabilities) -> Mapping[str, Any] | None:
         """Check ``external.email``; returns the config when it is an object."""
         config = self.value
         if not isinstance(config, Mapping):
@@ -301,9 +343,9 @@ class _Checker:
             return None
         kind = config.get("type", "smtp")
         if kind == "msgraph":
-            self.check_graph(config, tenant_kind=tenant_kind)
+            self.check_graph(config, capabilities)
         elif kind == "smtp":
-            self.check_smtp(config, tenant_kind=tenant_kind)
+            self.check_smtp(config, capabilities)
         else:
             self.add("type", f'is {self.shown("type")}; it must be "smtp" or "msgraph"')
             return config
@@ -336,7 +378,7 @@ class _Checker:
             return
         self.refusal(address, config, "from")
 
-    def check_smtp(self, config: Mapping[str, Any], *, tenant_kind: str) -> None:
+    def check_smtp(self, config: Mapping[str, Any], capabilities: Capabilities) -> None:
         host = self.non_empty_string(config, "host", "the SMTP server's hostname or IP address")
         if isinstance(host, str) and any(c.isspace() for c in host):
             self.add("host", f"is {self.shown('host')}; a hostname has no spaces")
@@ -354,10 +396,13 @@ class _Checker:
                     "is 25: many ISPs block or flag mail sent on port 25",
                     "use 587 (STARTTLS) or 465 (SSL)",
                 )
-            if tenant_kind == "okta" and port not in _OKTA_PORTS:
+            ports = capabilities.email_ports
+            if ports is not None and port not in ports:
+                allowed = ", ".join(str(p) for p in ports)
                 self.warn(
                     "port",
-                    f"is {port}: Okta supports 465, 587 and 2587 unless Okta support enables it",
+                    f"is {port}: this tenant's email server supports ports {allowed} "
+                    "unless its vendor's support enables others",
                 )
         self.optional(config, "debug", lambda v: isinstance(v, bool), "true or false")
         self.check_auth(config)
@@ -426,12 +471,12 @@ class _Checker:
             ):
                 self.add(path, f"is {self.shown(path)}; mail.mime.allowutf8 must be true or false")
 
-    def check_graph(self, config: Mapping[str, Any], *, tenant_kind: str) -> None:
-        if tenant_kind == "okta":
+    def check_graph(self, config: Mapping[str, Any], capabilities: Capabilities) -> None:
+        if not capabilities.graph_email:
             self.add(
                 "type",
-                'is "msgraph"; an Okta org\'s custom email server is SMTP only',
-                "use an SMTP provider for Okta environments",
+                'is "msgraph"; this tenant\'s custom email server is SMTP only',
+                "use an SMTP provider for this environment",
             )
         self.check_url(config, "mailEndpoint")
         auth = self.require(config, "auth", lambda v: isinstance(v, Mapping), "an object")

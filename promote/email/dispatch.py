@@ -2,10 +2,12 @@
 
 Three ways, picked by what is available:
 
-1. a tenant that can send a test itself (:class:`EmailTestable`: Okta's test endpoint, AIC's
+1. a tenant that can send a test itself (``capabilities.sends_test_email``:
+   :class:`~promote.tenants.base.EmailTestable` — Okta's test endpoint, AIC's
    ``external/email``) — used for ``--live`` and for ``verify`` gates;
 2. a resolved ``external.email`` — sent by promote over SMTP or Microsoft Graph;
-3. no ``external.email`` on a ``local`` tenant — its built-in provider, the outbox.
+3. no ``external.email`` on a tenant whose built-in provider is an outbox
+   (``capabilities.builtin_email == "outbox"``: local tenants) — written into it.
 """
 
 from __future__ import annotations
@@ -13,10 +15,7 @@ from __future__ import annotations
 import ssl
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any, Protocol, runtime_checkable
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from esv.errors import Problem
 from promote.email.checks import check_recipient
@@ -26,17 +25,14 @@ from promote.email.model import GraphProvider, parse_address, provider_from_conf
 from promote.email.outbox import Outbox
 from promote.email.smtp import send_smtp
 from promote.errors import BlockedError
+from promote.tenants.base import EmailTestable, email_outbox
+
+if TYPE_CHECKING:
+    import httpx
+
+    from promote.tenants.base import Tenant
 
 __all__ = ["DEFAULT_TRANSPORTS", "EmailTestable", "Transports", "outbox_of", "send_test_email"]
-
-
-@runtime_checkable
-class EmailTestable(Protocol):
-    """A tenant that sends a test email through its own provider (Okta, AIC)."""
-
-    def send_test_email(self, *, from_address: str, to_address: str) -> None:
-        """Send the platform's test email; raises ``PromoteError`` when it cannot."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -57,19 +53,17 @@ DEFAULT_TRANSPORTS = Transports()
 
 
 def outbox_of(
-    tenant: object, *, env: str, kind: str, clock: Callable[[], float] | None = None
+    tenant: Tenant, *, env: str, clock: Callable[[], float] | None = None
 ) -> Outbox | None:
-    """The built-in provider's outbox of a ``local`` tenant (``state_dir/outbox``), else None.
-
-    ``kind`` is the environment file's ``tenant.kind``: only local tenants have an outbox
-    (an Okta or AIC tenant's built-in provider is the platform's own).
-    """
-    state_dir = getattr(tenant, "state_dir", None)
-    if kind != "local" or not isinstance(state_dir, Path):
+    """The built-in provider's outbox of a tenant whose ``capabilities.builtin_email`` is
+    ``outbox`` (in its :meth:`~promote.tenants.base.EmailOutbox.outbox_dir`), else None (an
+    Okta or AIC tenant's built-in provider is the platform's own)."""
+    directory = email_outbox(tenant)
+    if directory is None:
         return None
     if clock is None:
-        return Outbox(state_dir / "outbox", env=env)
-    return Outbox(state_dir / "outbox", env=env, clock=clock)
+        return Outbox(directory, env=env)
+    return Outbox(directory, env=env, clock=clock)
 
 
 def send_test_email(
@@ -101,7 +95,7 @@ def send_test_email(
         if outbox is None:
             raise BlockedError(
                 f"{env} has no external.email: it runs on its tenant's built-in provider, "
-                "which promote reaches only for local tenants; nothing was sent "
+                "which promote reaches only when it is an outbox (local tenants); nothing was sent "
                 "(use --live to let the tenant send its own test)"
             )
         from_address = parse_address(outbox.sender)

@@ -4,10 +4,11 @@ Two questions, two sources of config:
 
 - default — *will the config a run delivers to ENV send?* The workspace's ``config/``
   (the chain carries it unchanged to every stage) resolved with ENV's values, checked as
-  ``plan`` checks it (errors block with exit 3), then sent by promote over SMTP or Graph, or
-  into a local tenant's built-in outbox;
+  ``plan`` checks it (:func:`~promote.email.checks.email_problems`; errors block with exit
+  3), then sent by promote over SMTP or Graph, or into the tenant's built-in outbox (when its
+  capabilities say it has one: local tenants);
 - ``live`` — *does what ENV's tenant holds now send?* A tenant that can send a test itself
-  (:class:`~promote.email.dispatch.EmailTestable`: Okta, AIC) does; otherwise the tenant's
+  (``capabilities.sends_test_email``: Okta, AIC) does; otherwise the tenant's
   ``external.email`` resolved with ENV's values is sent by promote.
 """
 
@@ -21,17 +22,12 @@ from typing import Any
 from esv.envfile import EnvironmentFile, esv_values, read_secrets
 from esv.errors import Problem
 from esv.resolver import Resolved, resolve
-from promote.email.checks import EMAIL_OBJECT, check_email
-from promote.email.dispatch import (
-    DEFAULT_TRANSPORTS,
-    EmailTestable,
-    Transports,
-    outbox_of,
-    send_test_email,
-)
+from promote.email.checks import EMAIL_OBJECT, email_problems
+from promote.email.dispatch import DEFAULT_TRANSPORTS, Transports, outbox_of, send_test_email
 from promote.email.model import parse_address
 from promote.errors import BlockedError
-from promote.tenants.factory import open_tenant
+from promote.tenants.base import Capabilities, email_testable
+from promote.tenants.factory import capabilities_for, open_tenant
 from promote.workspace import Workspace
 
 __all__ = ["EmailTestResult", "test_environment"]
@@ -63,18 +59,18 @@ def test_environment(
     """
     env = _environment(workspace, env_name)
     values = esv_values(env, read_secrets(env, workspace=workspace.root, environ=environ))
-    kind = str(env.tenant.get("kind", "local"))
     if live:
         return _live(workspace, env, to, sender, values, environ, transports)
+    capabilities = capabilities_for(env)
     document = workspace.config.get(EMAIL_OBJECT)
     resolved = {} if document is None else {EMAIL_OBJECT: _resolve(document, values)}
-    warnings = _checked(resolved, env, workspace, to)
+    warnings = _checked(resolved, env, workspace, capabilities)
     config = _config(resolved.get(EMAIL_OBJECT))
     outbox = None
-    if config is None and kind == "local":
+    if config is None and capabilities.builtin_email == "outbox":
         tenant = open_tenant(env, workspace=workspace, environ=environ)
         try:
-            outbox = outbox_of(tenant, env=env.name, kind=kind, clock=transports.clock)
+            outbox = outbox_of(tenant, env=env.name, clock=transports.clock)
         finally:
             tenant.close()
     summary = send_test_email(
@@ -98,19 +94,20 @@ def _live(
     environ: Mapping[str, str],
     transports: Transports,
 ) -> EmailTestResult:
-    kind = str(env.tenant.get("kind", "local"))
     tenant = open_tenant(env, workspace=workspace, environ=environ)
     try:
         held = tenant.read_config([EMAIL_OBJECT]).get(EMAIL_OBJECT)
         resolved = {} if held is None else {EMAIL_OBJECT: _resolve(held, values)}
         config = _config(resolved.get(EMAIL_OBJECT))
-        if isinstance(tenant, EmailTestable):
+        testable = email_testable(tenant)
+        if testable is not None:
             from_text = sender or (config or {}).get("from") or _workspace_from(workspace, values)
             address = parse_address(from_text) if isinstance(from_text, str) else None
-            tenant.send_test_email(from_address=address.address if address else "", to_address=to)
-            return EmailTestResult(f"test email to {to} sent by {env.name}'s tenant ({kind})")
-        warnings = _checked(resolved, env, workspace, to, mutable_builtin=True)
-        outbox = outbox_of(tenant, env=env.name, kind=kind, clock=transports.clock)
+            testable.send_test_email(from_address=address.address if address else "", to_address=to)
+            shown = env.tenant.get("kind", "local")  # named, never decided on
+            return EmailTestResult(f"test email to {to} sent by {env.name}'s tenant ({shown})")
+        warnings = _checked(resolved, env, workspace, tenant.capabilities, mutable_builtin=True)
+        outbox = outbox_of(tenant, env=env.name, clock=transports.clock)
         summary = send_test_email(
             config,
             env=env.name,
@@ -164,18 +161,18 @@ def _checked(
     resolved: Mapping[str, Resolved],
     env: EnvironmentFile,
     workspace: Workspace,
-    to: str,
+    capabilities: Capabilities,
     *,
     mutable_builtin: bool = False,
 ) -> tuple[Problem, ...]:
-    """The provider's warnings; its errors raise ``BlockedError`` (exit 3)."""
-    problems = check_email(
+    """The provider's warnings (as ``plan`` finds them); its errors raise ``BlockedError``
+    (exit 3)."""
+    problems = email_problems(
         resolved,
-        env=env.name,
-        location=env.relpath,
+        env=env,
         # a tenant that runs the built-in provider now has it, whatever the rules say
         mutable=mutable_builtin or workspace.is_mutable(env.name),
-        tenant_kind=str(env.tenant.get("kind", "local")),
+        capabilities=capabilities,
     )
     errors = [p for p in problems if p.severity == "error"]
     if errors:

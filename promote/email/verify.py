@@ -1,11 +1,13 @@
 """Verification gates run after an environment's apply and restart (``verify:`` in its file).
 
 The one gate today is ``email_test: {to: ADDRESS}``: the test email goes out through the
-environment's provider — the tenant's own test when it has one (:class:`EmailTestable`),
-else the resolved ``external.email`` over SMTP or Graph, else a local tenant's built-in
-outbox. A failure raises :class:`~promote.email.errors.VerifyError` (exit 1), which stops
-the walk. A tenant whose apply already had its server send this very test (Okta tests a server
-before enabling it; its ``last_test`` is ``(from, to)``) passes without a second message.
+environment's provider — the tenant's own test when its capabilities say it sends one
+(:class:`~promote.tenants.base.EmailTestable`), else the resolved ``external.email`` over SMTP
+or Graph, else the tenant's built-in outbox. A failure raises
+:class:`~promote.email.errors.VerifyError` (exit 1), which stops the walk. A tenant whose apply
+already had its server send this very test (Okta tests a server before enabling it; its
+``last_test`` is ``(from, to)``) passes without a second message. Without ``external.email``
+a tenant whose built-in email is the platform's own (Okta) has nothing promote can test.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from promote.email.checks import EMAIL_OBJECT
-from promote.email.dispatch import EmailTestable, Transports, outbox_of, send_test_email
+from promote.email.dispatch import Transports, outbox_of, send_test_email
 from promote.email.errors import VerifyError
 from promote.email.model import parse_address
 from promote.errors import PromoteError
+from promote.tenants.base import email_testable
 
 if TYPE_CHECKING:
     from esv.envfile import EnvironmentFile
@@ -65,10 +68,13 @@ def run_verify(ctx: VerifyContext) -> str | None:
             "email_test",
             f"{ctx.env.relpath}: verify.email_test.to must be an email address",
         )
-    if EMAIL_OBJECT not in ctx.resolved and ctx.env.tenant.get("kind") == "okta":
-        # Okta's built-in email has no test endpoint (the okta engineer's case).
-        return f"verify email_test skipped for {name}: Okta's built-in email cannot be tested"
-    if getattr(ctx.tenant, "last_test", None) == (_sender(ctx), to):
+    if EMAIL_OBJECT not in ctx.resolved and ctx.tenant.capabilities.builtin_email == "platform":
+        # The platform's own email (Okta without a custom server) has no test endpoint.
+        return (
+            f"verify email_test skipped for {name}: the platform's built-in email cannot be tested"
+        )
+    testable = email_testable(ctx.tenant)
+    if testable is not None and testable.last_test == (_sender(ctx), to):
         return (
             f"verify email_test passed for {name} (server test during apply): "
             f"test email sent to {to} by {name}'s tenant"
@@ -93,11 +99,11 @@ def _email_test(ctx: VerifyContext, to: str) -> str:
     name = ctx.env.name
     email = ctx.resolved.get(EMAIL_OBJECT)
     config: Any = email.value if email is not None else None
-    if isinstance(ctx.tenant, EmailTestable):
-        ctx.tenant.send_test_email(from_address=_sender(ctx), to_address=to)
+    testable = email_testable(ctx.tenant)
+    if testable is not None:
+        testable.send_test_email(from_address=_sender(ctx), to_address=to)
         return f"test email sent to {to} by {name}'s tenant"
-    kind = str(ctx.env.tenant.get("kind", "local"))
-    outbox = outbox_of(ctx.tenant, env=name, kind=kind, clock=ctx.transports.clock)
+    outbox = outbox_of(ctx.tenant, env=name, clock=ctx.transports.clock)
     masked = email.masked if email is not None and isinstance(email.masked, Mapping) else None
     return send_test_email(
         config, env=name, to=to, masked=masked, outbox=outbox, transports=ctx.transports

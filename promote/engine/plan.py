@@ -25,7 +25,7 @@ from esv.errors import MISSING_ESV
 from esv.ids import id_to_token
 from esv.references import check_environment, index_references
 from esv.resolver import EsvValue, Resolved, json_path, resolve, resolve_objects
-from promote.email import EMAIL_OBJECT, check_email
+from promote.email import EMAIL_OBJECT, email_problems
 from promote.email.checks import TEMPLATE_PREFIX
 from promote.engine.diff import (
     ABSENT,
@@ -37,8 +37,7 @@ from promote.engine.diff import (
     diff_objects,
 )
 from promote.errors import LockedError
-from promote.tenants.base import JSON, EsvWrite, SecretState, Tenant, VariableState
-from promote.tenants.factory import config_problems
+from promote.tenants.base import JSON, Capabilities, EsvWrite, SecretState, Tenant, VariableState
 from promote.workspace import Workspace
 
 __all__ = [
@@ -272,12 +271,12 @@ def build_stage(
         referencing = _may_reference(target, {c.id for c in esv_changes}, texts)
         needed = changed | referencing | _may_reference(target, set(envfile.secrets), texts)
         needed |= {key for key in target if _is_email_object(key)}
-        _resolve(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable)
+        _resolve(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable, caps)
         resolved = checks.resolved
     else:
         # Tenants without placeholders (Okta) hold resolved values; write-only fields they
         # never return are filled in where the tenant knows them unchanged.
-        _resolve(checks, envfile, desired, mutable)
+        _resolve(checks, envfile, desired, mutable, caps)
         resolved = checks.resolved
         target = {key: item.value for key, item in resolved.items()}
         compared = {
@@ -374,7 +373,11 @@ def _preflight(
 
 
 def _resolve(
-    checks: _Checks, envfile: EnvironmentFile, objects: Mapping[str, JSON], mutable: bool
+    checks: _Checks,
+    envfile: EnvironmentFile,
+    objects: Mapping[str, JSON],
+    mutable: bool,
+    capabilities: Capabilities,
 ) -> None:
     """Resolve ``objects`` with the stage's values and check the email objects among them;
     problems and results go into ``checks`` (nothing is resolved without the secrets)."""
@@ -388,19 +391,10 @@ def _resolve(
             errors.extend(p for p in error.problems if (p.location, p.path, p.esv_id) not in seen)
         else:
             checks.resolved, checks.resolved_ok = resolved, True
-            kind = str(envfile.tenant.get("kind", "local"))
-            email_problems = check_email(
-                resolved,
-                env=envfile.name,
-                location=envfile.relpath,
-                mutable=mutable,
-                tenant_kind=kind,
-                recipients=_recipients(envfile),
+            found = email_problems(
+                resolved, env=envfile, mutable=mutable, capabilities=capabilities
             )
-            email_problems += config_problems(
-                kind, resolved, location=envfile.relpath, reported=email_problems
-            )
-            for problem in email_problems:
+            for problem in found:
                 (errors if problem.severity == "error" else warnings).append(problem)
     checks.errors, checks.warnings = _unique(errors), _unique(warnings)
 
@@ -500,12 +494,6 @@ def _desired_config(
     return config
 
 
-def _recipients(envfile: EnvironmentFile) -> list[str]:
-    gate = (envfile.verify or {}).get("email_test")
-    to = gate.get("to") if isinstance(gate, Mapping) else None
-    return [to] if isinstance(to, str) else []
-
-
 def _immutable_problem(envfile: EnvironmentFile, *, promotion: bool) -> Problem:
     if promotion:
         return Problem(
@@ -517,7 +505,7 @@ def _immutable_problem(envfile: EnvironmentFile, *, promotion: bool) -> Problem:
     return Problem(
         envfile.relpath,
         "mutable",
-        f"this {envfile.tenant.get('kind', 'local')} tenant cannot receive promotions, "
+        "this tenant cannot receive promotions, "
         "so config reaches it only by direct writes; it cannot be immutable",
         hint="remove 'mutable: false' from this file",
     )

@@ -13,25 +13,34 @@ from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, runtime_checkable
+from pathlib import Path
+from typing import Any, Literal, Protocol, cast, runtime_checkable
 
 from esv.secrets import SecretValue
 
 __all__ = [
     "JSON",
+    "BuiltinEmail",
     "Capabilities",
+    "EmailOutbox",
+    "EmailTestable",
     "EsvWrite",
     "LockState",
     "PromotionReport",
     "SecretState",
     "Tenant",
     "VariableState",
+    "email_outbox",
+    "email_testable",
 ]
 
 JSON = Any
 """A parsed JSON value: dict, list, str, int, float, bool or None."""
 
 RestartStatus = Literal["ready", "restarting"]
+
+BuiltinEmail = Literal["outbox", "test-only", "platform"]
+"""What sends an environment's email when its config has no ``external.email``."""
 
 
 @dataclass(frozen=True)
@@ -48,6 +57,18 @@ class Capabilities:
     """ESV changes take effect only after :meth:`Tenant.restart`."""
     config_ids: tuple[str, ...] | None = None
     """The only config object ids this tenant can hold (Okta: ``("external.email",)``)."""
+    email_ports: tuple[int, ...] | None = None
+    """The SMTP ports ``external.email`` may use (Okta: 465, 587, 2587); None: any port."""
+    graph_email: bool = True
+    """``external.email`` may be Microsoft Graph (``type: msgraph``); false: SMTP only."""
+    builtin_email: BuiltinEmail = "test-only"
+    """What runs without ``external.email``: ``outbox`` — a built-in provider for testing that
+    writes messages into the tenant's :meth:`EmailOutbox.outbox_dir` (mutable environments
+    only); ``test-only`` — the platform's testing provider, which promote cannot reach
+    (mutable environments only); ``platform`` — the platform's own email, fine anywhere but
+    not testable."""
+    sends_test_email: bool = False
+    """The tenant sends a test email through its own provider: it is :class:`EmailTestable`."""
 
 
 @dataclass(frozen=True)
@@ -198,3 +219,39 @@ class Tenant(Protocol):
     def close(self) -> None:
         """Release connections and files."""
         ...
+
+
+@runtime_checkable
+class EmailTestable(Protocol):
+    """A tenant whose ``capabilities.sends_test_email`` is true: it sends a test email
+    through its own provider (Okta's test endpoint, AIC's ``external/email``)."""
+
+    last_test: tuple[str, str] | None
+    """``(from, to)`` of a test message the tenant's latest config write already had sent
+    (Okta tests a server before enabling it), else None: a verify gate asking for the same
+    test passes without a second message."""
+
+    def send_test_email(self, *, from_address: str, to_address: str) -> None:
+        """Send the platform's test email; raises ``PromoteError`` when it cannot."""
+        ...
+
+
+@runtime_checkable
+class EmailOutbox(Protocol):
+    """A tenant whose ``capabilities.builtin_email`` is ``outbox``."""
+
+    def outbox_dir(self) -> Path:
+        """The directory the built-in provider writes messages into (created when asked)."""
+        ...
+
+
+def email_testable(tenant: Tenant) -> EmailTestable | None:
+    """``tenant`` as :class:`EmailTestable` when its capabilities say it sends test emails."""
+    return cast(EmailTestable, tenant) if tenant.capabilities.sends_test_email else None
+
+
+def email_outbox(tenant: Tenant) -> Path | None:
+    """The built-in provider's outbox directory when the tenant's capabilities say it has one."""
+    if tenant.capabilities.builtin_email != "outbox":
+        return None
+    return cast(EmailOutbox, tenant).outbox_dir()

@@ -13,11 +13,18 @@ from esv.envfile import EnvironmentFile
 from esv.errors import Problem
 from esv.resolver import Resolved
 from promote.errors import BlockedError
-from promote.tenants.base import Tenant
-from promote.tenants.local import LocalTenant
+from promote.tenants.base import Capabilities, Tenant
+from promote.tenants.local import LOCAL_CAPABILITIES, LocalTenant
 from promote.workspace import Workspace
 
-__all__ = ["TENANT_KINDS", "config_problems", "local_state_dir", "open_tenant"]
+__all__ = [
+    "TENANT_KINDS",
+    "capabilities_for",
+    "config_problems",
+    "env_config_problems",
+    "local_state_dir",
+    "open_tenant",
+]
 
 TENANT_KINDS = ("local", "aic", "okta")
 """The ``tenant.kind`` values :func:`open_tenant` knows."""
@@ -50,7 +57,11 @@ def open_tenant(
         from promote.tenants.okta import open_okta
 
         return open_okta(env, workspace=workspace, environ=environ)
-    raise BlockedError(
+    raise _unknown_kind(env, kind)
+
+
+def _unknown_kind(env: EnvironmentFile, kind: Any) -> BlockedError:
+    return BlockedError(
         f"{env.relpath}: tenant.kind {kind!r} is not a tenant kind; nothing was opened",
         [
             Problem(
@@ -61,6 +72,32 @@ def open_tenant(
             )
         ],
     )
+
+
+def capabilities_for(env: EnvironmentFile) -> Capabilities:
+    """The capabilities of ``env``'s tenant without opening it (static per kind; nothing is
+    read or sent): what ``validate`` and ``email test`` check against. Unknown kind:
+    ``BlockedError`` as :func:`open_tenant` raises."""
+    kind = env.tenant.get("kind", "local")
+    if kind == "local":
+        return LOCAL_CAPABILITIES
+    if kind == "aic":
+        from promote.tenants.aic import AicTenant
+
+        return AicTenant.capabilities
+    if kind == "okta":
+        from promote.tenants.okta import OKTA_CAPABILITIES
+
+        return OKTA_CAPABILITIES
+    raise _unknown_kind(env, kind)
+
+
+def env_config_problems(
+    env: EnvironmentFile, resolved: Mapping[str, Resolved], *, reported: Iterable[Problem] = ()
+) -> list[Problem]:
+    """:func:`config_problems` for ``env``'s tenant kind, located in ``env``'s file."""
+    kind = str(env.tenant.get("kind", "local"))
+    return config_problems(kind, resolved, location=env.relpath, reported=reported)
 
 
 def config_problems(

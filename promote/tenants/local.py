@@ -51,10 +51,12 @@ from promote.tenants.base import (
     VariableState,
 )
 
-__all__ = ["DB_NAME", "LocalTenant"]
+__all__ = ["DB_NAME", "LOCAL_CAPABILITIES", "LocalTenant"]
 
 DB_NAME = "tenant.sqlite3"
 """The state file's name inside the tenant's ``state_dir``."""
+LOCAL_CAPABILITIES = Capabilities(builtin_email="outbox")
+"""Everything AIC has; without ``external.email`` the built-in provider writes an outbox."""
 
 _SCHEMA_VERSION = 1
 _TYPES = frozenset(TYPES)
@@ -138,7 +140,7 @@ class LocalTenant:
         self._state_dir = Path(state_dir)
         self.mutable = mutable
         self.restart_seconds = float(restart_seconds)
-        self.capabilities = Capabilities()
+        self.capabilities = LOCAL_CAPABILITIES
         self.path = self._state_dir / DB_NAME
         self._clock = clock
         self._busy_timeout = busy_timeout
@@ -165,6 +167,10 @@ class LocalTenant:
                 f"cannot create the state directory ({exc.strerror or exc})", _FIX_WRITABLE
             ) from None
         return self._state_dir
+
+    def outbox_dir(self) -> Path:
+        """Where the built-in email provider writes messages: ``state_dir / "outbox"``."""
+        return self.state_dir / "outbox"
 
     def _open(self) -> sqlite3.Connection:
         try:

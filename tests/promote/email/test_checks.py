@@ -9,6 +9,10 @@ import pytest
 
 from esv.resolver import EsvValue, resolve
 from promote.email import check_email
+from promote.tenants.aic import AicTenant
+from promote.tenants.base import Capabilities
+from promote.tenants.local import LOCAL_CAPABILITIES
+from promote.tenants.okta import OKTA_CAPABILITIES
 
 SECRET = "Pa55-not-for-logs"
 
@@ -70,12 +74,20 @@ def _values(**overrides: str) -> dict[str, EsvValue]:
     return values
 
 
+_CAPABILITIES = {
+    "local": LOCAL_CAPABILITIES,
+    "aic": AicTenant.capabilities,
+    "okta": OKTA_CAPABILITIES,
+}
+
+
 def _check(
     objects: dict[str, Any],
     values: dict[str, EsvValue] | None = None,
     *,
     mutable: bool = False,
     tenant_kind: str = "local",
+    capabilities: Capabilities | None = None,
     recipients: tuple[str, ...] = (),
     env: str = "staging",
 ):
@@ -86,7 +98,7 @@ def _check(
         env=env,
         location=f"environments/{env}.yaml",
         mutable=mutable,
-        tenant_kind=tenant_kind,
+        capabilities=capabilities or _CAPABILITIES[tenant_kind],
         recipients=recipients,
     )
 
@@ -281,6 +293,22 @@ def test_builtin_provider_only_in_mutable_environments():
 
 def test_okta_without_external_email_means_no_custom_server():
     assert _check({}, mutable=False, tenant_kind="okta") == []
+
+
+def test_the_checks_follow_the_capabilities_not_a_kind():
+    doc = _with(SMTP, "port", 2525)
+    smtp_only = Capabilities(email_ports=(2525,), graph_email=False, builtin_email="platform")
+    assert _check({"external.email": doc}, capabilities=smtp_only) == []
+    strict = Capabilities(email_ports=(465,))
+    ((path, message),) = _warnings(_check({"external.email": doc}, capabilities=strict))
+    assert path == "port" and "supports ports 465" in message
+    assert [p for p, _ in _errors(_check({"external.email": GRAPH}, capabilities=smtp_only))] == [
+        "type"
+    ]
+    assert _check({}, mutable=False, capabilities=smtp_only) == []
+    for builtin in ("outbox", "test-only"):
+        problems = _check({}, mutable=False, capabilities=Capabilities(builtin_email=builtin))
+        assert [(p.path, p.severity) for p in problems] == [("", "error")]
 
 
 def test_international_from_needs_allowutf8_on_smtp():

@@ -13,6 +13,7 @@ from click.testing import CliRunner
 from esv.resolver import EsvValue, resolve
 from promote.cli import cli
 from promote.email import EmailError, check_email, provider_from_config, send_test_email
+from promote.tenants.local import LOCAL_CAPABILITIES
 from tests.promote.email.servers import closed_port, smtp_server
 from tests.promote.email.workspaces import SMTP_CONFIG, env_file, make_workspace
 
@@ -77,7 +78,7 @@ def test_problems_and_provider_records_never_show_secrets():
         env="dev",
         location="environments/dev.yaml",
         mutable=True,
-        tenant_kind="local",
+        capabilities=LOCAL_CAPABILITIES,
     )
     assert len(problems) >= 2
     assert all(SECRET not in f"{p} {p!r}" for p in problems)
@@ -149,7 +150,7 @@ def test_secret_derived_containers_and_addresses_stay_masked():
         env="dev",
         location="environments/dev.yaml",
         mutable=True,
-        tenant_kind="local",
+        capabilities=LOCAL_CAPABILITIES,
     )
     paths = sorted(p.path for p in problems if p.severity == "error")
     assert paths == ["from", "smtpProperties[0]", "smtpProperties[1]"]

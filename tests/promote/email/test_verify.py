@@ -10,7 +10,9 @@ from esv.resolver import resolve_objects
 from promote.email import Transports, VerifyContext, VerifyError, run_verify
 from promote.email.dispatch import DEFAULT_TRANSPORTS
 from promote.email.outbox import Outbox
+from promote.tenants.base import Capabilities
 from promote.tenants.factory import open_tenant
+from promote.tenants.okta import OKTA_CAPABILITIES
 from promote.workspace import load_workspace
 from tests.promote.email.servers import PASSWORD, smtp_server
 from tests.promote.email.workspaces import env_file, make_workspace
@@ -33,6 +35,9 @@ def _context(root, name, transports=DEFAULT_TRANSPORTS, environ=None):
 
 class SelfTestingTenant:
     """A tenant double that can send its own test email (like Okta and AIC)."""
+
+    capabilities = Capabilities(sends_test_email=True)
+    last_test: tuple[str, str] | None = None
 
     def __init__(self, inner, fail: bool = False) -> None:
         self.inner = inner
@@ -152,10 +157,22 @@ def test_malformed_gate(tmp_path, verify, message):
         run_verify(ctx)
 
 
+class PlatformEmailTenant:
+    """A tenant double whose built-in email is the platform's own (like Okta's)."""
+
+    capabilities = OKTA_CAPABILITIES
+
+    def __init__(self, inner) -> None:
+        self.env = inner.env
+
+
 def test_gate_skipped_for_okta_builtin_email(tmp_path):
     root = make_workspace(tmp_path, {"dev": env_file(port=1, extra=GATE)}, config=None)
     ctx = _context(root, "dev")
-    env = ctx.env.__class__(**{**ctx.env.__dict__, "tenant": {"kind": "okta"}})
-    summary = run_verify(VerifyContext(env, ctx.tenant, ctx.resolved, ctx.workspace))
-    assert summary == "verify email_test skipped for dev: Okta's built-in email cannot be tested"
+    tenant = PlatformEmailTenant(ctx.tenant)
+    summary = run_verify(VerifyContext(ctx.env, tenant, ctx.resolved, ctx.workspace))  # type: ignore[arg-type]
+    assert (
+        summary
+        == "verify email_test skipped for dev: the platform's built-in email cannot be tested"
+    )
     assert not (root / ".promote" / "tenants" / "dev" / "outbox").exists()
