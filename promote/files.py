@@ -1,5 +1,5 @@
 """Files promote writes (``.promote/`` state, tenant records, the outbox, ``promote init``):
-each written atomically and durably by :func:`atomic_write`.
+each written atomically and durably by :func:`atomic_write`; logs grow by :func:`append_line`.
 
 A temp file in the same directory (created exclusively), the data, ``fsync``, ``os.replace``
 over the target, then ``fsync`` of the directory so the rename itself survives a crash. A
@@ -9,6 +9,7 @@ the cause; the previous content of the file is left as it was and no temp file r
 
 from __future__ import annotations
 
+import errno
 import os
 import secrets
 from collections.abc import Callable
@@ -16,7 +17,16 @@ from pathlib import Path
 
 from promote.errors import PromoteError
 
-__all__ = ["PRIVATE", "SHARED", "StateFileError", "Writer", "atomic_write", "read_text"]
+__all__ = [
+    "PRIVATE",
+    "SHARED",
+    "Appender",
+    "StateFileError",
+    "Writer",
+    "append_line",
+    "atomic_write",
+    "read_text",
+]
 
 Writer = Callable[[Path, bytes], None]
 """How state files are written; tests pass one that fails like a full disk."""
@@ -102,3 +112,39 @@ def read_text(path: Path) -> str | None:
         return None
     except OSError as error:
         raise StateFileError(path, error, "read") from None
+
+
+Appender = Callable[[Path, bytes], None]
+"""How lines are appended to a log file; tests pass one that fails like a full disk."""
+
+
+def append_line(path: Path, line: bytes, *, mode: int = PRIVATE) -> None:
+    """Append ``line`` (one record ending in a newline) to ``path`` durably, in one
+    ``os.write`` on an ``O_APPEND`` descriptor, then ``fsync``; missing parents are created.
+
+    A file whose last line was cut off (a crash, a full disk) gets a newline first, in the
+    same write, so the new line stands on its own. Raises :class:`StateFileError` when the
+    line cannot be written whole; readers then find at most a torn last line.
+    """
+    if not line.endswith(b"\n"):
+        raise ValueError("append_line takes one line ending in a newline")
+    try:
+        created = not path.exists()
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT, mode)
+    except OSError as error:
+        raise StateFileError(path, error) from None
+    try:
+        size = os.fstat(fd).st_size
+        if size and os.pread(fd, 1, size - 1) != b"\n":
+            line = b"\n" + line
+        written = os.write(fd, line)
+        if written != len(line):
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        os.fsync(fd)
+        if created:
+            _fsync_directory(path.parent)
+    except OSError as error:
+        raise StateFileError(path, error) from None
+    finally:
+        os.close(fd)

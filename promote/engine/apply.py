@@ -16,12 +16,13 @@ import time
 import uuid
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from esv import EsvError, Problem
 from esv.envfile import EnvironmentFile
-from promote.email import VerifyContext, run_verify
+from promote.email import Transports, VerifyContext, run_verify
+from promote.engine.clock import WallClock, utc_now
 from promote.engine.history import (
     HistoryRecord,
     append_history,
@@ -41,7 +42,7 @@ from promote.errors import (
     PromoteError,
     StalePlanError,
 )
-from promote.files import Writer, atomic_write
+from promote.files import Appender, Writer, append_line, atomic_write
 from promote.tenants.base import Tenant
 from promote.workspace import Workspace
 
@@ -69,6 +70,9 @@ class Ambient:
 
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
     clock: Callable[[], float] = time.monotonic
+    """Measures waits (monotonic seconds)."""
+    wall_clock: WallClock = utc_now
+    """The time of run ids, journals, history records and plans."""
     sleep: Callable[[float], None] = time.sleep
     confirm: Callable[[str], bool] | None = None
     """Asks a person (a TTY) to approve a protected environment; ``None``: nobody to ask."""
@@ -76,8 +80,12 @@ class Ambient:
     """Receives progress lines during long waits (the CLI shows them on a TTY only)."""
     before_step: Step | None = None
     write: Writer = atomic_write
+    append: Appender = append_line
+    """Appends history lines; tests pass one that fails like a full disk."""
     post: PostHook | None = None
     poll_seconds: float = POLL_SECONDS
+    transports: Transports | None = None
+    """How verify gates reach mail servers (``None``: the network, verifying certificates)."""
 
 
 @dataclass(frozen=True)
@@ -92,8 +100,8 @@ class RunResult:
     """Human lines: recovered runs, hook and verify summaries."""
 
 
-def _new_run_id() -> str:
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+def _new_run_id(clock: WallClock) -> str:
+    stamp = clock().astimezone(UTC).strftime("%Y%m%dT%H%M%SZ")
     return f"{stamp}-{uuid.uuid4().hex[:8]}"
 
 
@@ -124,7 +132,9 @@ def run(
         if saved_plan is not None:
             plan = _fresh_plan_for(workspace, to, tenants, saved_plan, ambient)
         else:
-            plan = build_plan(workspace, to, tenants, environ=ambient.environ)
+            plan = build_plan(
+                workspace, to, tenants, environ=ambient.environ, clock=ambient.wall_clock
+            )
         result = _apply(workspace, plan, tenants, approve=approve, ambient=ambient)
         prune_finished(workspace.state_dir)
     return RunResult(
@@ -163,7 +173,9 @@ def _fresh_plan_for(
         salt = bytes.fromhex(str(saved.get("salt", "")))
     except ValueError:
         raise BlockedError("the plan's salt is not hex; make the plan again") from None
-    fresh = build_plan(workspace, to, tenants, environ=ambient.environ, salt=salt)
+    fresh = build_plan(
+        workspace, to, tenants, environ=ambient.environ, salt=salt, clock=ambient.wall_clock
+    )
     check_saved_plan(saved, fresh)
     return fresh
 
@@ -211,7 +223,9 @@ def check_saved_plan(saved: Mapping[str, Any], fresh: Plan) -> None:
 
 def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambient) -> list[str]:
     notes = []
-    for journal in unfinished_runs(workspace.state_dir, write=ambient.write):
+    for journal in unfinished_runs(
+        workspace.state_dir, write=ambient.write, clock=ambient.wall_clock
+    ):
         what = journal.describe()
         if journal.to not in workspace.chain:
             journal.finish("recovered", recovery="abandoned: its environment left the chain")
@@ -221,7 +235,9 @@ def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambie
         if released:
             what += f"; released the promotion lock it left on {', '.join(released)}"
         try:
-            plan = build_plan(workspace, journal.to, tenants, environ=ambient.environ)
+            plan = build_plan(
+                workspace, journal.to, tenants, environ=ambient.environ, clock=ambient.wall_clock
+            )
             result = _apply(
                 workspace,
                 plan,
@@ -266,7 +282,7 @@ def _record_finished_elsewhere(
         append_history(
             workspace.state_dir,
             HistoryRecord(
-                time=now(),
+                time=now(ambient.wall_clock),
                 run_id=journal.run_id,
                 env=env,
                 action="promote",
@@ -279,7 +295,7 @@ def _record_finished_elsewhere(
                 config_digest=config_digest(held),
                 notes=(f"recorded by run {result.run_id}, which finished this run",),
             ),
-            write=ambient.write,
+            append=ambient.append,
         )
 
 
@@ -379,7 +395,7 @@ def _apply(
             f"blocked by checks in {', '.join(blocked)}; nothing was changed", plan.problems()
         )
     approved = _approval(plan, approve, ambient)
-    run_id = _new_run_id()
+    run_id = _new_run_id(ambient.wall_clock)
     to_apply = [stage for stage in plan.stages if stage.changed]
     skipped = tuple(stage.env for stage in plan.stages if not stage.changed)
     if not to_apply:
@@ -392,6 +408,7 @@ def _apply(
             stages=[stage.env for stage in to_apply],
             approved=approved,
             write=ambient.write,
+            clock=ambient.wall_clock,
             changes={stage.env: _stage_changes(stage) for stage in to_apply},
         )
     except PromoteError as error:
@@ -545,6 +562,8 @@ def _apply_stage(
         ctx = VerifyContext(
             env=envfile, tenant=tenant, resolved=stage.resolved, workspace=workspace
         )
+        if ambient.transports is not None:
+            ctx = replace(ctx, transports=ambient.transports)
         summary_line = run_verify(ctx)
         if summary_line:
             notes.append(summary_line)
@@ -560,7 +579,7 @@ def _apply_stage(
     append_history(
         workspace.state_dir,
         HistoryRecord(
-            time=now(),
+            time=now(ambient.wall_clock),
             run_id=run_id,
             env=env,
             action="promote",
@@ -574,7 +593,7 @@ def _apply_stage(
             config_digest=config_digest(held),
             notes=(f"finishes run {earlier.run_id}",) if before and earlier else (),
         ),
-        write=ambient.write,
+        append=ambient.append,
     )
     return notes
 
@@ -648,7 +667,7 @@ def rollback(
         raise BlockedError(
             f"unknown environment {env!r}; the chain is {' -> '.join(workspace.chain)}"
         )
-    run_id = _new_run_id()
+    run_id = _new_run_id(ambient.wall_clock)
     with run_lock(workspace.state_dir, env=env):
         tenant = tenants[env]
         if workspace.is_mutable(env) or not tenant.capabilities.promotion:
@@ -656,7 +675,7 @@ def rollback(
         report = tenant.rollback(holder=f"promote rollback {run_id}")
         held = tenant.read_config(sorted(tenant.list_config_ids()))
         record = HistoryRecord(
-            time=now(),
+            time=now(ambient.wall_clock),
             run_id=run_id,
             env=env,
             action="rollback",
@@ -667,7 +686,7 @@ def rollback(
             report_id=report.id,
             config_digest=config_digest(held),
         )
-        append_history(workspace.state_dir, record, write=ambient.write)
+        append_history(workspace.state_dir, record, append=ambient.append)
     return record
 
 

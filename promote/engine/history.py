@@ -11,14 +11,14 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from esv import EsvError
+from promote.engine.clock import WallClock, stamp, utc_now
 from promote.engine.diff import diff_objects
 from promote.errors import PromoteError
-from promote.files import Writer, atomic_write, read_text
+from promote.files import Appender, append_line, read_text
 from promote.tenants.base import JSON, Tenant
 from promote.workspace import Workspace
 
@@ -92,33 +92,44 @@ def _path(state_dir: Path) -> Path:
     return state_dir / HISTORY_FILE
 
 
-def read_history(state_dir: Path, *, env: str | None = None) -> list[HistoryRecord]:
-    """Every record (of ``env`` when given), oldest first; unreadable lines are skipped."""
-    text = read_text(_path(state_dir)) or ""
+def read_history(
+    state_dir: Path, *, env: str | None = None, notes: list[str] | None = None
+) -> list[HistoryRecord]:
+    """Every record (of ``env`` when given), oldest first.
+
+    Unreadable lines are skipped, each with a line in ``notes`` when given: a last line
+    without its newline is a write that was cut off (a crash, a full disk).
+    """
+    path = _path(state_dir)
+    text = read_text(path) or ""
+    lines = text.split("\n")
     records = []
-    for line in text.splitlines():
+    for number, line in enumerate(lines, 1):
+        if not line.strip():
+            continue
         try:
             record = HistoryRecord.from_json(json.loads(line))
         except (ValueError, TypeError):
+            if notes is not None:
+                torn = number == len(lines)
+                why = "is incomplete (a write was cut off)" if torn else "cannot be read"
+                notes.append(f"{path}: line {number} {why}; skipped")
             continue
         if env is None or record.env == env:
             records.append(record)
     return records
 
 
-def append_history(state_dir: Path, record: HistoryRecord, *, write: Writer = atomic_write) -> None:
-    """Add ``record`` at the end (the whole file is replaced atomically)."""
-    path = _path(state_dir)
-    text = read_text(path) or ""
-    if text and not text.endswith("\n"):
-        text += "\n"
-    text += json.dumps(record.to_json(), sort_keys=True) + "\n"
-    write(path, text.encode())
+def append_history(
+    state_dir: Path, record: HistoryRecord, *, append: Appender = append_line
+) -> None:
+    """Add ``record`` as one line at the end of the history (one append, fsynced)."""
+    append(_path(state_dir), (json.dumps(record.to_json(), sort_keys=True) + "\n").encode())
 
 
-def now() -> str:
-    """The current UTC time as ISO 8601 seconds."""
-    return datetime.now(UTC).isoformat(timespec="seconds")
+def now(clock: WallClock = utc_now) -> str:
+    """``clock``'s time (default: now) in UTC as ISO 8601 seconds."""
+    return stamp(clock)
 
 
 @dataclass(frozen=True)
@@ -157,12 +168,16 @@ def environment_status(
                 tenant = tenants[env]
                 held[env] = tenant.read_config(sorted(tenant.list_config_ids()))
             except (PromoteError, EsvError) as error:
-                held[env] = " ".join(line.strip() for line in str(error).splitlines())
+                held[env] = _one_line(error)
         return held[env]
 
     return [
         _status_of(workspace, tenants, env, config_of, records) for env in envs or workspace.chain
     ]
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines())
 
 
 def _status_of(
@@ -195,8 +210,13 @@ def _status_of(
         in_sync = not differing
     pending: list[str] = []
     if tenant.capabilities.esvs:
-        pending = [k for k, v in tenant.list_variables().items() if not v.loaded]
-        pending += [k for k, s in tenant.list_secrets().items() if not s.loaded]
+        try:
+            pending = [k for k, v in tenant.list_variables().items() if not v.loaded]
+            pending += [k for k, s in tenant.list_secrets().items() if not s.loaded]
+        except (PromoteError, EsvError) as error:
+            pending = []
+            unreadable = f"its ESVs cannot be read: {_one_line(error)}"
+            note = unreadable if note is None else f"{note}; {unreadable}"
     drift = None if last is None else config_digest(current) != last.config_digest
     return EnvironmentStatus(
         env, lower or "config", in_sync, differing, tuple(sorted(pending)), last, drift, note

@@ -14,10 +14,10 @@ import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from promote.engine.clock import WallClock, stamp, utc_now
 from promote.errors import LockedError
 from promote.files import StateFileError, Writer, atomic_write, read_text
 
@@ -38,10 +38,6 @@ RunStatus = Literal["running", "interrupted", "aborted", "failed", "done", "reco
 _UNFINISHED = ("running", "interrupted", "aborted")
 KEEP_FINISHED = 100
 """How many journals of finished runs stay in ``runs/`` (the history keeps every run)."""
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds")
 
 
 @contextmanager
@@ -111,6 +107,8 @@ class Journal:
     path: Path
     data: dict[str, Any]
     write: Writer = atomic_write
+    clock: WallClock = utc_now
+    """The time of each step and of the end."""
 
     @classmethod
     def start(
@@ -122,6 +120,7 @@ class Journal:
         stages: Sequence[str],
         approved: Sequence[str],
         write: Writer = atomic_write,
+        clock: WallClock = utc_now,
         changes: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Journal:
         """Create ``runs/<run_id>.json`` (status ``running``) listing the stages to apply.
@@ -138,7 +137,7 @@ class Journal:
                 "id": run_id,
                 "to": to,
                 "pid": os.getpid(),
-                "started": _now(),
+                "started": stamp(clock),
                 "status": "running",
                 "approved": sorted(approved),
                 "stages": [
@@ -153,12 +152,15 @@ class Journal:
                 "current": None,
             },
             write,
+            clock,
         )
         journal.save()
         return journal
 
     @classmethod
-    def load(cls, path: Path, *, write: Writer = atomic_write) -> Journal | None:
+    def load(
+        cls, path: Path, *, write: Writer = atomic_write, clock: WallClock = utc_now
+    ) -> Journal | None:
         """The journal at ``path``; ``None`` when it is not a readable journal."""
         text = read_text(path)
         if text is None:
@@ -169,7 +171,7 @@ class Journal:
             return None
         if not isinstance(data, dict) or data.get("format") != JOURNAL_FORMAT:
             return None
-        return cls(path, data, write)
+        return cls(path, data, write, clock)
 
     @property
     def run_id(self) -> str:
@@ -206,7 +208,7 @@ class Journal:
         """Record that ``step`` of ``env`` is about to start (ids of what it touches)."""
         stage = self._stage(env)
         stage["status"] = "applying"
-        stage["steps"].append({"step": step, "ids": list(ids), "at": _now()})
+        stage["steps"].append({"step": step, "ids": list(ids), "at": stamp(self.clock)})
         self.data["current"] = {"env": env, "step": step}
         self.save()
 
@@ -243,7 +245,7 @@ class Journal:
     def finish(self, status: RunStatus, **extra: Any) -> None:
         """Record how the run ended."""
         self.data["status"] = status
-        self.data["ended"] = _now()
+        self.data["ended"] = stamp(self.clock)
         self.data.update(extra)
         self.save()
 
@@ -259,7 +261,9 @@ class Journal:
         return text
 
 
-def unfinished_runs(state_dir: Path, *, write: Writer = atomic_write) -> list[Journal]:
+def unfinished_runs(
+    state_dir: Path, *, write: Writer = atomic_write, clock: WallClock = utc_now
+) -> list[Journal]:
     """Journals of runs that neither finished nor failed cleanly (killed or interrupted),
     oldest first. Call only while holding :func:`run_lock`."""
     runs = state_dir / "runs"
@@ -267,7 +271,7 @@ def unfinished_runs(state_dir: Path, *, write: Writer = atomic_write) -> list[Jo
         return []
     found = []
     for path in sorted(runs.glob("*.json")):
-        journal = Journal.load(path, write=write)
+        journal = Journal.load(path, write=write, clock=clock)
         if journal is not None and journal.status in _UNFINISHED:
             found.append(journal)
     return sorted(found, key=lambda j: str(j.data.get("started", "")))

@@ -16,6 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from promote.cli import cli
+from promote.email import Transports
 from promote.engine.apply import Ambient, rollback, run
 from promote.engine.history import read_history
 from promote.engine.journal import Journal, unfinished_runs
@@ -361,6 +362,19 @@ def test_verify_gate_runs_after_apply(tmp_path: Path) -> None:
         result = run(workspace, "dev", ts, ambient=ambient())
     assert any(note.startswith("verify email_test passed for dev") for note in result.notes)
     assert list((workspace.state_dir / "tenants" / "dev" / "outbox").iterdir())
+
+
+def test_verify_gates_use_the_ambient_transports(tmp_path: Path) -> None:
+    dev = env_yaml("dev") + "verify:\n  email_test: {to: ops@example.com}\n"
+    root = write_workspace(
+        tmp_path / "ws", envs=default_envs(dev=dev), config={"emailTemplate/welcome": WELCOME}
+    )
+    workspace = load_workspace(root)
+    sent_at = 1893456000.0  # 2030-01-01T00:00:00Z: the outbox names its files by its clock
+    with tenants(workspace) as ts:
+        run(workspace, "dev", ts, ambient=ambient(transports=Transports(clock=lambda: sent_at)))
+    (message,) = (workspace.state_dir / "tenants" / "dev" / "outbox").glob("*.eml")
+    assert message.name.startswith("20300101T000000Z-")
 
 
 def test_failing_verify_gate_stops_the_walk(tmp_path: Path) -> None:
