@@ -26,7 +26,13 @@ from esv.errors import (
 )
 from esv.ids import ESV_ID_PATTERN, id_to_token, is_valid_id, token_to_id
 from esv.jsonfile import load_json, parse_json
-from esv.references import Reference, check_environment, index_references
+from esv.references import (
+    Reference,
+    ReferenceIndex,
+    build_index,
+    check_environment,
+    index_references,
+)
 from esv.resolver import (
     JSON,
     MAX_DEPTH,
@@ -49,6 +55,7 @@ __all__ = [
     "EsvValue",
     "Problem",
     "Reference",
+    "ReferenceIndex",
     "ResolutionError",
     "Resolved",
     "RestartHook",
@@ -57,6 +64,7 @@ __all__ = [
     "SecretValue",
     "Variable",
     "WorkspaceFileError",
+    "build_index",
     "check_environment",
     "esv_values",
     "id_to_token",

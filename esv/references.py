@@ -2,14 +2,16 @@
 
 :func:`index_references` answers *where is each ESV used* (``esv usage``, the engine's
 preflight); :func:`check_environment` answers *can this environment run this config*
-(``esv check``, ``validate``) without reading any secret value.
+(``esv check``, ``validate``) without reading any secret value. :func:`build_index` does the
+part of the check that depends only on the config, once for any number of environments.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 from esv.conversions import (
@@ -20,13 +22,13 @@ from esv.conversions import (
     innermost_text,
     wrapper_of,
 )
-from esv.envfile import EnvironmentFile
+from esv.envfile import EnvironmentFile, Variable
 from esv.errors import MISSING_ESV, Problem
 from esv.ids import is_valid_id
 from esv.placeholders import Placeholder, Segment, invalid_tokens, parse
 from esv.resolver import json_path
 
-__all__ = ["Reference", "check_environment", "index_references"]
+__all__ = ["Reference", "ReferenceIndex", "build_index", "check_environment", "index_references"]
 
 _TYPED_WRAPPERS = frozenset({"$string", "$int", "$number", "$bool", "$list", "$array", "$object"})
 
@@ -48,30 +50,50 @@ class Reference:
     wrapper: str | None
 
 
-_Node = tuple[Any, tuple[str | int, ...], str | None]
+_Node = tuple[Any, str, str | None]
 
 
-def _nodes(document: Any) -> Iterator[tuple[str, Any, tuple[str | int, ...], str | None]]:
-    """``(kind, node, path, wrapper)`` in document order; kind is ``string`` or ``wrapper``.
+def _nodes(document: Any) -> Iterator[_Node]:
+    """``(node, path, wrapper)`` in document order for the nodes a check reads: strings
+    holding ``&`` (others hold no placeholder and no invalid token) and typed wrapper objects.
 
-    Iterative, so any depth is fine.
+    ``path`` is the node's JSON path (:func:`esv.resolver.json_path`); ``wrapper`` is the key
+    of the wrapper directly around the node, or ``None``. Iterative, so any depth is fine.
     """
-    stack: list[_Node] = [(document, (), None)]
+    stack: list[_Node] = [(document, "", None)]
     while stack:
-        node, parts, wrapper = stack.pop()
+        node, path, wrapper = stack.pop()
         if isinstance(node, str):
-            yield "string", node, parts, wrapper
+            if "&" in node:
+                yield node, path, wrapper
         elif isinstance(node, dict):
             typed = wrapper_of(node)
             if typed is not None:
-                yield "wrapper", node, parts, wrapper
-                stack.append((typed[1], parts, typed[0]))
+                yield node, path, wrapper
+                stack.append((typed[1], path, typed[0]))
                 continue
-            for key, value in reversed(list(node.items())):
-                stack.append((value, (*parts, key), None))
+            for key, value in reversed(node.items()):
+                if isinstance(value, str) and "&" not in value:
+                    continue
+                if isinstance(value, str | dict | list):
+                    step = _key_step(key)
+                    if not path and step[0] == ".":
+                        step = step[1:]
+                    stack.append((value, path + step, None))
         elif isinstance(node, list):
             for index in range(len(node) - 1, -1, -1):
-                stack.append((node[index], (*parts, index), None))
+                value = node[index]
+                if isinstance(value, str) and "&" not in value:
+                    continue
+                if isinstance(value, str | dict | list):
+                    stack.append((value, f"{path}[{index}]", None))
+
+
+@lru_cache(maxsize=65536)
+def _key_step(key: str) -> str:
+    """What ``key`` adds to a JSON path: ``.key``, or ``["a.b"]`` when not a plain word."""
+    step = json_path((key,))
+    return step if step.startswith("[") else "." + step
 
 
 def _placeholders(segments: Sequence[Segment]) -> Iterator[Placeholder]:
@@ -86,10 +108,9 @@ def index_references(objects: Mapping[str, Any]) -> list[Reference]:
     """Every ESV reference of every object, in object then document order."""
     found: list[Reference] = []
     for object_id, document in objects.items():
-        for kind, node, parts, wrapper in _nodes(document):
-            if kind != "string" or "&" not in node:
+        for node, path, wrapper in _nodes(document):
+            if not isinstance(node, str):
                 continue
-            path = json_path(parts)
             for placeholder in _placeholders(parse(node)):
                 if placeholder.esv_id is not None:
                     found.append(
@@ -104,6 +125,225 @@ def index_references(objects: Mapping[str, Any]) -> list[Reference]:
     return found
 
 
+# -- the index: what the check reads, whatever the environment ------------------------------
+
+_CACHE_LIMIT = 1024
+"""Strings up to this length are remembered across indexes (short strings repeat)."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Text:
+    """What a string holds in any environment: the ESV ids it references (defaults'
+    included), the id of its lone placeholder when the placeholder is the whole string,
+    and whether it holds a ``&{`` that is not a placeholder."""
+
+    ids: tuple[str, ...]
+    lone: str | None
+    invalid: bool
+
+
+def _text(text: str) -> _Text:
+    return _text_cached(text) if len(text) <= _CACHE_LIMIT else _read_text(text)
+
+
+@lru_cache(maxsize=65536)
+def _text_cached(text: str) -> _Text:
+    return _read_text(text)
+
+
+def _read_text(text: str) -> _Text:
+    segments = parse(text)
+    ids = tuple(dict.fromkeys(p.esv_id for p in _placeholders(segments) if p.esv_id is not None))
+    lone = None
+    if len(segments) == 1 and isinstance(segments[0], Placeholder):
+        lone = segments[0].esv_id
+    return _Text(ids, lone, bool(invalid_tokens(text)))
+
+
+_WrapperKey = tuple[tuple[tuple[str, str | None], ...], str]
+"""All a wrapper's check reads: ``((wrapper, charset), ...)`` from the outside in, and the
+text at the bottom."""
+
+
+def _wrapper_key(node: dict[str, Any]) -> tuple[_WrapperKey | None, Any]:
+    """The key of a wrapper (``None`` when no text is at its bottom: nothing to convert) and
+    what is at its bottom."""
+    chain: list[tuple[str, str | None]] = []
+    inner: Any = node
+    while isinstance(inner, dict):
+        typed = wrapper_of(inner)
+        if typed is None:
+            break
+        chain.append((typed[0], typed[2]))
+        inner = typed[1]
+    return ((tuple(chain), inner) if isinstance(inner, str) else None), inner
+
+
+@dataclass(frozen=True, slots=True)
+class _Summary:
+    """What one object holds that a check can find a problem in; objects sharing a summary
+    share one instance within an index.
+
+    ``ids``: every ESV id referenced; ``bare``: ids that are a whole string outside any
+    wrapper; ``wrappers``: the keys of its outermost wrappers that hold ESV placeholders;
+    ``fixed``: it holds an invalid token or a wrapper without ESVs that cannot convert (a
+    problem in every environment).
+    """
+
+    ids: tuple[str, ...]
+    bare: tuple[str, ...]
+    wrappers: tuple[_WrapperKey, ...]
+    fixed: bool
+
+
+def _summarise(document: Any, wrappers: dict[_WrapperKey, dict[str, Any]]) -> _Summary:
+    """``document``'s summary; adds a representative node of each wrapper key to ``wrappers``."""
+    ids: set[str] = set()
+    bare: set[str] = set()
+    keys: set[_WrapperKey] = set()
+    fixed = False
+    stack: list[Any] = [document]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, str):
+            if "&" in node:
+                read = _text(node)
+                ids.update(read.ids)
+                fixed = fixed or read.invalid
+                if read.lone is not None:
+                    bare.add(read.lone)
+        elif isinstance(node, dict):
+            if wrapper_of(node) is None:
+                stack.extend(node.values())
+                continue
+            key, inner = _wrapper_key(node)
+            if key is None:
+                stack.append(inner)  # its strings are checked as any other string's
+            elif "&" in key[1]:
+                read = _text(key[1])
+                ids.update(read.ids)
+                fixed = fixed or read.invalid
+                if read.ids:
+                    keys.add(key)
+                    wrappers.setdefault(key, node)
+                else:
+                    fixed = fixed or _fails(key, node)
+            else:
+                fixed = fixed or _fails(key, node)
+        elif isinstance(node, list):
+            stack.extend(node)
+    return _Summary(tuple(sorted(ids)), tuple(sorted(bare)), tuple(sorted(keys)), fixed)
+
+
+_FAILS: dict[_WrapperKey, bool] = {}
+_FAILS_MAX = 65536
+
+
+def _fails(key: _WrapperKey, node: dict[str, Any]) -> bool:
+    """Whether a wrapper without ESVs fails its check (the same in every environment)."""
+    failed = _FAILS.get(key)
+    if failed is None:
+        check = _Check({}, {}, "")
+        check.wrapped(node, "", "")
+        failed = bool(check.problems)
+        if len(_FAILS) >= _FAILS_MAX:
+            _FAILS.clear()
+        _FAILS[key] = failed
+    return failed
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceIndex:
+    """What :func:`check_environment` reads of a set of config objects, whatever the
+    environment: which ESV ids each object references, and how (see :func:`build_index`).
+
+    With it, checking one environment costs a step per distinct ESV id and per distinct
+    wrapper text, then a walk of only the objects that have a problem there, instead of a
+    walk of every string of every object.
+    """
+
+    esv_ids: frozenset[str]
+    """Every ESV id some object references (placeholders inside defaults included)."""
+    _documents: dict[str, Any] = field(repr=False)
+    _summaries: dict[str, _Summary] = field(repr=False)
+    _by_esv: dict[str, list[int]] = field(repr=False)
+    """ESV id -> positions of the objects referencing it; likewise below."""
+    _bare: dict[str, list[int]] = field(repr=False)
+    _wrappers: dict[_WrapperKey, tuple[dict[str, Any], list[int]]] = field(repr=False)
+    _fixed: list[int] = field(repr=False)
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+    def referencing(self, esv_ids: Iterable[str]) -> set[str]:
+        """Ids of the objects that reference one of ``esv_ids`` (in a default too)."""
+        ids = list(self._documents)
+        return {ids[position] for esv_id in esv_ids for position in self._by_esv.get(esv_id, ())}
+
+
+def build_index(
+    objects: Mapping[str, Any], *, reuse: ReferenceIndex | None = None
+) -> ReferenceIndex:
+    """Read ``objects`` (object id -> parsed JSON) once for checks against any number of
+    environments (``check_environment(objects, env, index=...)``).
+
+    ``reuse``: an index built before; an object whose id maps to the very same document
+    there is not read again, and when all are (same ids, same order) ``reuse`` itself is
+    returned. Documents are read, not copied: a document changed afterwards must be indexed
+    again (give the changed document as a new object).
+    """
+    if reuse is not None and _same_objects(reuse, objects):
+        return reuse
+    old_documents = reuse._documents if reuse is not None else {}
+    documents = dict(objects)
+    summaries: dict[str, _Summary] = {}
+    shared: dict[_Summary, _Summary] = {}
+    by_esv: dict[str, list[int]] = {}
+    bare: dict[str, list[int]] = {}
+    wrappers: dict[_WrapperKey, tuple[dict[str, Any], list[int]]] = {}
+    nodes: dict[_WrapperKey, dict[str, Any]] = {}
+    fixed: list[int] = []
+    for position, (object_id, document) in enumerate(documents.items()):
+        if old_documents.get(object_id, _ABSENT) is document:
+            assert reuse is not None
+            summary = reuse._summaries[object_id]
+            for key in summary.wrappers:
+                nodes.setdefault(key, reuse._wrappers[key][0])
+        else:
+            summary = _summarise(document, nodes)
+        summary = shared.setdefault(summary, summary)
+        summaries[object_id] = summary
+        for esv_id in summary.ids:
+            by_esv.setdefault(esv_id, []).append(position)
+        for esv_id in summary.bare:
+            bare.setdefault(esv_id, []).append(position)
+        for key in summary.wrappers:
+            wrappers.setdefault(key, (nodes[key], []))[1].append(position)
+        if summary.fixed:
+            fixed.append(position)
+    return ReferenceIndex(
+        esv_ids=frozenset(by_esv),
+        _documents=documents,
+        _summaries=summaries,
+        _by_esv=by_esv,
+        _bare=bare,
+        _wrappers=wrappers,
+        _fixed=fixed,
+    )
+
+
+_ABSENT = object()
+
+
+def _same_objects(index: ReferenceIndex, objects: Mapping[str, Any]) -> bool:
+    held = index._documents
+    return (
+        len(held) == len(objects)
+        and list(held) == list(objects)
+        and all(held[key] is value for key, value in objects.items())
+    )
+
+
 class _Unknown:
     """A value that cannot be known statically (it derives from a secret, or is missing)."""
 
@@ -114,34 +354,54 @@ _UNKNOWN = _Unknown()
 class _Check:
     """One environment's check over all objects."""
 
-    def __init__(self, env: EnvironmentFile) -> None:
-        self.env = env
+    def __init__(
+        self, variables: Mapping[str, Variable], secrets: Mapping[str, object], relpath: str
+    ) -> None:
+        self.variables = variables
+        self.secrets = secrets
+        self.relpath = relpath
         self.problems: list[Problem] = []
         self.used: set[str] = set()
 
+    @classmethod
+    def of(cls, env: EnvironmentFile) -> _Check:
+        return cls(env.variables, env.secrets, env.relpath)
+
+    def check(self, object_id: str, document: Any) -> None:
+        """Every problem of one object, in document order (unused ESVs aside)."""
+        for node, path, wrapper in _nodes(document):
+            if not isinstance(node, str):
+                if wrapper is None:
+                    self.wrapped(node, object_id, path)
+                continue
+            segments = parse(node)
+            self.invalid(node, object_id, path)
+            self.missing(segments, object_id, path)
+            if wrapper is None:
+                self.bare(segments, object_id, path)
+
     def missing(self, segments: Sequence[Segment], object_id: str, path: str) -> None:
         """Errors for undefined ESVs without default; defaults are checked only when used."""
-        env = self.env
         for segment in segments:
             if not isinstance(segment, Placeholder) or segment.esv_id is None:
                 continue
             esv_id = segment.esv_id
             self.used.add(esv_id)
-            if esv_id in env.variables or esv_id in env.secrets:
+            if esv_id in self.variables or esv_id in self.secrets:
                 if segment.default is not None:
                     self.used.update(p.esv_id for p in _placeholders(segment.default) if p.esv_id)
                 continue
             if segment.default is not None:
                 self.missing(segment.default, object_id, path)
                 continue
-            hint = f"add it under variables: or secrets: in {env.relpath}, or give a default"
+            hint = f"add it under variables: or secrets: in {self.relpath}, or give a default"
             if not is_valid_id(esv_id):
                 hint = f"{esv_id} is not a valid ESV id; ESV tokens are lower case: esv.a.b"
             self.problems.append(
                 Problem(
                     object_id,
                     path,
-                    f"{segment.raw}: ESV {esv_id} is not defined in {env.relpath}",
+                    f"{segment.raw}: ESV {esv_id} is not defined in {self.relpath}",
                     esv_id=esv_id,
                     hint=hint,
                     code=MISSING_ESV,
@@ -156,9 +416,9 @@ class _Check:
                 parts.append(segment)
             elif segment.esv_id is None:
                 parts.append(segment.raw)
-            elif segment.esv_id in self.env.variables:
-                parts.append(self.env.variables[segment.esv_id].value)
-            elif segment.esv_id in self.env.secrets:
+            elif segment.esv_id in self.variables:
+                parts.append(self.variables[segment.esv_id].value)
+            elif segment.esv_id in self.secrets:
                 return _UNKNOWN
             elif segment.default is not None:
                 inner = self.text(segment.default)
@@ -198,7 +458,7 @@ class _Check:
                     path,
                     f"{key} of {json.dumps(text)}{source}: {error}",
                     esv_id=next((i for i in ids if i), None),
-                    hint=f"fix the value in {self.env.relpath} or the wrapper",
+                    hint=f"fix the value in {self.relpath} or the wrapper",
                 )
             )
             return _UNKNOWN
@@ -212,14 +472,14 @@ class _Check:
         segment = segments[0]
         if not isinstance(segment, Placeholder) or segment.esv_id is None:
             return
-        variable = self.env.variables.get(segment.esv_id)
+        variable = self.variables.get(segment.esv_id)
         if variable is None or wrapper in WRAPPER_FOR_TYPE.get(variable.type, frozenset()):
             return
         self.problems.append(
             Problem(
                 object_id,
                 path,
-                f"{wrapper} over {variable.id}, which {self.env.relpath} declares {variable.type}",
+                f"{wrapper} over {variable.id}, which {self.relpath} declares {variable.type}",
                 severity="warning",
                 esv_id=variable.id,
                 hint="make the wrapper and the ESV's type agree",
@@ -231,7 +491,7 @@ class _Check:
         if len(segments) != 1 or not isinstance(segments[0], Placeholder):
             return
         segment = segments[0]
-        variable = self.env.variables.get(segment.esv_id or "")
+        variable = self.variables.get(segment.esv_id or "")
         if variable is None or variable.type == "string":
             return
         wrapper = sorted(WRAPPER_FOR_TYPE[variable.type])[0]
@@ -259,32 +519,44 @@ class _Check:
             )
 
 
-def check_environment(objects: Mapping[str, Any], env: EnvironmentFile) -> list[Problem]:
+def check_environment(
+    objects: Mapping[str, Any], env: EnvironmentFile, *, index: ReferenceIndex | None = None
+) -> list[Problem]:
     """Referenced vs defined for one environment, without reading secrets.
 
     Errors: an ESV referenced without default that ``env`` does not define; a wrapper whose
     statically known text cannot convert (``$int`` of ``abc``). Warnings: a wrapper that differs
     from the ESV's declared type, a non-string ESV used as bare text, text after ``&{`` that
-    is not a placeholder, and ESVs ``env`` defines that no object references.
+    is not a placeholder, and ESVs ``env`` defines that no object references. In object then
+    document order, the unused ESVs last.
+
+    ``index``: ``build_index(objects)``, when built already (one index serves every
+    environment). ``ValueError`` when it was built for other object ids.
     """
-    check = _Check(env)
-    for object_id, document in objects.items():
-        for kind, node, parts, wrapper in _nodes(document):
-            path = json_path(parts)
-            if kind == "wrapper":
-                if wrapper is None:
-                    check.wrapped(node, object_id, path)
-                continue
-            if "&" not in node:
-                continue
-            segments = parse(node)
-            check.invalid(node, object_id, path)
-            check.missing(segments, object_id, path)
-            if wrapper is None:
-                check.bare(segments, object_id, path)
-    defined = [*env.variables, *env.secrets]
-    for esv_id in defined:
-        if esv_id not in check.used:
+    if index is None:
+        index = build_index(objects)
+    elif index._documents.keys() != objects.keys():
+        raise ValueError("the reference index was built for other config objects")
+    check = _Check.of(env)
+    # The objects that can have a problem here: all others have none (see _Summary).
+    walk: set[int] = set(index._fixed)
+    for esv_id in index.esv_ids:
+        if esv_id not in env.variables and esv_id not in env.secrets:
+            walk.update(index._by_esv[esv_id])
+    for esv_id, variable in env.variables.items():
+        if variable.type != "string" and esv_id in index._bare:
+            walk.update(index._bare[esv_id])
+    for node, positions in index._wrappers.values():
+        check.wrapped(node, "", "")
+        if check.problems:
+            check.problems = []
+            walk.update(positions)
+    if walk:
+        documents = list(index._documents.items())
+        for position in sorted(walk):
+            check.check(*documents[position])
+    for esv_id in [*env.variables, *env.secrets]:
+        if esv_id not in index.esv_ids:
             kind = "variables" if esv_id in env.variables else "secrets"
             check.problems.append(
                 Problem(

@@ -1,14 +1,26 @@
 from __future__ import annotations
 
+from collections.abc import Iterator, Mapping
+from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esv.envfile import EnvironmentFile, parse_environment
-from esv.errors import MISSING_ESV, ResolutionError
-from esv.references import Reference, check_environment, index_references
-from esv.resolver import EsvValue, resolve
+from esv.conversions import wrapper_of
+from esv.envfile import EnvironmentFile, Secret, SecretSource, Variable, parse_environment
+from esv.errors import MISSING_ESV, Problem, ResolutionError
+from esv.placeholders import parse
+from esv.references import (
+    Reference,
+    _Check,
+    build_index,
+    check_environment,
+    index_references,
+)
+from esv.resolver import EsvValue, json_path, resolve
 
 CONFIG = {
     "external.email": {
@@ -154,3 +166,169 @@ def test_check_and_resolve_agree(texts: list[str], defined: set[str]) -> None:
         assert {p.esv_id for p in error.problems} == {p.esv_id for p in errors}
     else:
         assert errors == []
+
+
+# -- the index: one per config, any number of environments, the same problems --------------
+
+
+def test_one_index_serves_every_environment() -> None:
+    index = build_index(CONFIG)
+    assert index.esv_ids == {
+        "esv-email-provider-host",
+        "esv-email-provider-port",
+        "esv-email-provider-password",
+        "esv-from",
+        "esv-domain",
+        "esv-brand",
+    }
+    assert len(index) == 2
+    for text in (FULL, "variables: {esv-brand: x}", "variables: {esv-spare: x}"):
+        file = env(text)
+        assert check_environment(CONFIG, file, index=index) == check_environment(CONFIG, file)
+    assert index.referencing(["esv-brand", "esv-domain"]) == {
+        "emailTemplate/welcome",
+        "external.email",
+    }
+    assert index.referencing(["esv-unknown"]) == set()
+
+
+def test_index_reuse_reads_only_what_differs() -> None:
+    index = build_index(CONFIG)
+    assert build_index(dict(CONFIG), reuse=index) is index
+    changed = {**CONFIG, "emailTemplate/welcome": {"subject": "&{esv.other}"}}
+    again = build_index(changed, reuse=index)
+    assert again is not index
+    assert again.esv_ids == (index.esv_ids - {"esv-brand"}) | {"esv-other"}
+    subset = {"emailTemplate/welcome": CONFIG["emailTemplate/welcome"]}
+    assert build_index(subset, reuse=index).esv_ids == {"esv-brand"}
+
+
+def test_index_of_other_objects_is_refused() -> None:
+    with pytest.raises(ValueError, match="other config objects"):
+        check_environment({"o": "x"}, env(FULL), index=build_index(CONFIG))
+
+
+def _walk(document: Any) -> Iterator[tuple[str, Any, tuple[str | int, ...], str | None]]:
+    """Every node, as the check walked them before the index (the oracle's walk)."""
+    stack: list[tuple[Any, tuple[str | int, ...], str | None]] = [(document, (), None)]
+    while stack:
+        node, parts, wrapper = stack.pop()
+        if isinstance(node, str):
+            yield "string", node, parts, wrapper
+        elif isinstance(node, dict):
+            typed = wrapper_of(node)
+            if typed is not None:
+                yield "wrapper", node, parts, wrapper
+                stack.append((typed[1], parts, typed[0]))
+                continue
+            for key, value in reversed(list(node.items())):
+                stack.append((value, (*parts, key), None))
+        elif isinstance(node, list):
+            for index in range(len(node) - 1, -1, -1):
+                stack.append((node[index], (*parts, index), None))
+
+
+def _oracle(objects: Mapping[str, Any], file: EnvironmentFile) -> list[Problem]:
+    """The check without an index: every string of every object, in order."""
+    check = _Check.of(file)
+    for object_id, document in objects.items():
+        for kind, node, parts, wrapper in _walk(document):
+            path = json_path(parts)
+            if kind == "wrapper":
+                if wrapper is None:
+                    check.wrapped(node, object_id, path)
+                continue
+            if "&" not in node:
+                continue
+            segments = parse(node)
+            check.invalid(node, object_id, path)
+            check.missing(segments, object_id, path)
+            if wrapper is None:
+                check.bare(segments, object_id, path)
+    for esv_id in [*file.variables, *file.secrets]:
+        if esv_id not in check.used:
+            kind = "variables" if esv_id in file.variables else "secrets"
+            check.problems.append(
+                Problem(
+                    file.relpath,
+                    f"{kind}.{esv_id}",
+                    "is defined but no config object references it",
+                    severity="warning",
+                    esv_id=esv_id,
+                )
+            )
+    return check.problems
+
+
+IDS = ["a", "b", "c", "d", "e"]
+esv_token = st.sampled_from(IDS).map(lambda n: "&{esv." + n + "}")
+piece = st.one_of(
+    esv_token,
+    st.tuples(st.sampled_from(IDS), esv_token | st.sampled_from(["7", "x", "true", ""])).map(
+        lambda t: "&{esv." + t[0] + "|" + t[1] + "}"
+    ),
+    st.sampled_from(
+        ["lit", "1", "&{esv.my-var}", "&{${dir}}", "&{platform.key}", "& ", "&<esv.a>"]
+    ),
+)
+text = st.lists(piece, min_size=1, max_size=3).map("".join)
+wrapper_key = st.sampled_from(
+    ["$string", "$int", "$number", "$bool", "$list", "$array", "$object", "$base64:decode"]
+)
+leaf = text | st.sampled_from(["plain", 5, True, None])
+wrapped = st.recursive(
+    st.tuples(wrapper_key, text | st.sampled_from(["abc", "12", '["x"]'])),
+    lambda inner: st.tuples(wrapper_key, inner),
+    max_leaves=3,
+).map(lambda t: _unfold(t))
+keys = st.sampled_from(["k", "a.b", "", "x y", "$int", "n1"])
+document = st.recursive(
+    leaf | wrapped,
+    lambda children: (
+        st.lists(children, max_size=3)
+        | st.dictionaries(keys, children, max_size=3)
+        | st.tuples(wrapper_key, children).map(lambda t: {t[0]: t[1]})
+    ),
+    max_leaves=8,
+)
+
+
+def _unfold(pair: tuple[str, Any]) -> dict[str, Any]:
+    key, inner = pair
+    return {key: _unfold(inner) if isinstance(inner, tuple) else inner}
+
+
+variable = st.tuples(
+    st.sampled_from(["string", "int", "bool", "list", "number"]),
+    st.sampled_from(["7", "x", "true", "a,b", '["x"]', "1.5"]),
+)
+environment = st.dictionaries(
+    st.sampled_from([*IDS, "spare"]), variable | st.just(None), max_size=6
+).map(
+    lambda chosen: replace(
+        env(""),
+        variables={f"esv-{n}": Variable(f"esv-{n}", v[1], v[0]) for n, v in chosen.items() if v},
+        secrets={
+            f"esv-{n}": Secret(f"esv-{n}", SecretSource("env", "S"))
+            for n, v in chosen.items()
+            if v is None
+        },
+    )
+)
+configs = st.dictionaries(st.sampled_from(["o1", "o2", "o3", "o4"]), document, max_size=4)
+
+
+@settings(max_examples=300, deadline=None)
+@given(configs, configs, st.lists(environment, min_size=1, max_size=3))
+def test_indexed_check_is_the_walk_of_every_string(
+    objects: dict[str, Any], other: dict[str, Any], files: list[EnvironmentFile]
+) -> None:
+    index = build_index(objects)
+    # Reused from an index of other objects: only the objects that differ are read again.
+    mixed = {**other, **{key: value for key, value in objects.items() if key in other}}
+    partial = build_index(objects, reuse=build_index(mixed))
+    for file in files:
+        expected = _oracle(objects, file)
+        assert check_environment(objects, file) == expected
+        assert check_environment(objects, file, index=index) == expected
+        assert check_environment(objects, file, index=partial) == expected
