@@ -23,7 +23,7 @@ from esv import MASK, EnvironmentFileError, EsvError, Problem, SecretValue
 from esv.envfile import EnvironmentFile, esv_values, read_secrets
 from esv.errors import MISSING_ESV
 from esv.ids import id_to_token
-from esv.references import check_environment, index_references
+from esv.references import ReferenceIndex, build_index, check_environment
 from esv.resolver import EsvValue, Resolved, json_path, resolve, resolve_objects
 from promote.email import EMAIL_OBJECT, email_problems
 from promote.email.checks import TEMPLATE_PREFIX
@@ -104,6 +104,9 @@ class Stage:
     esv_writes: tuple[EsvWrite, ...] = field(default=(), repr=False, compare=False)
     resolved: Mapping[str, Resolved] = field(default_factory=dict, repr=False, compare=False)
     """The config as this environment will run it (for verify gates)."""
+    config_after: Mapping[str, JSON] = field(default_factory=dict, repr=False, compare=False)
+    """The config the tenant holds once the stage is applied, placeholders kept (the history
+    hashes it); empty for tenants without placeholders (theirs is resolved)."""
 
     @property
     def changed(self) -> bool:
@@ -162,6 +165,7 @@ def build_plan(
     walk = workspace.walk(to)
     salt = salt if salt is not None else os.urandom(16)
     texts = Texts()
+    references = build_index(workspace.config)  # what every stage's reference check reads
     stages = tuple(
         build_stage(
             workspace,
@@ -171,6 +175,7 @@ def build_plan(
             environ=environ,
             salt=salt,
             texts=texts,
+            references=references,
         )
         for index, env in enumerate(walk)
     )
@@ -236,9 +241,12 @@ def build_stage(
     environ: Mapping[str, str] = os.environ,
     salt: bytes = b"",
     texts: Texts | None = None,
+    references: ReferenceIndex | None = None,
 ) -> Stage:
     """Plan one stage: ``env`` receiving ``config/`` (``lower`` is None) or what ``lower``
-    will hold. ``texts``: shared by the stages of one plan (see :class:`Texts`).
+    will hold. ``texts``: shared by the stages of one plan (see :class:`Texts`);
+    ``references``: the reference index of ``config/``, shared likewise (only objects that
+    differ from it are indexed again).
 
     Every object's references are checked; objects are resolved only where the result can
     differ from what the tenant runs or where only resolving can find a problem: objects
@@ -254,7 +262,8 @@ def build_stage(
     # A tenant without promotions (Okta) receives config directly wherever it stands.
     mutable = workspace.is_mutable(env) or not caps.promotion
     desired = _desired_config(workspace, env, lower, tenants)
-    checks = _preflight(workspace, envfile, desired, lower, tenant, mutable, environ)
+    references = build_index(desired, reuse=references)
+    checks = _preflight(workspace, envfile, desired, lower, tenant, mutable, environ, references)
     held = _held(tenant, desired)
 
     esv_changes: list[EsvChange] = []
@@ -263,7 +272,6 @@ def build_stage(
         esv_changes, esv_writes = _esv_changes(
             envfile, checks.secrets, held.variables, held.secrets, tenant
         )
-    referencing: set[str] = set()
     if caps.placeholders:
         target: dict[str, JSON] = dict(desired)
         config_changes = diff_objects(held.config, target)
@@ -294,7 +302,7 @@ def build_stage(
     effective: list[ObjectDiff] = []
     if caps.placeholders and checks.resolved_ok:
         effective = _effective_changes(
-            held, target, resolved, esv_changes, config_changes, referencing
+            held, target, resolved, esv_changes, config_changes, references
         )
     # The tenant's fingerprint: an object equal to the one wanted has the same text.
     same = (
@@ -337,6 +345,7 @@ def build_stage(
         config_deletes=tuple(d.object for d in config_changes if d.action == "delete"),
         esv_writes=tuple(esv_writes),
         resolved=resolved,
+        config_after=target if caps.placeholders else {},
     )
 
 
@@ -348,6 +357,7 @@ def _preflight(
     tenant: Tenant,
     mutable: bool,
     environ: Mapping[str, str],
+    references: ReferenceIndex,
 ) -> _Checks:
     """Every problem of the stage at once: mutability, secrets, references, types, email."""
     errors: list[Problem] = []
@@ -359,7 +369,7 @@ def _preflight(
     secrets, secret_problems = _read_secrets(envfile, workspace, environ)
     errors.extend(secret_problems)
     missing: set[str] = set()
-    for problem in check_environment(desired, envfile):
+    for problem in check_environment(desired, envfile, index=references):
         (errors if problem.severity == "error" else warnings).append(problem)
         if problem.code == MISSING_ESV and problem.esv_id:
             missing.add(problem.esv_id)
@@ -606,16 +616,12 @@ def _effective_changes(
     resolved: Mapping[str, Resolved],
     esv_changes: list[EsvChange],
     config_changes: list[ObjectDiff],
-    referencing: set[str],
+    references: ReferenceIndex,
 ) -> list[ObjectDiff]:
-    # ``referencing``: the objects that may reference a changed ESV (see _may_reference).
+    # ``references``: the reference index of ``target``.
     changed_esvs = {change.id for change in esv_changes}
     candidates = {d.object for d in config_changes}
-    if changed_esvs:
-        maybe = {key: target[key] for key in sorted(referencing)}
-        candidates |= {
-            ref.object_id for ref in index_references(maybe) if ref.esv_id in changed_esvs
-        }
+    candidates |= references.referencing(changed_esvs)
     if not candidates:
         return []
     # What the tenant runs now: its config with its own values; secrets are masked anyway.

@@ -364,6 +364,51 @@ def test_verify_gate_runs_after_apply(tmp_path: Path) -> None:
     assert list((workspace.state_dir / "tenants" / "dev" / "outbox").iterdir())
 
 
+class _CountingTenant:
+    """A real tenant counting its config reads once ``counting`` is set."""
+
+    def __init__(self, tenant: Tenant, reads: list[str], counting: list[bool]) -> None:
+        self._tenant, self._reads, self._counting = tenant, reads, counting
+
+    def __getattr__(self, name: str) -> object:
+        attribute = getattr(self._tenant, name)
+        if name in ("read_config", "list_config_ids") and self._counting:
+
+            def counted(*args: object) -> object:
+                self._reads.append(name)
+                return attribute(*args)
+
+            return counted
+        return attribute
+
+
+def test_the_record_step_reads_no_config_from_the_tenant(ws: Workspace) -> None:
+    from promote.engine.history import config_digest, environment_status
+    from promote.tenants.factory import open_tenant
+
+    set_config(ws.root, "emailTemplate/welcome", WELCOME)
+    ws = load_workspace(ws.root)
+    reads: list[str] = []
+    counting: list[bool] = []
+
+    def opener(workspace: Workspace, env: str, environ: Mapping[str, str]) -> Tenant:
+        tenant = open_tenant(workspace.environments[env], workspace=workspace, environ=environ)
+        return _CountingTenant(tenant, reads, counting)  # type: ignore[return-value]
+
+    def before_step(env: str, step: str) -> None:
+        counting[:] = [True] if step == "record" else []
+
+    with tenants(ws, opener=opener) as ts:
+        run(ws, "staging", ts, ambient=ambient(before_step=before_step))
+        counting.clear()
+        held_now = {env: ts[env].read_config(sorted(ts[env].list_config_ids())) for env in ws.chain}
+        statuses = environment_status(ws, ts, envs=["dev", "staging"])
+    assert reads == []
+    for record in read_history(ws.state_dir):
+        assert record.config_digest == config_digest(held_now[record.env])
+    assert [s.drift for s in statuses] == [False, False]
+
+
 def test_verify_gates_use_the_ambient_transports(tmp_path: Path) -> None:
     dev = env_yaml("dev") + "verify:\n  email_test: {to: ops@example.com}\n"
     root = write_workspace(
