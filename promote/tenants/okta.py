@@ -513,6 +513,11 @@ class OktaTenant:
         self._remaining: int | None = None
         self._reset: float | None = None
         self._sent_secrets: list[str] = []
+        self._servers: list[Any] | None = None
+        """The org's email server list as last read; any write forgets it (a plan stage
+        reads it once; a write always starts from a fresh read)."""
+        self._remembered: tuple[_Remembered | None] | None = None
+        """The state file as last loaded or saved (``None``: not read yet)."""
         scheme = "SSWS" if token_type == "ssws" else "Bearer"
         self._http = _OktaHttp(
             self.url,
@@ -545,7 +550,7 @@ class OktaTenant:
         if server is None or not server.get("enabled"):
             return {}
         live = external_email_of(server)
-        remembered = self._state.load()
+        remembered = self._load_state()
         if remembered is not None and remembered.server_id == server.get("id"):
             live = _merged(remembered.local, live)
         return {EMAIL_ID: live}
@@ -555,7 +560,7 @@ class OktaTenant:
         the one kept when promote last sent it to this server; otherwise unchanged."""
         if object_id != EMAIL_ID or not isinstance(desired, dict) or not isinstance(current, dict):
             return current
-        remembered = self._state.load()
+        remembered = self._load_state()
         if remembered is None or not remembered.fingerprints:
             return current
         server = self._find_server()
@@ -588,8 +593,8 @@ class OktaTenant:
             raise BlockedError(f"{self.env}: external.email cannot be set on Okta", problems)
         body = email_server_body(value, alias=self.alias, token_endpoint_auth_method=self._method)
         self._sent_secrets = [body[k] for _, k in _WRITE_ONLY if isinstance(body.get(k), str)]
-        server = self._find_server()
-        remembered = self._state.load()
+        server = self._find_server(fresh=True)
+        remembered = self._load_state()
         if remembered is not None and (server is None or server.get("id") != remembered.server_id):
             remembered = None
         if server is None:
@@ -614,16 +619,18 @@ class OktaTenant:
         """Delete our custom server (Okta's built-in email takes over); absent: no-op."""
         self.last_test = None
         self._only_email(object_id)
-        server = self._find_server(strict=False)
+        server = self._find_server(strict=False, fresh=True)
         if server is not None:
             self._request("DELETE", f"{_API}/{server['id']}", ok=(204, 404))
+        self._remembered = None
         self._state.forget()
+        self._remembered = (None,)
 
     # -- email test -----------------------------------------------------------------------
 
     def send_test_email(self, *, from_address: str, to_address: str) -> None:
         """Ask Okta to send a test message through our custom server (``POST .../test``)."""
-        server = self._find_server()
+        server = self._find_server(fresh=True)
         if server is None:
             raise TenantError(
                 f"no custom email server with alias {self.alias!r} on this org;"
@@ -702,16 +709,20 @@ class OktaTenant:
                 env=self.env,
             )
 
-    def _find_server(self, *, strict: bool = True) -> dict[str, JSON] | None:
-        listed = self._json(self._request("GET", _API))
-        servers = listed.get("email-servers") if isinstance(listed, dict) else listed
-        if not isinstance(servers, list):
-            raise TenantError(
-                "the email server list is neither an array nor an object with 'email-servers'",
-                env=self.env,
-                method="GET",
-                path=_API,
-            )
+    def _find_server(self, *, strict: bool = True, fresh: bool = False) -> dict[str, JSON] | None:
+        """Our server in the org's list: the list read since the last write, unless ``fresh``."""
+        servers = self._servers
+        if fresh or servers is None:
+            listed = self._json(self._request("GET", _API))
+            found = listed.get("email-servers") if isinstance(listed, dict) else listed
+            if not isinstance(found, list):
+                raise TenantError(
+                    "the email server list is neither an array nor an object with 'email-servers'",
+                    env=self.env,
+                    method="GET",
+                    path=_API,
+                )
+            servers = self._servers = found
         ours = [s for s in servers if isinstance(s, dict) and s.get("alias") == self.alias]
         if ours:
             return ours[0]
@@ -760,7 +771,16 @@ class OktaTenant:
             for path, _ in _WRITE_ONLY
             if isinstance(secret := _get_path(value, path), str)
         }
-        self._state.save(_Remembered(server_id, _local_part(value), fingerprints))
+        remembered = _Remembered(server_id, _local_part(value), fingerprints)
+        self._remembered = None
+        self._state.save(remembered)
+        self._remembered = (remembered,)
+
+    def _load_state(self) -> _Remembered | None:
+        """The state file's record, read once until promote writes it."""
+        if self._remembered is None:
+            self._remembered = (self._state.load(),)
+        return self._remembered[0]
 
     def _test(self, server_id: str, value: Mapping[str, JSON], *, state: str) -> tuple[str, str]:
         """Have Okta send the test message through the server; ``(from, to)`` once sent."""
@@ -793,7 +813,10 @@ class OktaTenant:
         json_body: JSON = None,
         ok: Collection[int] = (),
     ) -> httpx.Response:
-        """One request, paced by the rate-limit headers; a 429 waits for the reset."""
+        """One request, paced by the rate-limit headers; a 429 waits for the reset. Anything
+        but a GET forgets the server list read so far."""
+        if method != "GET":
+            self._servers = None
         for attempt in range(1, self._attempts + 1):
             self._pace()
             response = self._http.request(method, path, json_body=json_body, ok=(*ok, 429))

@@ -253,3 +253,37 @@ def test_an_unset_token_names_the_file_and_key(ws: Path) -> None:
         "environments/okta.yaml: tenant.token: environment variable OKTA_TOKEN is not set "
         "(set it, or point tenant.token at another source)"
     ) in result.stderr
+
+
+def _server_list_reads(sandbox: SandboxServer) -> int:
+    return sum(1 for r in sandbox.requests if r.method == "GET" and r.path == API)
+
+
+def test_a_plan_stage_reads_the_server_list_once(ws: Path, sandbox: SandboxServer) -> None:
+    plan = promote(ws, "plan", "--to", "okta")
+    assert plan.exit_code == 0, plan.output
+    assert _server_list_reads(sandbox) == 1  # no server yet
+    assert promote(ws, "run", "--to", "okta").exit_code == 0
+    sandbox.requests.clear()
+    plan = promote(ws, "plan", "--to", "okta", "--detailed-exitcode")
+    assert plan.exit_code == 0, plan.output
+    assert _server_list_reads(sandbox) == 1  # ids, config and write-only values: one read
+    assert len(sandbox.requests) == 1
+
+
+def test_a_write_reads_the_server_list_afresh(ws: Path, sandbox: SandboxServer) -> None:
+    assert promote(ws, "run", "--to", "okta").exit_code == 0
+    (server,) = _listed(sandbox)
+    write_okta_env(ws, sandbox.url("okta"), port="465")
+    sandbox.requests.clear()
+    result = promote(ws, "run", "--to", "okta")
+    assert result.exit_code == 0, result.output
+    # the plan's one read; put_config's own before its PATCH and test; after the writes the
+    # engine's record reads again (any write forgets the list)
+    assert [(r.method, r.path.replace(str(server["id"]), "ID")) for r in sandbox.requests] == [
+        ("GET", API),
+        ("GET", API),
+        ("PATCH", f"{API}/ID"),
+        ("POST", f"{API}/ID/test"),
+        ("GET", API),
+    ]

@@ -275,3 +275,28 @@ def test_the_gate_sends_its_own_test_when_this_apply_sent_none(
         assert fresh.last_test is None
     finally:
         fresh.close()
+
+
+def test_reads_between_writes_share_one_list_and_one_state_load(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    run(sandbox, tmp_path, EMAIL)
+    tenant = open_tenant(sandbox, tmp_path)
+    state = tenant._state
+    loads: list[object] = []
+    original = state.load
+    state.load = lambda: loads.append(1) or original()  # type: ignore[method-assign]
+    try:
+        sandbox.requests.clear()
+        assert tenant.list_config_ids() == {EMAIL_ID}
+        current = tenant.read_config([EMAIL_ID])[EMAIL_ID]
+        assert tenant.reconcile_write_only(EMAIL_ID, EMAIL, current) == EMAIL
+        assert [(r.method, r.path) for r in sandbox.requests] == [("GET", API)]
+        assert len(loads) == 1
+        tenant.put_config(EMAIL_ID, {**EMAIL, "port": 465})  # reads afresh, then writes
+        assert [r.method for r in sandbox.requests].count("GET") == 2
+        assert tenant.read_config([EMAIL_ID])[EMAIL_ID]["port"] == 465  # the write forgot it
+        assert [r.method for r in sandbox.requests].count("GET") == 3
+        assert len(loads) == 1  # what put_config saved is what the tenant remembers
+    finally:
+        tenant.close()
