@@ -118,3 +118,29 @@ def test_the_same_error_in_several_environments_is_listed_for_each(root: Path) -
             "extra: x: $int of a secret value (from esv-count): is not an int "
             "(fix the ESV's value or the wrapper)"
         ], env
+
+
+def test_validate_uses_the_tenant_capabilities_without_opening_it(root: Path) -> None:
+    from promote.tenants.factory import capabilities_for, open_tenant
+    from promote.tenants.okta import OKTA_CAPABILITIES
+
+    path = root / "environments" / "prod.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "tenant:\n  kind: local\n",
+            "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
+        )
+    )
+    (root / "config" / "external.email.json").unlink()  # Okta's own email: fine when immutable
+    ws = load_workspace(root)
+    assert capabilities_for(ws.environments["prod"]) == OKTA_CAPABILITIES  # no token needed
+    dev = open_tenant(ws.environments["dev"], workspace=ws, environ={})
+    try:
+        assert capabilities_for(ws.environments["dev"]) == dev.capabilities
+    finally:
+        dev.close()
+    results = check_workspace(ws, environ={})
+    assert not [p for p in results["prod"] if p.severity == "error"]
+    assert [p.location for p in results["staging"] if "built-in email" in p.message] == [
+        "environments/staging.yaml"
+    ]

@@ -418,3 +418,29 @@ def test_template_international_from():
 def test_external_email_not_an_object():
     [problem] = _check({"external.email": ["host"]})
     assert problem.path == "" and "JSON object" in problem.message
+
+
+def test_email_problems_are_what_plan_validate_and_email_test_check(tmp_path):
+    from esv.envfile import esv_values, read_secrets
+    from promote.email import email_problems
+    from promote.workspace import load_workspace
+    from tests.promote.email.workspaces import SMTP_CONFIG, env_file, make_workspace
+
+    okta = env_file(port=2525, extra="verify:\n  email_test: {to: not-an-address}\n").replace(
+        "  kind: local", "  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}"
+    )
+    config = {**SMTP_CONFIG, "smtpProperties": ["mail.smtp.x=1"]}
+    ws = load_workspace(make_workspace(tmp_path, {"dev": okta}, config=config))
+    env = ws.environments["dev"]
+    values = esv_values(env, read_secrets(env, workspace=ws.root, environ={"SMTP_PASSWORD": "pw"}))
+    resolved = {
+        "external.email": resolve(ws.config["external.email"], values, object_id="external.email")
+    }
+    found = [
+        (p.location, p.path, p.severity) for p in email_problems(resolved, env=env, mutable=True)
+    ]
+    assert found == [
+        ("external.email", "port", "warning"),  # from the capabilities, reported once
+        ("environments/dev.yaml", "verify.email_test.to", "error"),  # the gate's recipient
+        ("external.email", "smtpProperties[0]", "error"),  # what an Okta server cannot hold
+    ]

@@ -176,3 +176,29 @@ def test_gate_skipped_for_okta_builtin_email(tmp_path):
         == "verify email_test skipped for dev: the platform's built-in email cannot be tested"
     )
     assert not (root / ".promote" / "tenants" / "dev" / "outbox").exists()
+
+
+def test_every_tenant_is_what_its_email_capabilities_say(tmp_path):
+    from esv.secrets import SecretValue
+    from promote.http import StaticAuth
+    from promote.tenants.aic import AicTenant
+    from promote.tenants.base import EmailOutbox, EmailTestable, email_outbox, email_testable
+    from promote.tenants.local import LocalTenant
+    from promote.tenants.okta import OktaTenant
+
+    tenants = [
+        LocalTenant("dev", tmp_path / "local", mutable=True),
+        AicTenant("aic", "http://127.0.0.1:9", auth=StaticAuth("Bearer x"), mutable=True),
+        OktaTenant("okta", url="http://127.0.0.1:9", token=SecretValue("t"), state_dir=tmp_path),
+    ]
+    try:
+        for tenant in tenants:
+            caps = tenant.capabilities
+            assert isinstance(tenant, EmailTestable) == caps.sends_test_email, tenant
+            assert (email_testable(tenant) is tenant) == caps.sends_test_email
+            assert isinstance(tenant, EmailOutbox) == (caps.builtin_email == "outbox"), tenant
+        assert email_outbox(tenants[0]) == tmp_path / "local" / "outbox"
+        assert [email_outbox(t) for t in tenants[1:]] == [None, None]
+    finally:
+        for tenant in tenants:
+            tenant.close()
