@@ -148,3 +148,72 @@ def test_approval_prompts_unexpected_errors_and_recovery_leak_no_secret(tmp_path
     for path in (root / ".promote").rglob("*"):
         if path.is_file() and not path.name.endswith(_DATABASE_SUFFIXES):
             _assert_clean(path.read_bytes().decode(errors="replace"), str(path))
+
+
+def _search_all(root: Path, outputs: list[tuple[str, str]], secrets: list[str]) -> None:
+    for args, text in outputs:
+        for secret in secrets:
+            for form in _forms(secret):
+                assert form not in text, f"secret leaked into the output of 'promote {args}'"
+    for path in (root / ".promote").rglob("*"):
+        if path.is_file() and not path.name.endswith(_DATABASE_SUFFIXES):
+            text = path.read_bytes().decode(errors="replace")
+            for secret in secrets:
+                for form in _forms(secret):
+                    assert form not in text, f"secret leaked into {path}"
+
+
+def test_a_failing_hook_that_prints_a_secret_shows_it_masked(tmp_path: Path) -> None:
+    # The hook runs with the whole environment; it echoes the staging password (and its
+    # base64) to stderr and fails: the error quotes its output with both masked.
+    script = (
+        "import base64, os, sys; p = os.environ['STAGING_SMTP_PASSWORD'];"
+        " sys.stderr.write('login failed for ' + p + ' / ' + base64.b64encode(p.encode())"
+        ".decode() + '\\n'); sys.exit(3)"
+    )
+    hook = f"restart:\n  command: {json.dumps([sys.executable, '-c', script])}\n"
+    envs = default_envs(dev=env_yaml("dev", restart=hook))
+    root = write_workspace(tmp_path / "ws", envs=envs)
+    result = CliRunner().invoke(cli, ["--workspace", str(root), "run", "--to", "dev"], env=ENVIRON)
+    assert result.exit_code == 1, result.stdout + result.stderr
+    assert "exited with status 3: login failed for ******** / ********" in result.stderr
+    _search_all(root, [("run --to dev", result.stdout + result.stderr)], SECRETS)
+
+
+def test_a_url_hook_is_shown_without_its_credentials(tmp_path: Path) -> None:
+    from http.server import BaseHTTPRequestHandler, HTTPServer
+    from threading import Thread
+
+    password, token = "Url-PASSWORD-in-userinfo-3141", "Url-TOKEN-in-query-2718"
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802
+            self.send_response(204 if self.path.startswith("/ok") else 500)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    httpd = HTTPServer(("127.0.0.1", 0), Handler)
+    Thread(target=httpd.serve_forever, daemon=True).start()
+    base = f"http://ops:{password}@127.0.0.1:{httpd.server_address[1]}"
+    outputs: list[tuple[str, str]] = []
+    try:
+        for path, code in (("ok", 0), ("fail", 1)):
+            hook = f"restart:\n  url: {base}/{path}?token={token}\n"
+            root = write_workspace(
+                tmp_path / path, envs=default_envs(dev=env_yaml("dev", restart=hook))
+            )
+            result = CliRunner().invoke(
+                cli, ["--workspace", str(root), "run", "--to", "dev"], env=ENVIRON
+            )
+            text = result.stdout + result.stderr
+            assert result.exit_code == code, text
+            shown = f"POST http://127.0.0.1:{httpd.server_address[1]}/{path}"
+            assert shown in text
+            outputs.append((f"run ({path} hook)", text))
+            _search_all(root, outputs, [*SECRETS, password, token])
+    finally:
+        httpd.shutdown()
+        httpd.server_close()

@@ -19,8 +19,8 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC
 from typing import Any
 
-from esv import EsvError, Problem
-from esv.envfile import EnvironmentFile
+from esv import EsvError, Problem, SecretValue
+from esv.envfile import EnvironmentFile, Secret, SecretSource, read_secret
 from promote.email import Transports, VerifyContext, run_verify
 from promote.engine.clock import WallClock, utc_now
 from promote.engine.history import (
@@ -549,7 +549,12 @@ def _apply_stage(
         if envfile.restart is not None:
             post = {"post": ambient.post} if ambient.post is not None else {}
             summary = run_restart_hook(
-                envfile.restart, env=env, cwd=workspace.root, environ=ambient.environ, **post
+                envfile.restart,
+                env=env,
+                cwd=workspace.root,
+                environ=ambient.environ,
+                secrets=_secrets_in_play(workspace, ambient.environ),
+                **post,
             )
             notes.append(f"{env}: restart hook {summary}")
             done.append("restart hook ran")
@@ -606,6 +611,22 @@ def _digest_after(tenant: Tenant, stage: Stage) -> str:
     if tenant.capabilities.placeholders:
         return config_digest(stage.config_after)
     return config_digest(tenant.read_config(sorted(tenant.list_config_ids())))
+
+
+def _secrets_in_play(workspace: Workspace, environ: Mapping[str, str]) -> list[SecretValue]:
+    """Every secret the workspace's environment files name that can be read here (ESV
+    secrets, tenant credentials): a restart hook runs with the whole environment, so these
+    are masked in what it prints."""
+    found: list[SecretValue] = []
+    for envfile in workspace.environments.values():
+        sources: list[Secret | SecretSource] = list(envfile.secrets.values())
+        sources += [v for v in envfile.tenant.values() if isinstance(v, SecretSource)]
+        for source in sources:
+            try:
+                found.append(read_secret(source, workspace=workspace.root, environ=environ))
+            except EsvError:
+                continue  # not set here: then it is not in the hook's environment either
+    return found
 
 
 def _stage_changes(stage: Stage) -> dict[str, Any]:

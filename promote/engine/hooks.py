@@ -2,21 +2,26 @@
 
 A hook is an argv command (no shell; run in the workspace, with a timeout) or an HTTP POST
 (2xx = success, with a timeout). A failure raises :class:`HookError` (exit 1) naming the
-environment and what went wrong.
+environment and what went wrong. A command runs with the whole environment, secrets included,
+so every secret value in play (raw and in common encodings) is replaced by ``********`` in the
+output quoted; a url is shown without its user info or query (:func:`display_url`).
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import subprocess
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
-from urllib.parse import urlsplit
+from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 
+from esv import MASK, SecretValue
 from esv.envfile import RestartHook
 from promote.errors import PromoteError
 from promote.http import HttpClient, RetryPolicy
 
-__all__ = ["HookError", "PostHook", "run_restart_hook"]
+__all__ = ["HookError", "PostHook", "display_url", "redact", "run_restart_hook"]
 
 PostHook = Callable[[str, float], None]
 """Send an HTTP POST to a url with a timeout; raise ``PromoteError`` unless 2xx."""
@@ -30,6 +35,58 @@ class HookError(PromoteError):
     def __init__(self, env: str, message: str) -> None:
         super().__init__(f"{env}: restart hook {message}")
         self.env = env
+
+
+def display_url(url: str) -> str:
+    """``url`` as it may be shown: no user info (a password), no query (a token), no
+    fragment: ``https://user:pw@host/restart?key=k`` -> ``https://host/restart``."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if ":" in host:
+        host = f"[{host}]"
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host + (f":{port}" if port is not None else "")
+    return urlunsplit((parts.scheme, netloc, parts.path, "", ""))
+
+
+def _forms(value: str) -> list[str]:
+    # The ways a value commonly shows up in output: raw, JSON-escaped, URL-encoded, base64.
+    raw = value.encode()
+    forms = [
+        value,
+        json.dumps(value)[1:-1],
+        json.dumps(value, ensure_ascii=False)[1:-1],
+        quote(value, safe=""),
+        quote_plus(value),
+    ]
+    for encoded in (base64.b64encode(raw), base64.urlsafe_b64encode(raw)):
+        text = encoded.decode()
+        forms += [text, text.rstrip("=")]
+    return forms
+
+
+def redact(text: str, secrets: Collection[SecretValue | str]) -> str:
+    """``text`` with every value of ``secrets`` (raw, JSON-escaped, URL-encoded, base64)
+    replaced by ``********``; longer forms first, so no part of one is left."""
+    forms: set[str] = set()
+    for secret in secrets:
+        value = secret.reveal() if isinstance(secret, SecretValue) else secret
+        if value:
+            forms.update(form for form in _forms(value) if form)
+    for form in sorted(forms, key=len, reverse=True):
+        text = text.replace(form, MASK)
+    return text
+
+
+def _url_secrets(url: str) -> list[str]:
+    # The parts of a hook url that display_url leaves out and that may hold a credential.
+    # A user name alone is a token (https://TOKEN@host); beside a password it is a name.
+    parts = urlsplit(url)
+    user = parts.username if parts.password is None else None
+    return [item for item in (parts.password, user, parts.query) if item]
 
 
 def _post(url: str, timeout: float) -> None:
@@ -84,24 +141,30 @@ def run_restart_hook(
     cwd: Path,
     environ: Mapping[str, str] | None = None,
     post: PostHook = _post,
+    secrets: Collection[SecretValue] = (),
 ) -> str:
     """Run ``hook`` for ``env``; returns a one-line description of what ran.
 
     Commands run with ``cwd`` as working directory, without a shell; a non-zero exit, a
-    missing program or a timeout raise :class:`HookError` with the tail of its output.
+    missing program or a timeout raise :class:`HookError` with the tail of its output, in
+    which every value of ``secrets`` (the secrets in play) is masked.
     """
     if hook.command:
         argv = list(hook.command)
         returncode, output = _run_command(argv, env, cwd, environ, hook.timeout)
         if returncode != 0:
-            tail = output.strip()
+            tail = redact(output, secrets).strip()
             detail = f": {tail[-_OUTPUT_CHARS:]}" if tail else ""
             raise HookError(env, f"{argv[0]} exited with status {returncode}{detail}")
         return f"ran {argv[0]}"
     if hook.url:
+        shown = display_url(hook.url)
         try:
             post(hook.url, hook.timeout)
         except PromoteError as error:
-            raise HookError(env, f"POST {hook.url} failed: {error}") from None
-        return f"POST {hook.url}"
+            reason = redact(
+                str(error).replace(hook.url, shown), [*secrets, *_url_secrets(hook.url)]
+            )
+            raise HookError(env, f"POST {shown} failed: {reason}") from None
+        return f"POST {shown}"
     return "no hook"

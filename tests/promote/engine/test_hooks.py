@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import base64
+import json
 import sys
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
+from urllib.parse import quote, quote_plus
 
 import pytest
 
+from esv import SecretValue
 from esv.envfile import RestartHook
-from promote.engine.hooks import HookError, run_restart_hook
+from promote.engine.hooks import HookError, display_url, redact, run_restart_hook
 
 
 @pytest.fixture
@@ -21,7 +25,7 @@ def server() -> Iterator[tuple[str, list[str]]]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:  # noqa: N802
             seen.append(self.path)
-            status = 500 if self.path.endswith("/fail") else 204
+            status = 500 if self.path.split("?")[0].endswith("/fail") else 204
             self.send_response(status)
             self.send_header("Content-Length", "0")
             self.end_headers()
@@ -64,3 +68,52 @@ def test_missing_program_is_a_hook_error(tmp_path: Path) -> None:
     with pytest.raises(HookError) as caught:
         run_restart_hook(RestartHook(("./no-such-script",), None, 10), env="dev", cwd=tmp_path)
     assert "./no-such-script could not be started" in str(caught.value)
+
+
+def test_display_url_drops_user_info_query_and_fragment() -> None:
+    assert (
+        display_url("https://u:pw@host.example:8443/a/b?key=k#f") == "https://host.example:8443/a/b"
+    )
+    assert display_url("http://TOKEN@[::1]/restart") == "http://[::1]/restart"
+    assert display_url("http://host/") == "http://host/"
+
+
+def test_redact_masks_raw_and_encoded_forms() -> None:
+    value = SecretValue('p@ss w/"q"+=é')
+    text = redact(
+        " | ".join(
+            [
+                'p@ss w/"q"+=é',
+                json.dumps('p@ss w/"q"+=é')[1:-1],
+                quote('p@ss w/"q"+=é', safe=""),
+                quote_plus('p@ss w/"q"+=é'),
+                base64.b64encode('p@ss w/"q"+=é'.encode()).decode(),
+                base64.urlsafe_b64encode('p@ss w/"q"+=é'.encode()).decode().rstrip("="),
+            ]
+        ),
+        [value, SecretValue("")],
+    )
+    assert text == " | ".join(["********"] * 6)
+
+
+def test_a_failing_command_hook_masks_the_secrets_in_its_output(tmp_path: Path) -> None:
+    secret = "hook-Secret-4242"
+    argv = (sys.executable, "-c", f"import sys; print('x' * 400 + {secret!r}); sys.exit(1)")
+    with pytest.raises(HookError) as caught:
+        run_restart_hook(
+            RestartHook(argv, None, 10), env="dev", cwd=tmp_path, secrets=[SecretValue(secret)]
+        )
+    assert secret not in str(caught.value) and str(caught.value).endswith("x********")
+
+
+def test_a_failing_url_hook_names_the_url_without_credentials(
+    server: tuple[str, list[str]], tmp_path: Path
+) -> None:
+    url, seen = server
+    hook = RestartHook(None, url.replace("//", "//ops:pw-1234@") + "/fail?token=tok-5678", 5)
+    with pytest.raises(HookError) as caught:
+        run_restart_hook(hook, env="uat", cwd=tmp_path)
+    text = str(caught.value)
+    assert text.startswith(f"uat: restart hook POST {url}/fail failed")
+    assert "pw-1234" not in text and "tok-5678" not in text
+    assert seen == ["/fail?token=tok-5678"]
