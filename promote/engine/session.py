@@ -46,6 +46,10 @@ class Tenants(Mapping[str, Tenant]):
             self._open[env] = self._opener(self._workspace, env, self._environ)
         return self._open[env]
 
+    def __contains__(self, env: object) -> bool:
+        # Without opening the tenant (Mapping's default would open it to find out).
+        return env in self._workspace.environments
+
     def __iter__(self) -> Iterator[str]:
         return iter(self._workspace.chain)
 

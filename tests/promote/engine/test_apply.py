@@ -423,15 +423,17 @@ def test_verify_gates_use_the_ambient_transports(tmp_path: Path) -> None:
 
 
 def test_failing_verify_gate_stops_the_walk(tmp_path: Path) -> None:
-    with socket.socket() as probe:  # a loopback port nobody listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    dev = env_yaml("dev", host="127.0.0.1", port=str(port))
-    dev += "verify:\n  email_test: {to: ops@example.com}\n"
-    root = write_workspace(tmp_path / "ws", envs=default_envs(dev=dev))
-    workspace = load_workspace(root)
-    with tenants(workspace) as ts, pytest.raises(ApplyError) as caught:
-        run(workspace, "staging", ts, ambient=ambient())
+    # A loopback port bound and held (never listening) for the whole test: nobody else can
+    # take it, and a connection to it is refused.
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+        dev = env_yaml("dev", host="127.0.0.1", port=str(port))
+        dev += "verify:\n  email_test: {to: ops@example.com}\n"
+        root = write_workspace(tmp_path / "ws", envs=default_envs(dev=dev))
+        workspace = load_workspace(root)
+        with tenants(workspace) as ts, pytest.raises(ApplyError) as caught:
+            run(workspace, "staging", ts, ambient=ambient())
     assert caught.value.exit_code == 1
     assert "dev failed" in str(caught.value) and "email_test" in str(caught.value)
     assert caught.value.states["dev"].startswith("partially applied (ESVs written")
