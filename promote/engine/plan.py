@@ -273,44 +273,21 @@ def build_stage(
             envfile, checks.secrets, held.variables, held.secrets, tenant
         )
     if caps.placeholders:
-        target: dict[str, JSON] = dict(desired)
-        config_changes = diff_objects(held.config, target)
-        changed = {d.object for d in config_changes if d.action != "delete"}
-        referencing = _may_reference(target, {c.id for c in esv_changes}, texts)
-        needed = changed | referencing | _may_reference(target, set(envfile.secrets), texts)
-        needed |= {key for key in target if _is_email_object(key)}
-        _resolve(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable, caps)
-        resolved = checks.resolved
+        config = _placeholder_config(
+            envfile, desired, held, checks, esv_changes, mutable, caps, texts, references
+        )
     else:
-        # Tenants without placeholders (Okta) hold resolved values; write-only fields they
-        # never return are filled in where the tenant knows them unchanged.
-        _resolve(checks, envfile, desired, mutable, caps)
-        resolved = checks.resolved
-        target = {key: item.value for key, item in resolved.items()}
-        compared = {
-            key: tenant.reconcile_write_only(key, target[key], value) if key in target else value
-            for key, value in held.config.items()
-        }
-        diffs = diff_objects(compared, target) if checks.resolved_ok else []
-        config_changes = [_mask_diff(d, resolved) for d in diffs]
+        config = _resolved_config(envfile, desired, held, checks, mutable, caps, tenant)
+    target, config_changes = config.target, config.changes
 
     unloaded = sorted(
         [key for key, v in held.variables.items() if not v.loaded]
         + [key for key, s in held.secrets.items() if not s.loaded]
     )
     restart = caps.restart and caps.esvs and bool(esv_changes or unloaded)
-    effective: list[ObjectDiff] = []
-    if caps.placeholders and checks.resolved_ok:
-        effective = _effective_changes(
-            held, target, resolved, esv_changes, config_changes, references
-        )
     # The tenant's fingerprint: an object equal to the one wanted has the same text.
-    same = (
-        {key for key in held.config.keys() & target.keys()} - {d.object for d in config_changes}
-        if caps.placeholders
-        else set()
-    )
-    tenant_fingerprint = _tenant_fingerprint(held, {key: target[key] for key in same}, texts)
+    same = {key: target[key] for key in config.same}
+    tenant_fingerprint = _tenant_fingerprint(held, same, texts)
 
     if checks.errors:
         status: Status = "blocked"
@@ -329,24 +306,86 @@ def build_stage(
         errors=tuple(checks.errors),
         warnings=tuple(checks.warnings),
         config_changes=tuple(config_changes),
-        effective_changes=tuple(effective),
+        effective_changes=tuple(config.effective),
         esv_changes=tuple(esv_changes),
         restart=restart,
         unloaded=tuple(unloaded),
         tenant_fingerprint=tenant_fingerprint,
-        inputs_fingerprint=_inputs_fingerprint(
-            envfile,
-            _config_digest(target, texts) if caps.placeholders else sorted(target),
-            esv_writes,
-            mutable,
-            salt,
-        ),
+        inputs_fingerprint=_inputs_fingerprint(envfile, config.inputs, esv_writes, mutable, salt),
         config_writes={d.object: target[d.object] for d in config_changes if d.action != "delete"},
         config_deletes=tuple(d.object for d in config_changes if d.action == "delete"),
         esv_writes=tuple(esv_writes),
-        resolved=resolved,
+        resolved=config.resolved,
         config_after=target if caps.placeholders else {},
     )
+
+
+@dataclass(frozen=True)
+class _Config:
+    """What a stage's config becomes, from one of the two paths below."""
+
+    target: dict[str, JSON]
+    """What the tenant will hold: placeholders kept, or resolved values."""
+    changes: list[ObjectDiff]
+    resolved: dict[str, Resolved]
+    effective: list[ObjectDiff]
+    same: set[str]
+    """Held objects equal to the target's (their canonical text is shared)."""
+    inputs: JSON
+    """What of the target enters the inputs fingerprint."""
+
+
+def _placeholder_config(
+    envfile: EnvironmentFile,
+    desired: dict[str, JSON],
+    held: _Held,
+    checks: _Checks,
+    esv_changes: list[EsvChange],
+    mutable: bool,
+    caps: Capabilities,
+    texts: Texts,
+    references: ReferenceIndex,
+) -> _Config:
+    """A tenant that stores placeholders receives ``desired`` as it is; only the objects
+    whose result can differ (or be wrong) are resolved (see :func:`build_stage`)."""
+    target = dict(desired)
+    changes = diff_objects(held.config, target)
+    changed = {d.object for d in changes if d.action != "delete"}
+    referencing = _may_reference(target, {c.id for c in esv_changes}, texts)
+    needed = changed | referencing | _may_reference(target, set(envfile.secrets), texts)
+    needed |= {key for key in target if _is_email_object(key)}
+    _resolve(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable, caps)
+    effective: list[ObjectDiff] = []
+    if checks.resolved_ok:
+        effective = _effective_changes(
+            held, target, checks.resolved, esv_changes, changes, references
+        )
+    same = (held.config.keys() & target.keys()) - {d.object for d in changes}
+    return _Config(target, changes, checks.resolved, effective, same, _config_digest(target, texts))
+
+
+def _resolved_config(
+    envfile: EnvironmentFile,
+    desired: dict[str, JSON],
+    held: _Held,
+    checks: _Checks,
+    mutable: bool,
+    caps: Capabilities,
+    tenant: Tenant,
+) -> _Config:
+    """A tenant without placeholders (Okta) holds resolved values: everything is resolved and
+    compared with secrets masked; write-only fields it never returns are filled in where the
+    tenant knows them unchanged."""
+    _resolve(checks, envfile, desired, mutable, caps)
+    resolved = checks.resolved
+    target = {key: item.value for key, item in resolved.items()}
+    compared = {
+        key: tenant.reconcile_write_only(key, target[key], value) if key in target else value
+        for key, value in held.config.items()
+    }
+    diffs = diff_objects(compared, target) if checks.resolved_ok else []
+    changes = [_mask_diff(d, resolved) for d in diffs]
+    return _Config(target, changes, resolved, [], set(), sorted(target))
 
 
 def _preflight(
