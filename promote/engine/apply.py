@@ -573,33 +573,42 @@ def _apply_stage(
         if summary_line:
             notes.append(summary_line)
     step("record")
+    record = _stage_record(stage, run_id, report_id, _digest_after(tenant, stage), ambient, earlier)
+    append_history(workspace.state_dir, record, append=ambient.append)
+    return notes
+
+
+def _stage_record(
+    stage: Stage,
+    run_id: str,
+    report_id: str | None,
+    digest: str,
+    ambient: Ambient,
+    earlier: Journal | None,
+) -> HistoryRecord:
+    """The history record of an applied stage; when this run finishes ``earlier``, what
+    that run changed in this environment first, then what this run added to it."""
     changes = _stage_changes(stage)
-    before = earlier.begun_changes(env) if earlier is not None else {}
+    before = earlier.begun_changes(stage.env) if earlier is not None else {}
 
     def merged(key: str) -> tuple[str, ...]:
-        # What the unfinished run changed first, then what this run added to it.
         return tuple(dict.fromkeys([*before.get(key, ()), *changes[key]]))
 
-    append_history(
-        workspace.state_dir,
-        HistoryRecord(
-            time=now(ambient.wall_clock),
-            run_id=run_id,
-            env=env,
-            action="promote",
-            source=stage.source,
-            config_added=merged("config_added"),
-            config_modified=merged("config_modified"),
-            config_deleted=merged("config_deleted"),
-            esvs=merged("esvs"),
-            restarted=stage.restart or bool(before.get("restart")),
-            report_id=report_id,
-            config_digest=_digest_after(tenant, stage),
-            notes=(f"finishes run {earlier.run_id}",) if before and earlier else (),
-        ),
-        append=ambient.append,
+    return HistoryRecord(
+        time=now(ambient.wall_clock),
+        run_id=run_id,
+        env=stage.env,
+        action="promote",
+        source=stage.source,
+        config_added=merged("config_added"),
+        config_modified=merged("config_modified"),
+        config_deleted=merged("config_deleted"),
+        esvs=merged("esvs"),
+        restarted=stage.restart or bool(before.get("restart")),
+        report_id=report_id,
+        config_digest=digest,
+        notes=(f"finishes run {earlier.run_id}",) if before and earlier else (),
     )
-    return notes
 
 
 def _digest_after(tenant: Tenant, stage: Stage) -> str:
@@ -663,16 +672,16 @@ def _wait_ready(tenant: Tenant, envfile: EnvironmentFile, timeout: float, ambien
 
 
 def _check_loaded(tenant: Tenant, stage: Stage) -> None:
+    """Every ESV the stage wrote (added or modified) is held, of its kind, and loaded."""
     written = {w.id: w.kind for w in stage.esv_writes if w.action != "delete"}
     if not written:
         return
-    variables = tenant.list_variables()
-    secrets = tenant.list_secrets()
+    loaded = {key for key, state in tenant.list_variables().items() if state.loaded}
+    loaded_secrets = {key for key, state in tenant.list_secrets().items() if state.loaded}
     pending = sorted(
         esv_id
         for esv_id, kind in written.items()
-        if not (variables[esv_id].loaded if kind == "variable" and esv_id in variables else False)
-        and not (secrets[esv_id].loaded if kind == "secret" and esv_id in secrets else False)
+        if esv_id not in (loaded if kind == "variable" else loaded_secrets)
     )
     if pending:
         raise PromoteError(

@@ -409,6 +409,33 @@ def test_the_record_step_reads_no_config_from_the_tenant(ws: Workspace) -> None:
     assert [s.drift for s in statuses] == [False, False]
 
 
+class _RestartLoadsNothing:
+    """A real tenant whose restart is ready at once but loads no ESV."""
+
+    def __init__(self, tenant: Tenant) -> None:
+        self._tenant = tenant
+
+    def restart(self) -> None:
+        pass
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._tenant, name)
+
+
+def test_written_esvs_still_not_loaded_after_the_restart_stop_the_stage(ws: Workspace) -> None:
+    from promote.tenants.factory import open_tenant
+
+    def opener(workspace: Workspace, env: str, environ: Mapping[str, str]) -> Tenant:
+        tenant = open_tenant(workspace.environments[env], workspace=workspace, environ=environ)
+        return _RestartLoadsNothing(tenant) if env == "dev" else tenant  # type: ignore[return-value]
+
+    with tenants(ws, opener=opener) as ts, pytest.raises(ApplyError) as caught:
+        run(ws, "dev", ts, ambient=ambient())
+    text = str(caught.value)
+    assert "dev: after the restart these ESVs are still not loaded: " in text
+    assert "esv-email-provider-host, " in text and "esv-email-provider-password" in text
+
+
 def test_verify_gates_use_the_ambient_transports(tmp_path: Path) -> None:
     dev = env_yaml("dev") + "verify:\n  email_test: {to: ops@example.com}\n"
     root = write_workspace(
