@@ -11,7 +11,11 @@ from __future__ import annotations
 
 import base64
 import json
+import os
+import selectors
+import signal
 import subprocess
+import time
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
@@ -27,6 +31,9 @@ PostHook = Callable[[str, float], None]
 """Send an HTTP POST to a url with a timeout; raise ``PromoteError`` unless 2xx."""
 
 _OUTPUT_CHARS = 300
+_KEPT_BYTES = 64 * 1024
+_POLL_SECONDS = 0.05
+_DRAIN_ROUNDS = 64
 
 
 class HookError(PromoteError):
@@ -107,8 +114,12 @@ def _run_command(
     environ: Mapping[str, str] | None,
     timeout: float,
 ) -> tuple[int, str]:
-    """Run ``argv``; its exit status and its stderr (else stdout). The child is always reaped,
-    also on a timeout or Ctrl-C."""
+    """Run ``argv`` in a session of its own; its exit status and its stderr (else stdout).
+
+    Output is read until the command itself exits: a child it left running in the background
+    that still holds its pipes is not waited for. On a timeout or Ctrl-C the command's whole
+    process group is killed (a ``sleep`` it started included) and the command is reaped.
+    """
     try:
         process = subprocess.Popen(
             argv,
@@ -117,21 +128,72 @@ def _run_command(
             stdin=subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
+            start_new_session=True,
         )
     except OSError as error:
         raise HookError(env, f"{argv[0]} could not be started: {error.strerror}") from None
-    with process:
+    assert process.stdout is not None and process.stderr is not None
+    out, err = bytearray(), bytearray()
+    buffers = {process.stdout.fileno(): out, process.stderr.fileno(): err}
+    try:
+        with selectors.DefaultSelector() as selector:
+            for fd in buffers:
+                os.set_blocking(fd, False)
+                selector.register(fd, selectors.EVENT_READ)
+            deadline = time.monotonic() + timeout
+            while process.poll() is None:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    _kill_group(process)
+                    raise HookError(env, f"{argv[0]} did not finish within {timeout:g}s")
+                wait = min(remaining, _POLL_SECONDS)
+                if selector.get_map():
+                    _read_ready(selector, buffers, wait)
+                else:
+                    time.sleep(wait)
+            # The command exited: take what its pipes hold now, without waiting for the
+            # end of a child that may still hold them (bounded: that child may keep writing).
+            for _ in range(_DRAIN_ROUNDS):
+                if not selector.get_map() or not _read_ready(selector, buffers, 0):
+                    break
+    except BaseException:
+        _kill_group(process)
+        raise
+    finally:
+        process.stdout.close()
+        process.stderr.close()
+    return process.returncode, bytes(err or out).decode(errors="replace")
+
+
+def _read_ready(
+    selector: selectors.BaseSelector, buffers: Mapping[int, bytearray], timeout: float
+) -> bool:
+    """Read what the pipes ready within ``timeout`` hold; unregister a pipe at its end.
+    Whether anything was read or closed. Each buffer keeps its last ``_KEPT_BYTES``."""
+    progressed = False
+    for key, _ in selector.select(timeout):
+        fd = key.fd
         try:
-            out, err = process.communicate(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.communicate()
-            raise HookError(env, f"{argv[0]} did not finish within {timeout:g}s") from None
-        except BaseException:
-            process.kill()
-            process.wait()
-            raise
-    return process.returncode, (err or out or b"").decode(errors="replace")
+            data = os.read(fd, 65536)
+        except BlockingIOError:
+            continue
+        progressed = True
+        if not data:
+            selector.unregister(fd)
+            continue
+        buffer = buffers[fd]
+        buffer += data
+        del buffer[:-_KEPT_BYTES]
+    return progressed
+
+
+def _kill_group(process: subprocess.Popen[bytes]) -> None:
+    """Kill ``process`` and every process of its group (its session), then reap it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass  # the group is gone already
+    process.wait()
 
 
 def run_restart_hook(

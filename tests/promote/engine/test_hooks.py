@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import _thread
 import base64
 import json
 import sys
 import threading
+import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
@@ -117,3 +119,52 @@ def test_a_failing_url_hook_names_the_url_without_credentials(
     assert text.startswith(f"uat: restart hook POST {url}/fail failed")
     assert "pw-1234" not in text and "tok-5678" not in text
     assert seen == ["/fail?token=tok-5678"]
+
+
+def _script(tmp_path: Path, body: str) -> tuple[str, ...]:
+    script = tmp_path / "hook.sh"
+    script.write_text(f"#!/bin/sh\n{body}\n")
+    script.chmod(0o755)
+    return (str(script),)
+
+
+def test_a_timeout_kills_the_hooks_children_too(tmp_path: Path) -> None:
+    # The shell waits for its `sleep`: killing only the shell would leave the sleep holding
+    # the pipes, and reading them would wait the sleep's whole 8 s.
+    argv = _script(tmp_path, "echo started\nsleep 8\necho done")
+    began = time.monotonic()
+    with pytest.raises(HookError) as caught:
+        run_restart_hook(RestartHook(argv, None, 1), env="dev", cwd=tmp_path)
+    assert time.monotonic() - began < 6
+    assert str(caught.value) == f"dev: restart hook {argv[0]} did not finish within 1s"
+
+
+def test_a_hook_that_exits_0_leaving_a_child_behind_succeeds(tmp_path: Path) -> None:
+    # The background sleep holds the pipes after the hook exited: its exit status counts.
+    argv = _script(tmp_path, "sleep 8 &\necho started\nexit 0")
+    began = time.monotonic()
+    summary = run_restart_hook(RestartHook(argv, None, 3), env="dev", cwd=tmp_path)
+    assert time.monotonic() - began < 6
+    assert summary == f"ran {argv[0]}"
+
+
+def test_a_failing_hook_that_leaves_a_child_behind_shows_its_output(tmp_path: Path) -> None:
+    argv = _script(tmp_path, "sleep 8 &\necho 'cannot restart' >&2\nexit 3")
+    began = time.monotonic()
+    with pytest.raises(HookError) as caught:
+        run_restart_hook(RestartHook(argv, None, 3), env="uat", cwd=tmp_path)
+    assert time.monotonic() - began < 6
+    assert str(caught.value) == f"uat: restart hook {argv[0]} exited with status 3: cannot restart"
+
+
+def test_ctrl_c_kills_the_hooks_process_group(tmp_path: Path) -> None:
+    marker = tmp_path / "child-alive"
+    argv = _script(tmp_path, f"(sleep 2; touch {marker}) &\nsleep 8")
+    timer = threading.Timer(0.5, lambda: _thread.interrupt_main())
+    timer.start()
+    began = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_restart_hook(RestartHook(argv, None, 30), env="dev", cwd=tmp_path)
+    assert time.monotonic() - began < 6
+    time.sleep(2.5)
+    assert not marker.exists()
