@@ -1,13 +1,15 @@
 """Is the workspace valid for each environment? The checks behind ``validate``.
 
-Per environment: the environment file's warnings, :func:`esv.check_environment` (missing,
-mistyped and unused ESVs, text that is not a placeholder), resolution with that
-environment's values, and the email checks as ``plan`` makes them
-(:func:`promote.email.email_problems`: the provider and templates against the capabilities of
-the environment's tenant, and what that tenant cannot hold), without opening the tenant.
-Nothing is changed and no secret value appears in any problem. A secret whose source is not
-available here (a CI without prod's variables) is a warning; the checks go on with a stand-in
-value.
+Per environment, on the config objects its tenant receives (:func:`received_config`: all of
+``config/``, unless the capabilities of its tenant or of the stage below restrict them, as
+``plan`` restricts them; Okta receives only ``external.email``): the environment file's
+warnings, :func:`esv.check_environment` (missing, mistyped and unused ESVs, text that is not
+a placeholder), resolution with that environment's values, and the email checks as ``plan``
+makes them (:func:`promote.email.email_problems`: the provider and templates against the
+capabilities of the environment's tenant, and what that tenant cannot hold), without opening
+the tenant. Nothing is changed and no secret value appears in any problem. A secret whose
+source is not available here (a CI without prod's variables) is a warning; the checks go on
+with a stand-in value.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import replace
 
 from esv import (
+    JSON,
     MASK,
     EsvError,
     EsvValue,
@@ -32,9 +35,34 @@ from esv import (
 )
 from esv.envfile import EnvironmentFile
 from esv.secrets import SecretValue
+from promote.tenants.factory import capabilities_for
 from promote.workspace import Workspace
 
-__all__ = ["available_secrets", "check_workspace", "environment_values", "resolve_environment"]
+__all__ = [
+    "available_secrets",
+    "check_workspace",
+    "environment_values",
+    "received_config",
+    "resolve_environment",
+]
+
+
+def received_config(workspace: Workspace, env: str) -> dict[str, JSON]:
+    """The config objects of ``config/`` that ``env``'s tenant receives.
+
+    Restricted, as ``plan`` restricts them, to the ``config_ids`` of ``env``'s tenant and of
+    the stage below it in the chain (when their capabilities name any); capabilities come
+    from :func:`promote.tenants.factory.capabilities_for`, so no tenant is opened.
+    """
+    config = dict(workspace.config)
+    below = workspace.lower(env) if env in workspace.chain else None
+    for name in (below, env):
+        if name is None:
+            continue
+        allowed = capabilities_for(workspace.environments[name]).config_ids
+        if allowed is not None:
+            config = {key: value for key, value in config.items() if key in allowed}
+    return config
 
 
 def environment_values(
@@ -135,15 +163,16 @@ def _under(problem: Problem, resolved: Mapping[str, Resolved]) -> bool:
 
 def _check_one(workspace: Workspace, env: str, environ: Mapping[str, str]) -> list[Problem]:
     file = workspace.environments[env]
+    objects = received_config(workspace, env)
     problems = list(file.warnings)
-    found = check_environment(workspace.config, file)
+    found = check_environment(objects, file)
     problems += found
     if any(p.severity == "error" for p in found):
         return problems
     values, stand_ins = _values_with_stand_ins(workspace, file, environ)
     problems += stand_ins
     try:
-        resolved = resolve_objects(workspace.config, values, source=file.relpath)
+        resolved = resolve_objects(objects, values, source=file.relpath)
     except ResolutionError as error:
         return problems + list(error.problems)
     # A typed wrapper over a stand-in is left as written; checks of what it holds would be

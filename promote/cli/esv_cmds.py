@@ -17,7 +17,12 @@ import click
 from esv import Problem, check_environment, id_to_token, index_references, is_valid_id, token_to_id
 from promote.cli import Context, handle_errors, pass_context
 from promote.errors import BlockedError
-from promote.validation import available_secrets, check_workspace, resolve_environment
+from promote.validation import (
+    available_secrets,
+    check_workspace,
+    received_config,
+    resolve_environment,
+)
 from promote.workspace import Workspace, init_workspace, load_workspace
 
 __all__ = ["register"]
@@ -110,15 +115,19 @@ def esv_group() -> None:
 @click.option("--env", "env", required=True, help="Environment to check.")
 @pass_context
 def check_cmd(ctx: Context, env: str) -> None:
-    """Referenced vs defined in ENV: missing (error), unused and mistyped (warning)."""
+    """Referenced vs defined in ENV: missing (error), unused and mistyped (warning).
+
+    Only the config objects ENV's tenant receives count (Okta: external.email).
+    """
 
     def run() -> int:
         workspace = _workspace(ctx)
         file = workspace.environments[_known_env(workspace, env)]
+        objects = received_config(workspace, env)
         _, absent = available_secrets(workspace, file, os.environ)
-        problems = [*file.warnings, *check_environment(workspace.config, file), *absent]
+        problems = [*file.warnings, *check_environment(objects, file), *absent]
         errors = _print_problems(problems)
-        referenced = {r.esv_id for r in index_references(workspace.config)}
+        referenced = {r.esv_id for r in index_references(objects)}
         summary = (
             f"{env}: {len(referenced)} ESVs referenced, "
             f"{len(file.variables) + len(file.secrets)} defined: "

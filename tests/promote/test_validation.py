@@ -144,3 +144,40 @@ def test_validate_uses_the_tenant_capabilities_without_opening_it(root: Path) ->
     assert [p.location for p in results["staging"] if "built-in email" in p.message] == [
         "environments/staging.yaml"
     ]
+
+
+def _okta_uat_without_template_esvs(root: Path) -> None:
+    path = root / "environments" / "uat.yaml"
+    path.write_text(
+        path.read_text()
+        .replace(
+            "tenant:\n  kind: local\n",
+            "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
+        )
+        .replace("  esv-brand-name: Acme (UAT)\n", "")
+        .replace("  esv-portal-url: https://id.uat.example.com/login\n", "")
+    )
+
+
+def test_an_okta_environment_is_checked_only_on_what_it_receives(root: Path) -> None:
+    from promote.validation import received_config
+
+    _okta_uat_without_template_esvs(root)
+    ws = load_workspace(root)
+    assert sorted(received_config(ws, "dev")) == ["emailTemplate/welcome", "external.email"]
+    assert list(received_config(ws, "uat")) == ["external.email"]
+    assert list(received_config(ws, "prod")) == ["external.email"]  # promoted from Okta, as plan
+    results = check_workspace(ws, environ={"UAT_SMTP_PASSWORD": "pw", "PROD_SMTP_PASSWORD": "pw"})
+    uat = results["uat"]
+    assert [str(p) for p in uat if p.severity == "error"] == []
+    assert not [p for p in uat if p.location == "emailTemplate/welcome"]
+    assert not [p for p in uat if p.esv_id in ("esv-brand-name", "esv-portal-url")]
+    # the objects it receives are still checked with its values
+    path = root / "environments" / "uat.yaml"
+    path.write_text(
+        path.read_text().replace("  esv-email-provider-host: smtp.uat.example.com\n", "")
+    )
+    uat = check_workspace(load_workspace(root), ["uat"], environ={})["uat"]
+    assert [(p.location, p.esv_id) for p in uat if p.severity == "error"] == [
+        ("external.email", "esv-email-provider-host")
+    ]

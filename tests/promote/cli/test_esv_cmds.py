@@ -365,3 +365,31 @@ def test_validate_int_outside_java_integer(workspace: Path) -> None:
         "-2147483648..2147483647"
     ) in result.stderr
     assert "fix the value in environments/uat.yaml or the wrapper" in result.stderr
+
+
+def test_validate_and_esv_check_of_okta_see_only_external_email(workspace: Path) -> None:
+    path = workspace / "environments" / "uat.yaml"
+    path.write_text(
+        path.read_text()
+        .replace(
+            "tenant:\n  kind: local\n",
+            "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
+        )
+        .replace("  esv-brand-name: Acme (UAT)\n", "")
+        .replace("  esv-portal-url: https://id.uat.example.com/login\n", "")
+    )
+    result = invoke(workspace, "validate", env=SECRETS)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout.startswith("valid: 4 environments")
+    assert "emailTemplate/welcome" not in result.stderr
+    result = invoke(workspace, "esv", "check", "--env", "uat", env=SECRETS)
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "ok: uat: 6 ESVs referenced, 6 defined: 0 errors, 0 warnings\n"
+    assert "esv-brand-name" not in result.stderr
+    # a local environment still checks every object: the template's ESVs are required there
+    staging = workspace / "environments" / "staging.yaml"
+    staging.write_text(staging.read_text().replace("  esv-brand-name: Acme (staging)\n", ""))
+    result = invoke(workspace, "esv", "check", "--env", "staging")
+    assert result.exit_code == 3
+    assert "emailTemplate/welcome" in result.stderr and "esv-brand-name" in result.stderr
+    no_secret(result)
