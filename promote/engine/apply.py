@@ -209,7 +209,11 @@ def check_saved_plan(saved: Mapping[str, Any], fresh: Plan) -> None:
             )
         elif prints.get("inputs") != now_stage["fingerprint"]["inputs"]:
             problems.append(
-                Problem(env, "", "the workspace (config/ or its environment file) changed")
+                Problem(
+                    env,
+                    "",
+                    "the workspace (config/, its environment file or a secret's value) changed",
+                )
             )
         elif any(then.get(key) != now_stage[key] for key in ("config_changes", "esv_changes")):
             problems.append(Problem(env, "", "the changes differ from the plan"))

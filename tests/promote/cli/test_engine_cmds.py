@@ -379,7 +379,10 @@ def test_run_plan_refuses_when_a_secret_changed(ws: Path, tmp_path: Path) -> Non
     environ = {**ENVIRON, "DEV_SMTP_PASSWORD": SECRET + "-rotated"}
     result = promote(ws, "run", "--plan", str(saved), env=environ)
     assert result.exit_code == 3
-    assert "dev: the workspace (config/ or its environment file) changed" in result.stderr
+    assert (
+        "dev: the workspace (config/, its environment file or a secret's value) changed"
+        in result.stderr
+    )
     assert SECRET not in result.stderr
 
 
