@@ -173,7 +173,12 @@ def _run(
     for note in result.notes:
         click.echo(note, err=True)
     for stage in result.plan.stages:
-        state = "applied" if stage.env in result.applied else "in sync (skipped)"
+        if stage.env in result.applied:
+            state = "applied"
+        elif stage.env in result.recovered:
+            state = f"finished (run {result.recovered[stage.env]} recovered)"
+        else:
+            state = "in sync (skipped)"
         click.echo(f"{stage.env}: {state}")
     return 0
 

@@ -98,6 +98,9 @@ class RunResult:
     skipped: tuple[str, ...]
     notes: tuple[str, ...] = ()
     """Human lines: recovered runs, hook and verify summaries."""
+    recovered: Mapping[str, str] = field(default_factory=dict)
+    """Environments an unfinished run left changed that this run finished first (applied
+    or recorded), each with the id of that unfinished run."""
 
 
 def _new_run_id(clock: WallClock) -> str:
@@ -128,7 +131,7 @@ def run(
         )
     workspace.walk(to)
     with run_lock(workspace.state_dir, env=to):
-        notes = list(_recover(workspace, tenants, ambient))
+        notes, recovered = _recover(workspace, tenants, ambient)
         if saved_plan is not None:
             plan = _fresh_plan_for(workspace, to, tenants, saved_plan, ambient)
         else:
@@ -138,7 +141,12 @@ def run(
         result = _apply(workspace, plan, tenants, approve=approve, ambient=ambient)
         prune_finished(workspace.state_dir)
     return RunResult(
-        result.run_id, plan, result.applied, result.skipped, tuple(notes) + result.notes
+        result.run_id,
+        plan,
+        result.applied,
+        result.skipped,
+        tuple(notes) + result.notes,
+        recovered,
     )
 
 
@@ -225,8 +233,13 @@ def check_saved_plan(saved: Mapping[str, Any], fresh: Plan) -> None:
         )
 
 
-def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambient) -> list[str]:
+def _recover(
+    workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambient
+) -> tuple[list[str], dict[str, str]]:
+    """Finish every unfinished run; notes for people, and the environments finished, each
+    with the id of the run that left it unfinished."""
     notes = []
+    recovered: dict[str, str] = {}
     for journal in unfinished_runs(
         workspace.state_dir, write=ambient.write, clock=ambient.wall_clock
     ):
@@ -260,11 +273,13 @@ def _recover(workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambie
                 f"found unfinished {what}; finishing it failed: {error.args[0].splitlines()[0]}",
                 error.states,
             ) from error
-        _record_finished_elsewhere(workspace, journal, tenants, result, ambient)
+        recorded = _record_finished_elsewhere(workspace, journal, tenants, result, ambient)
         journal.finish("recovered", recovery=f"finished by run {result.run_id}")
         applied = ", ".join(result.applied) or "nothing left to apply"
         notes.append(f"found unfinished {what}; finished it (applied: {applied})")
-    return notes
+        for env in [*result.applied, *recorded]:
+            recovered.setdefault(env, journal.run_id)
+    return notes, recovered
 
 
 def _record_finished_elsewhere(
@@ -273,10 +288,12 @@ def _record_finished_elsewhere(
     tenants: Mapping[str, Tenant],
     result: _Applied,
     ambient: Ambient,
-) -> None:
+) -> list[str]:
     # A stage the dead run changed but did not record, which the finishing run found in sync
     # (killed during verify or record): its changes go to the history under the dead run's id.
+    # Returns the environments recorded.
     recorded = {r.env for r in read_history(workspace.state_dir) if r.run_id == journal.run_id}
+    written = []
     for env, status in journal.stages():
         changes = journal.begun_changes(env)
         if status == "done" or env in recorded or env in result.applied or not changes:
@@ -301,6 +318,8 @@ def _record_finished_elsewhere(
             ),
             append=ambient.append,
         )
+        written.append(env)
+    return written
 
 
 def _source_of(workspace: Workspace, env: str) -> str:
@@ -429,7 +448,7 @@ def _apply(
             )
             journal.stage_done(stage.env)
         except KeyboardInterrupt:
-            states[stage.env] = _partial(done)
+            states[stage.env] = _partial(done, "interrupted")
             _finish_quietly(journal, "interrupted")
             raise InterruptedRun(
                 _state_text("interrupted", states) + "\nthe next 'promote run' finishes this run"
@@ -477,8 +496,8 @@ class _Progress:
         self.done.append(item)
 
 
-def _partial(progress: _Progress) -> str:
-    failed = f"failed during {_STEP_WORDS.get(progress.step or '', progress.step)}"
+def _partial(progress: _Progress, how: str = "failed") -> str:
+    failed = f"{how} during {_STEP_WORDS.get(progress.step or '', progress.step)}"
     if not progress.done:
         return f"untouched ({failed})" if progress.step else "untouched"
     return f"partially applied ({'; '.join(progress.done)}; {failed})"

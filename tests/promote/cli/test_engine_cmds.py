@@ -23,7 +23,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from promote.cli import Context, cli, pass_context
-from promote.engine.journal import run_lock
+from promote.engine.journal import run_lock, unfinished_runs
 from promote.tenants.local import LocalTenant
 from tests.promote.engine.workspaces import (
     ENVIRON,
@@ -609,7 +609,10 @@ def test_ctrl_c_during_a_run_exits_130_and_the_next_run_finishes_it(tmp_path: Pa
     assert result.exit_code == 130, result.stderr
     assert result.stdout == ""
     assert "interrupted\n  dev: applied\n  staging: partially applied (" in result.stderr
+    assert "; interrupted during the restart)" in result.stderr
+    assert "failed during" not in result.stderr
     assert "the next 'promote run' finishes this run" in result.stderr
+    (journal,) = unfinished_runs(root / ".promote")
 
     (root / "environments" / "staging.yaml").write_text(env_yaml("staging", port="465", ssl="true"))
     result = promote(root, "run", "--to", "staging")
@@ -617,7 +620,9 @@ def test_ctrl_c_during_a_run_exits_130_and_the_next_run_finishes_it(tmp_path: Pa
     assert "found unfinished run" in result.stderr
     assert "stopped in staging at step restart" in result.stderr
     assert "finished it (applied: staging)" in result.stderr
-    assert result.stdout == "dev: in sync (skipped)\nstaging: in sync (skipped)\n"
+    assert result.stdout == (
+        f"dev: in sync (skipped)\nstaging: finished (run {journal.run_id} recovered)\n"
+    )
 
 
 def test_status_of_a_tenant_that_cannot_be_opened_does_not_hide_the_others(
@@ -677,12 +682,13 @@ def test_unexpected_error_mid_run_prints_every_state_and_no_value(ws: Path) -> N
     assert "direct cause of the following exception" in debug.stderr
     assert "found unfinished run" in debug.stderr  # the first run's journal was kept
 
+    first, _ = unfinished_runs(ws / ".promote")  # oldest first, as the next run finishes them
     result = promote(ws, "run", "--to", "prod", "--approve", "prod")
     assert result.exit_code == 0, result.stderr
     assert "finished it (applied: staging, prod)" in result.stderr
-    assert (
-        result.stdout
-        == "dev: in sync (skipped)\nstaging: in sync (skipped)\nprod: in sync (skipped)\n"
+    assert result.stdout == (
+        f"dev: in sync (skipped)\nstaging: finished (run {first.run_id} recovered)\n"
+        f"prod: finished (run {first.run_id} recovered)\n"
     )
 
 

@@ -89,6 +89,7 @@ def test_crash_between_esv_write_and_config_write_is_finished_by_next_run(
     assert "stopped in staging at step config; already applied: dev" in note
     assert note.endswith("finished it (applied: staging)")
     assert held(ws, "staging") == held(ws, "dev") != {}
+    assert result.applied == () and result.recovered == {"staging": journal.run_id}
     assert unfinished_runs(ws.state_dir) == []
     assert Journal.load(journal.path).status == "recovered"  # type: ignore[union-attr]
 
@@ -128,7 +129,6 @@ def test_process_killed_with_sigkill_mid_run_is_recovered_through_the_cli(
     result = runner.invoke(cli, [*args, "run", "--to", "staging"], env=ENVIRON)
     assert result.exit_code == 0, result.stderr
     assert "found unfinished run" in result.stderr and "finished it" in result.stderr
-    assert result.stdout == "dev: in sync (skipped)\nstaging: in sync (skipped)\n"
     assert held(ws, "staging") == held(ws, "dev") != {}
     # The finishing run's history entry keeps what the killed run changed before it died.
     (killed_run,) = [r.run_id for r in read_history(ws.state_dir, env="dev")]
@@ -144,6 +144,9 @@ def test_process_killed_with_sigkill_mid_run_is_recovered_through_the_cli(
     )
     assert record.config_added == ("external.email",) and record.restarted
     assert record.notes == (f"finishes run {killed_run}",)
+    assert result.stdout == (
+        f"dev: in sync (skipped)\nstaging: finished (run {killed_run} recovered)\n"
+    )
     history = runner.invoke(cli, [*args, "history", "--env", "staging"], env=ENVIRON)
     assert history.exit_code == 0 and history.stderr == ""
     assert "staging  promote from dev  run " in history.stdout
@@ -166,6 +169,7 @@ def test_a_stage_the_killed_run_left_in_sync_is_recorded_under_its_run_id(
         result = run(ws, "staging", ts, ambient=ambient())
     assert result.applied == ()
     assert result.notes[0].endswith("finished it (applied: nothing left to apply)")
+    assert result.recovered == {"staging": journal.run_id}
     (record,) = read_history(ws.state_dir, env="staging")
     assert record.run_id == journal.run_id
     assert record.config_added == ("external.email",) and record.restarted
@@ -186,6 +190,10 @@ def test_ctrl_c_marks_the_run_interrupted_and_exits_130(ws: Workspace) -> None:
     assert caught.value.exit_code == 130
     text = str(caught.value)
     assert "dev: partially applied (ESVs written:" in text
+    assert (
+        "dev: partially applied (ESVs written:" in text and "interrupted during the restart" in text
+    )
+    assert "failed during" not in text
     assert "staging: untouched" in text
     (journal,) = unfinished_runs(ws.state_dir)
     assert journal.status == "interrupted"
