@@ -354,6 +354,11 @@ class AicTenant:
     by a run that was killed mid-promotion; and ``managed-config.json``: the config ids
     promote wrote or promoted here, so that objects removed from the workspace are deleted.
     Without one both records live in memory only.
+
+    ``lower``: the name of the environment this one is promoted from (the stage below it in
+    the workspace's chain). AIC promotes only between fixed pairs and its reports do not name
+    the lower environment, so this name is the ``source`` of :meth:`rollback` and
+    :meth:`reports`; ``None`` (no stage below) leaves it ``None``.
     """
 
     capabilities = Capabilities(sends_test_email=True)
@@ -367,6 +372,7 @@ class AicTenant:
         *,
         auth: Auth,
         mutable: bool,
+        lower: str | None = None,
         config_ids: Collection[str] = (),
         concurrency: int = 8,
         state_dir: Path | None = None,
@@ -384,6 +390,7 @@ class AicTenant:
         self.env = env
         self.url = url.rstrip("/")
         self.mutable = mutable
+        self.lower = lower
         self.concurrency = concurrency
         self.managed_config_ids = frozenset(config_ids) | frozenset(_ALWAYS_MANAGED_CONFIG)
         self.state_dir = state_dir
@@ -740,10 +747,10 @@ class AicTenant:
                 refused=(400,),
             )
             self._written.restore_previous()
-        return _promotion_report(report, env=self.env, source=None)
+        return _promotion_report(report, env=self.env, source=self.lower)
 
     def reports(self) -> list[PromotionReport]:
-        """Every promotion and rollback report, oldest first."""
+        """Every promotion and rollback report, oldest first; ``source`` is :attr:`lower`."""
         metas = self._http.get_json("/environment/promotion/reports", api_version=_PROMOTION_API)
         ids = [m["reportId"] for m in metas or [] if isinstance(m, dict) and m.get("reportId")]
         bodies = self._map(
@@ -752,7 +759,7 @@ class AicTenant:
             ),
             ids,
         )
-        found = [_promotion_report(b, env=self.env, source=None) for b in bodies if b]
+        found = [_promotion_report(b, env=self.env, source=self.lower) for b in bodies if b]
         return sorted(found, key=lambda r: r.created)
 
     # -- email --------------------------------------------------------------------------
@@ -1084,7 +1091,8 @@ def open_aic(
 
     ``tenant.url`` is required; auth is ``tenant.token`` (a bearer access token) or
     ``tenant.service_account: {id, jwk}``. Optional: ``concurrency`` (requests in flight
-    when writing ESVs and reading config, default 8).
+    when writing ESVs and reading config, default 8). Its ``lower`` is the stage below it in
+    the workspace's chain.
     """
     from promote.tenants.credentials import read_credential
 
@@ -1129,6 +1137,7 @@ def open_aic(
         url,
         auth=auth,
         mutable=workspace.is_mutable(env.name),
+        lower=workspace.lower(env.name) if env.name in workspace.chain else None,
         config_ids=tuple(workspace.config),
         concurrency=int(spec.get("concurrency", 8)),
         state_dir=workspace.state_dir / "tenants" / env.name,

@@ -234,9 +234,11 @@ def test_open_aic_reads_the_token_from_its_source_and_never_from_the_file(tmp_pa
         state_dir=tmp_path / ".promote",
         config={"external.email": {}, "emailTemplate/welcome": {}},
         is_mutable=lambda e: False,
+        chain=("dev", "staging"),
+        lower=lambda e: {"dev": None, "staging": "dev"}[e],
     )
     t = open_aic(env, workspace=ws, environ={"STAGING_TOKEN": "abc"})  # type: ignore[arg-type]
-    assert (t.env, t.mutable, t.concurrency) == ("staging", False, 3)
+    assert (t.env, t.mutable, t.concurrency, t.lower) == ("staging", False, 3, "dev")
     assert t.state_dir == tmp_path / ".promote" / "tenants" / "staging"
     assert t.managed_config_ids == {"external.email", "emailTemplate/welcome"}
     assert "abc" not in repr(t)
@@ -1055,18 +1057,19 @@ def test_every_request_of_a_promotion_and_restart_carries_its_families_api_versi
         seen.append((request.method, request.url.path, header, answer.status))
         return httpx.Response(answer.status, json=answer.json)
 
-    def aic(env: str, mutable: bool) -> AicTenant:
+    def aic(env: str, mutable: bool, lower: str | None = None) -> AicTenant:
         return AicTenant(
             env,
             f"https://{env}.example.com",
             auth=StaticAuth("Bearer t0k"),
             mutable=mutable,
+            lower=lower,
             transport=httpx.MockTransport(bridge),
             poll_interval=0.0,
             sleep=lambda _: None,
         )
 
-    dev, staging = aic("dev", True), aic("staging", False)
+    dev, staging = aic("dev", True), aic("staging", False, lower="dev")
     writes = [
         EsvWrite("esv-email-host", "variable", "add", "smtp.example.com"),
         EsvWrite("esv-email-port", "variable", "add", "465", type="int"),
@@ -1082,7 +1085,15 @@ def test_every_request_of_a_promotion_and_restart_carries_its_families_api_versi
     report = staging.promote_from(dev, holder="me", description="d")
     staging.send_test_email(from_address="a@example.com", to_address="b@example.com")
     staging.reports()
-    staging.rollback(holder="me")
+    rolled_back = staging.rollback(holder="me")
+    # AIC's reports do not name the lower environment: the tenant's own lower is the source
+    assert (rolled_back.type, rolled_back.source) == ("rollback", "dev")
+    reports = staging.reports()
+    assert [(r.type, r.source) for r in reports if not r.dry_run] == [
+        ("promotion", "dev"),
+        ("rollback", "dev"),
+    ]
+    assert report.source == "dev"
     assert report.added == ("external.email",)
     assert staging.read_config(staging.list_config_ids()) == {}  # rolled back
     assert len(seen) > 40

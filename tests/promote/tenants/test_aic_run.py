@@ -352,3 +352,36 @@ def test_an_unset_service_account_key_names_the_file_and_key(
     assert (
         "environments/dev.yaml: tenant.service_account.jwk: environment variable SA_JWK is not set"
     ) in result.stderr
+
+
+def test_a_rollback_is_recorded_from_the_lower_environment(tmp_path: Path, sandbox: SandboxServer):
+    root = workspace(tmp_path / "ws", sandbox)
+    assert promote(root, "run", "--to", "staging").exit_code == 0
+    changed = {**EMAIL, "timeout": 20000}
+    (root / "config" / "external.email.json").write_text(json.dumps(changed, indent=2))
+    second = promote(root, "run", "--to", "staging")
+    assert second.exit_code == 0, second.stdout + second.stderr
+    assert held(sandbox, "staging") == {"external.email": changed}
+
+    rolled = promote(root, "rollback", "--env", "staging")
+    assert rolled.exit_code == 0, rolled.stdout + rolled.stderr
+    assert held(sandbox, "staging") == {"external.email": EMAIL}
+    history = promote(root, "history", "--env", "staging")
+    assert history.exit_code == 0, history.stderr
+    rollback_lines = [line for line in history.stdout.splitlines() if "rollback" in line]
+    assert len(rollback_lines) == 1
+    assert "  staging  rollback from dev  run " in rollback_lines[0]
+    records = [
+        json.loads(line)
+        for line in (root / ".promote" / "history.jsonl").read_text().splitlines()
+        if line.strip()
+    ]
+    assert [r["source"] for r in records if r.get("action") == "rollback"] == ["dev"]
+    status = promote(root, "status")
+    assert status.exit_code == 0, status.stderr
+    assert any(
+        line.strip().startswith("last rollback:") and " from dev (run " in line
+        for line in status.stdout.splitlines()
+    ), status.stdout
+    assert "from  " not in history.stdout + status.stdout
+    assert_no_secret(rolled, root, tmp_path / "sandbox")
