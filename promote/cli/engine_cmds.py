@@ -16,13 +16,13 @@ import click
 
 from promote.cli import Context, handle_errors, pass_context
 from promote.engine.apply import Ambient, rollback, run, run_plan
-from promote.engine.files import atomic_write
 from promote.engine.history import environment_status, read_history
 from promote.engine.journal import run_in_progress, unfinished_runs
 from promote.engine.plan import build_plan
 from promote.engine.render import Format, render_json, render_plan, render_template
 from promote.engine.session import Opener, Tenants
-from promote.errors import BlockedError
+from promote.errors import BlockedError, PromoteError
+from promote.files import atomic_write
 from promote.workspace import Workspace, load_workspace
 
 __all__ = ["register"]
@@ -183,6 +183,11 @@ def _run(
     return 0
 
 
+def _print_notes(notes: list[str]) -> None:
+    for note in notes:
+        click.echo(f"note: {note}", err=True)
+
+
 @click.command("status")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context
@@ -192,8 +197,10 @@ def status_command(ctx: Context, fmt: str) -> None:
     def call() -> int:
         workspace = _workspace(ctx)
         _note_unfinished(workspace)
+        notes: list[str] = []
         with Tenants(workspace) as tenants:
-            statuses = environment_status(workspace, tenants)
+            statuses = environment_status(workspace, tenants, notes=notes)
+        _print_notes(notes)
         if fmt == "json":
             data = [
                 {
@@ -205,12 +212,20 @@ def status_command(ctx: Context, fmt: str) -> None:
                     "last": s.last.to_json() if s.last else None,
                     "drift": s.drift,
                     "note": s.note,
+                    "readable": s.readable,
+                    "lower_in_sync": s.lower_in_sync,
                 }
                 for s in statuses
             ]
             click.echo(render_json({"format": "promote.status/1", "environments": data}), nl=False)
         else:
             click.echo(render_template("status.txt.j2", statuses=statuses), nl=False)
+        unreadable = [s.env for s in statuses if not s.readable]
+        if unreadable:
+            raise PromoteError(
+                f"could not read {', '.join(unreadable)}; the status above is incomplete "
+                "for them (see each one's note)"
+            )
         return 0
 
     handle_errors(ctx, call)
@@ -229,7 +244,9 @@ def history_command(ctx: Context, env: str | None, fmt: str) -> None:
             raise BlockedError(
                 f"unknown environment {env!r}; the chain is {' -> '.join(workspace.chain)}"
             )
-        records = read_history(workspace.state_dir, env=env)
+        notes: list[str] = []
+        records = read_history(workspace.state_dir, env=env, notes=notes)
+        _print_notes(notes)
         if fmt == "json":
             data = {"format": "promote.history/1", "records": [r.to_json() for r in records]}
             click.echo(render_json(data), nl=False)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -149,17 +149,28 @@ class EnvironmentStatus:
     """Config differs from what the last run left; ``None`` without history."""
     note: str | None = None
     """Why something could not be told (the tenant could not be read, resolved config)."""
+    readable: bool = True
+    """False when the tenant (its config or its ESVs) could not be read; ``note`` says why."""
+    lower_in_sync: bool | None = None
+    """When ``in_sync``: whether the stage below is itself in sync all the way down to
+    ``config`` (``None``: that cannot be told). Only then is this stage "in sync with" the
+    one below; otherwise it is merely the "same as" it."""
 
 
 def environment_status(
-    workspace: Workspace, tenants: Mapping[str, Tenant], *, envs: Sequence[str] | None = None
+    workspace: Workspace,
+    tenants: Mapping[str, Tenant],
+    *,
+    envs: Sequence[str] | None = None,
+    notes: list[str] | None = None,
 ) -> list[EnvironmentStatus]:
     """Status of every environment of the chain (or ``envs``), in chain order.
 
     A tenant that cannot be read (no token here, unreachable) does not stop the others: its
-    entry says why, and the stage above it cannot be compared.
+    entry says why (``readable`` false), and the stage above it cannot be compared. History
+    lines that cannot be read are skipped with a line in ``notes`` (see :func:`read_history`).
     """
-    records = read_history(workspace.state_dir)
+    records = read_history(workspace.state_dir, notes=notes)
     held: dict[str, dict[str, JSON] | str] = {}
 
     def config_of(env: str) -> dict[str, JSON] | str:
@@ -171,9 +182,31 @@ def environment_status(
                 held[env] = _one_line(error)
         return held[env]
 
-    return [
-        _status_of(workspace, tenants, env, config_of, records) for env in envs or workspace.chain
-    ]
+    found: dict[str, EnvironmentStatus] = {}
+
+    def status_of(env: str) -> EnvironmentStatus:
+        if env not in found:
+            status = _status_of(workspace, tenants, env, config_of, records)
+            if status.in_sync:
+                lower = workspace.lower(env)
+                below = None if lower is None else status_of(lower)
+                status = replace(status, lower_in_sync=_settled(below))
+            found[env] = status
+        return found[env]
+
+    return [status_of(env) for env in envs or workspace.chain]
+
+
+def _settled(status: EnvironmentStatus | None) -> bool | None:
+    """Whether ``status``'s environment is in sync all the way down (``None``: the first
+    stage's lower, ``config``, which is in sync by definition)."""
+    if status is None:
+        return True
+    if status.in_sync is False or status.lower_in_sync is False:
+        return False
+    if status.in_sync is None or status.lower_in_sync is None:
+        return None
+    return True
 
 
 def _one_line(error: Exception) -> str:
@@ -192,7 +225,9 @@ def _status_of(
     current = config_of(env)
     if isinstance(current, str):
         unreadable = f"cannot be read: {current}"
-        return EnvironmentStatus(env, lower or "config", None, (), (), last, None, unreadable)
+        return EnvironmentStatus(
+            env, lower or "config", None, (), (), last, None, unreadable, readable=False
+        )
     tenant = tenants[env]
     below = dict(workspace.config) if lower is None else config_of(lower)
     in_sync: bool | None
@@ -209,15 +244,24 @@ def _status_of(
         differing = tuple(d.object for d in diff_objects(current, below))
         in_sync = not differing
     pending: list[str] = []
+    readable = True
     if tenant.capabilities.esvs:
         try:
             pending = [k for k, v in tenant.list_variables().items() if not v.loaded]
             pending += [k for k, s in tenant.list_secrets().items() if not s.loaded]
         except (PromoteError, EsvError) as error:
-            pending = []
+            pending, readable = [], False
             unreadable = f"its ESVs cannot be read: {_one_line(error)}"
             note = unreadable if note is None else f"{note}; {unreadable}"
     drift = None if last is None else config_digest(current) != last.config_digest
     return EnvironmentStatus(
-        env, lower or "config", in_sync, differing, tuple(sorted(pending)), last, drift, note
+        env,
+        lower or "config",
+        in_sync,
+        differing,
+        tuple(sorted(pending)),
+        last,
+        drift,
+        note,
+        readable=readable,
     )

@@ -82,9 +82,3 @@ def test_read_text(tmp_path: Path) -> None:
     assert read_text(tmp_path / "present") == "hello"
     with pytest.raises(StateFileError, match="cannot read"):
         read_text(tmp_path)  # a directory
-
-
-def test_the_old_engine_name_still_imports() -> None:
-    from promote.engine import files
-
-    assert files.atomic_write is atomic_write

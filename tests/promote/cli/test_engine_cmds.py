@@ -419,8 +419,15 @@ def test_run_without_to_or_plan_is_a_usage_error(ws: Path) -> None:
 def test_status_history_and_rollback(ws: Path) -> None:
     result = promote(ws, "status")
     assert result.exit_code == 0, result.stderr
-    assert "dev: differs from config (external.email)" in result.stdout
-    assert "never promoted by promote" in result.stdout
+    assert result.stdout == (
+        "dev: differs from config (external.email)\n"
+        "  never promoted by promote\n"
+        "staging: same as dev, but dev is not in sync with the stages below it\n"
+        "  never promoted by promote\n"
+        "prod: same as staging, but staging is not in sync with the stages below it\n"
+        "  never promoted by promote\n"
+    )
+    assert result.stderr == ""
 
     promote(ws, "run", "--to", "staging")
     set_config(ws, "emailTemplate/welcome", WELCOME)
@@ -635,13 +642,63 @@ def test_status_of_a_tenant_that_cannot_be_opened_does_not_hide_the_others(
     root = write_workspace(tmp_path / "ws", envs=default_envs(prod=prod))
     promote(root, "run", "--to", "staging")
     result = promote(root, "status")
-    assert result.exit_code == 0, result.stderr
+    assert result.exit_code == 1
     assert "dev: in sync with config" in result.stdout
     assert "staging: in sync with dev" in result.stdout
-    assert "prod: " in result.stdout and "PROD_TOKEN" in result.stdout
-    data = json.loads(promote(root, "status", "--format", "json").stdout)
+    assert "prod: cannot be read: " in result.stdout and "PROD_TOKEN" in result.stdout
+    assert result.stderr == (
+        "error: could not read prod; the status above is incomplete for them "
+        "(see each one's note)\n"
+    )
+    json_result = promote(root, "status", "--format", "json")
+    assert json_result.exit_code == 1
+    data = json.loads(json_result.stdout)
     assert data["environments"][2]["in_sync"] is None
+    assert data["environments"][2]["readable"] is False
+    assert data["environments"][1]["readable"] is True
     assert "PROD_TOKEN" in data["environments"][2]["note"]
+
+
+def test_status_exits_1_when_no_tenant_can_be_read_after_printing_every_one(
+    tmp_path: Path,
+) -> None:
+    def aic(name: str, protected: bool = False) -> str:
+        return env_yaml(name, port="465", ssl="true", protected=protected).replace(
+            "tenant:\n  kind: local\n",
+            "tenant:\n  kind: aic\n  url: http://127.0.0.1:9\n"
+            f"  token: {{env: {name.upper()}_T}}\n",
+        )
+
+    envs = default_envs(
+        dev=aic("dev"),
+        staging=aic("staging"),
+        prod=aic("prod", protected=True),
+    )
+    root = write_workspace(tmp_path / "ws", envs=envs)
+    result = promote(root, "status")
+    assert result.exit_code == 1
+    for env in ("dev", "staging", "prod"):
+        assert f"{env}: cannot be read: " in result.stdout
+    assert result.stderr == (
+        "error: could not read dev, staging, prod; the status above is incomplete for them "
+        "(see each one's note)\n"
+    )
+
+
+def test_history_and_status_note_a_cut_off_history_line_on_stderr(ws: Path) -> None:
+    promote(ws, "run", "--to", "dev")
+    history = ws / ".promote" / "history.jsonl"
+    with history.open("a") as file:
+        file.write('{"time": "2030-')
+    note = f"note: {history}: line 2 is incomplete (a write was cut off); skipped\n"
+    result = promote(ws, "history")
+    assert result.exit_code == 0
+    assert result.stderr == note
+    assert " dev  promote from config" in result.stdout
+    result = promote(ws, "status")
+    assert result.exit_code == 0
+    assert result.stderr == note
+    assert "dev: in sync with config" in result.stdout
 
 
 # -- an unexpected error inside a tenant (a bug, an OSError) --------------------------------

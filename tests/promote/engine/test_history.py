@@ -124,6 +124,8 @@ def test_status_before_and_after_a_run(ws: Workspace) -> None:
             ("prod", "staging", True, None, None),
         ]
         assert fresh[0].differing == ("external.email",)
+        # staging and prod hold what dev holds (nothing), but dev differs from config.
+        assert [s.lower_in_sync for s in fresh] == [None, False, False]
         run(ws, "staging", ts, ambient=Ambient(environ=ENVIRON))
         after = environment_status(ws, ts)
     assert [(s.env, s.in_sync, s.drift) for s in after] == [
@@ -132,6 +134,8 @@ def test_status_before_and_after_a_run(ws: Workspace) -> None:
         ("prod", False, None),
     ]
     assert after[1].last is not None and after[1].last.env == "staging"
+    assert [s.lower_in_sync for s in after] == [True, True, None]
+    assert all(s.readable for s in fresh + after)
     assert all(s.note is None and s.pending_esvs == () for s in after)
 
 
@@ -157,6 +161,7 @@ def test_a_tenant_whose_esvs_cannot_be_read_does_not_stop_status(ws: Workspace) 
     assert staging.in_sync is True and staging.drift is False and staging.pending_esvs == ()
     assert staging.note is not None
     assert staging.note.startswith("its ESVs cannot be read: ")
+    assert not staging.readable and dev.readable and prod.readable
     assert "403 Forbidden" in staging.note
     assert dev.note is None and prod.note is None
     assert prod.in_sync is False
@@ -172,6 +177,21 @@ def test_an_unreadable_tenant_is_named_and_the_stage_above_cannot_be_compared(
     assert dev.note.startswith("cannot be read: ") and "connection refused" in dev.note
     assert staging.in_sync is None
     assert staging.note is not None and staging.note.startswith("dev cannot be read: ")
+    assert not dev.readable and staging.readable  # staging was read; dev was not
+    assert _prod.lower_in_sync is None  # equal to staging, whose own sync cannot be told
+
+
+def test_status_passes_on_the_notes_of_unreadable_history_lines(ws: Workspace) -> None:
+    with _tenants(ws) as ts:
+        run(ws, "dev", ts, ambient=Ambient(environ=ENVIRON))
+        with (ws.state_dir / "history.jsonl").open("a") as history:
+            history.write('{"time": "cut off')
+        notes: list[str] = []
+        dev, *_ = environment_status(ws, ts, notes=notes)
+    assert dev.last is not None
+    assert notes == [
+        f"{ws.state_dir / 'history.jsonl'}: line 2 is incomplete (a write was cut off); skipped"
+    ]
 
 
 def test_history_times_come_from_the_wall_clock(ws: Workspace) -> None:
