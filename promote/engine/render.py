@@ -2,7 +2,8 @@
 
 Text is for terminals, Markdown for pull-request comments (a summary table per environment,
 details collapsed, never over :data:`MARKDOWN_LIMIT` characters: detail sections are dropped,
-and counted, before anything is cut), JSON is SPEC 4.2 (``promote.plan/1``).
+and counted, before anything is cut; the email objects' tables are kept before the others),
+JSON is SPEC 4.2 (``promote.plan/1``).
 """
 
 from __future__ import annotations
@@ -218,10 +219,16 @@ def render_plan(plan: Plan, fmt: Format = "text", *, limit: int = MARKDOWN_LIMIT
     raise ValueError(f"unknown plan format {fmt!r}")
 
 
-_PROBLEMS, _ESVS, _RESTART, _OBJECT, _EFFECTIVE = range(5)
+_PROBLEMS, _ESVS, _RESTART, _EMAIL_OBJECT, _OBJECT, _EFFECTIVE = range(6)
 """What a Markdown plan keeps first when it must leave detail out (lower keeps first): the
-summary table always, then problems, ESV tables, restart notes, config object tables in chain
-order, effective values."""
+summary table always, then problems, ESV tables, restart notes, the email objects' tables
+(``external.email``, ``emailTemplate/*``), the other config object tables, in chain order,
+then effective values."""
+
+
+def _object_rank(object_id: str) -> int:
+    email = object_id == "external.email" or object_id.startswith("emailTemplate/")
+    return _EMAIL_OBJECT if email else _OBJECT
 
 
 def _render_markdown(plan: Plan, limit: int) -> str:
@@ -272,6 +279,9 @@ def _details(module: Any, stage: Stage) -> list[tuple[int, str]]:
         found.append((_ESVS, str(module.esvs(stage))))
     if stage.restart:
         found.append((_RESTART, str(module.restart(stage))))
-    found += [(_OBJECT, str(module.config_object(diff))) for diff in stage.config_changes]
+    found += [
+        (_object_rank(diff.object), str(module.config_object(diff)))
+        for diff in stage.config_changes
+    ]
     found += [(_EFFECTIVE, str(module.effective_object(diff))) for diff in stage.effective_changes]
     return found

@@ -242,6 +242,29 @@ def test_huge_markdown_keeps_every_stages_problems_esv_tables_and_restart_first(
     assert all(line.endswith("|") for line in rows)
 
 
+def test_huge_markdown_keeps_the_email_objects_tables_before_the_others() -> None:
+    # Sorted by id, the email objects come after a thousand others; they are kept anyway.
+    diffs = [modify(f"alpha/{i:05d}", 4) for i in range(1200)]
+    diffs += [modify("emailTemplate/welcome", 4), modify("external.email", 4)]
+    diffs += [modify(f"zulu/{i:05d}", 4) for i in range(300)]
+    stages = [
+        stage("dev", "config", diffs),
+        stage("staging", "dev", diffs),
+        stage("prod", "staging", diffs),
+    ]
+    md = render_plan(plan(*stages), "markdown")
+    assert len(md) <= MARKDOWN_LIMIT
+    sections = md.split("<details>")[1:]
+    for section in sections:
+        assert "**✏️ modify `external.email`**" in section
+        assert "**✏️ modify `emailTemplate/welcome`**" in section
+        assert "more detail sections omitted" in section
+    assert sections[2].count("**✏️ modify `alpha/") == 0  # no room left for prod's others
+    # reading order within a section is kept: the alpha tables dev has room for come first
+    assert 0 < sections[0].count("**✏️ modify `alpha/")
+    assert sections[0].index("`alpha/00000`") < sections[0].index("`emailTemplate/welcome`")
+
+
 def test_markdown_with_room_keeps_the_effective_values_under_one_heading() -> None:
     diffs = [modify("a"), modify("b")]
     s = stage("dev", "config", diffs, effective_changes=tuple(diffs), restart=True)
