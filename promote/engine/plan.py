@@ -357,8 +357,9 @@ def _placeholder_config(
     _resolve(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable, caps)
     effective: list[ObjectDiff] = []
     if checks.resolved_ok:
+        rotated = _rotated_secret_paths(envfile, checks, target, esv_changes, references)
         effective = _effective_changes(
-            held, target, checks.resolved, esv_changes, changes, references
+            held, target, checks.resolved, esv_changes, changes, references, rotated
         )
     same = (held.config.keys() & target.keys()) - {d.object for d in changes}
     return _Config(target, changes, checks.resolved, effective, same, _config_digest(target, texts))
@@ -656,8 +657,12 @@ def _effective_changes(
     esv_changes: list[EsvChange],
     config_changes: list[ObjectDiff],
     references: ReferenceIndex,
+    rotated: Mapping[str, dict[str, tuple[str | int, ...]]] | None = None,
 ) -> list[ObjectDiff]:
-    # ``references``: the reference index of ``target``.
+    # ``references``: the reference index of ``target``. ``rotated``: per object, the paths
+    # (with their parts) whose value derives from a secret whose value changes: masked on
+    # both sides they look equal, yet what the tenant runs there changes.
+    rotated = rotated or {}
     changed_esvs = {change.id for change in esv_changes}
     candidates = {d.object for d in config_changes}
     candidates |= references.referencing(changed_esvs)
@@ -680,10 +685,95 @@ def _effective_changes(
             if before is _UNRESOLVABLE
             else diff_object(object_id, before, after)
         )
+        if object_id in target and object_id in rotated and before is not _UNRESOLVABLE:
+            found = _with_rotated(object_id, found, rotated[object_id], before, resolved)
         if found is not None:
             secret_paths = resolved[object_id].secret_paths if object_id in target else None
             result.append(_mark_secrets(found, secret_paths or frozenset()))
     return result
+
+
+def _rotated_secret_paths(
+    envfile: EnvironmentFile,
+    checks: _Checks,
+    target: Mapping[str, JSON],
+    esv_changes: Sequence[EsvChange],
+    references: ReferenceIndex,
+) -> dict[str, dict[str, tuple[str | int, ...]]]:
+    """Per object of ``target`` using a secret whose value changes (a rotation), the JSON
+    paths (with their parts) whose value derives from such a secret.
+
+    The objects are resolved again with only those secrets marked secret: the result's
+    ``secret_paths`` are the paths that derive from them (values are not kept)."""
+    changed = {c.id for c in esv_changes if c.kind == "secret" and c.action == "modify"}
+    users = references.referencing(changed) & target.keys() if changed else set()
+    if not users or not checks.secrets_ok:
+        return {}
+    values = {
+        key: replace(value, secret=key in changed)
+        for key, value in esv_values(envfile, checks.secrets).items()
+    }
+    found: dict[str, dict[str, tuple[str | int, ...]]] = {}
+    for object_id in sorted(users):
+        try:
+            paths = resolve(target[object_id], values, object_id=object_id).secret_paths
+        except EsvError:
+            continue  # reported by the checks already
+        if paths:
+            found[object_id] = _parts_of(target[object_id], paths)
+    return found
+
+
+def _parts_of(document: JSON, paths: frozenset[str]) -> dict[str, tuple[str | int, ...]]:
+    """``paths`` (JSON paths of ``document``'s values; a typed wrapper's path is its own)
+    with their keys and indexes."""
+    found: dict[str, tuple[str | int, ...]] = {}
+    stack: list[tuple[JSON, tuple[str | int, ...]]] = [(document, ())]
+    while stack:
+        node, parts = stack.pop()
+        path = json_path(parts)
+        if path in paths:
+            found[path] = parts
+            continue
+        if isinstance(node, dict):
+            stack.extend((value, (*parts, key)) for key, value in node.items())
+        elif isinstance(node, list):
+            stack.extend((value, (*parts, index)) for index, value in enumerate(node))
+    return found
+
+
+def _with_rotated(
+    object_id: str,
+    found: ObjectDiff | None,
+    paths: Mapping[str, tuple[str | int, ...]],
+    before: JSON,
+    resolved: Mapping[str, Resolved],
+) -> ObjectDiff | None:
+    """``found`` with a change at each rotated path it does not show yet (masked both sides:
+    ``changed (value not shown)``); ``None`` when there is none either way."""
+    shown = [change.path for change in found.changes] if found is not None else []
+    after_tree = resolved[object_id].masked
+    extra = [
+        PathChange(
+            path,
+            _lookup(before, parts, MASK) if before is not ABSENT else ABSENT,
+            _lookup(after_tree, parts, MASK),
+            parts,
+            secret="changed",
+        )
+        for path, parts in sorted(paths.items())
+        if before is not ABSENT and not any(_covers(held, path) for held in shown)
+    ]
+    if not extra:
+        return found
+    if found is None:
+        return ObjectDiff(object_id, "modify", tuple(extra))
+    return replace(found, changes=(*found.changes, *extra))
+
+
+def _covers(shown: str, path: str) -> bool:
+    # A change shown at ``shown`` includes ``path`` (the same path, or a parent of it).
+    return shown in ("", path) or path.startswith((shown + ".", shown + "["))
 
 
 _UNRESOLVABLE = object()

@@ -791,3 +791,28 @@ def test_the_approval_prompt_shows_the_summary_on_stderr_before_asking() -> None
     assert result.exit_code == 0
     assert result.stderr == "prod <- staging (protected):\n  restart: yes\nok? [y/N]: y\n"  # echoed
     assert result.stdout == "answer: True\n"
+
+
+def test_plan_of_a_secret_rotation_shows_the_effective_change_masked(ws: Path) -> None:
+    promote(ws, "run", "--to", "dev")
+    rotated = {**ENVIRON, "DEV_SMTP_PASSWORD": SECRET + "-rotated"}
+    text = promote(ws, "plan", "--to", "dev", env=rotated)
+    assert text.exit_code == 0, text.stderr
+    assert "~ esv-email-provider-password (secret) changed" in text.stdout
+    effective = text.stdout.split("effective values")[1]
+    assert "external.email" in effective
+    assert "auth.password: changed (value not shown)" in effective
+    markdown = promote(ws, "plan", "--to", "dev", "--format", "markdown", env=rotated)
+    assert "| `auth.password` | (not shown) | changed (value not shown) |" in markdown.stdout
+    data = json.loads(promote(ws, "plan", "--to", "dev", "--format", "json", env=rotated).stdout)
+    (stage,) = data["stages"]
+    assert stage["config_changes"] == []
+    assert stage["effective_changes"] == [
+        {
+            "object": "external.email",
+            "action": "modify",
+            "changes": [{"path": "auth.password", "before": "********", "after": "********"}],
+        }
+    ]
+    for result in (text, markdown):
+        assert SECRET not in result.output

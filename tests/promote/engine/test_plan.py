@@ -33,6 +33,7 @@ from tests.promote.engine.workspaces import (
     EMAIL,
     ENVIRON,
     SECRET,
+    WELCOME,
     default_envs,
     env_yaml,
     set_config,
@@ -92,6 +93,44 @@ def test_rotated_secret_is_a_modify_without_either_value(ws: Workspace) -> None:
     assert change.before is None and change.after is None
     assert "rotated-value" not in repr(plan) and SECRET not in repr(plan)
     assert staging.restart
+    # The object using the secret runs a new value there: an effective change, masked.
+    (effective,) = staging.effective_changes
+    assert effective.object == "external.email" and effective.action == "modify"
+    assert [(c.path, c.before, c.after, c.secret) for c in effective.changes] == [
+        ("auth.password", MASK, MASK, "changed")
+    ]
+
+
+def test_a_rotated_secret_inside_a_longer_string_and_a_typed_wrapper(ws: Workspace) -> None:
+    set_config(
+        ws.root,
+        "external.email",
+        {**EMAIL, "smtpProperties": ["pw=&{esv.email.provider.password}"]},
+    )
+    set_config(ws.root, "emailTemplate/welcome", {**WELCOME, "enabled": {"$bool": "&{esv.flag}"}})
+    for env in ("dev", "staging"):
+        text = env_yaml(env, port="465", ssl="true") + "  esv-flag: {env: FLAG}\n"
+        (ws.root / "environments" / f"{env}.yaml").write_text(text)
+    workspace = load_workspace(ws.root)
+    environ = {**ENVIRON, "FLAG": "true"}
+    with Tenants(workspace, environ=environ) as ts:
+        run(workspace, "staging", ts, ambient=Ambient(environ=environ))
+    assert all(s.status == "in-sync" for s in plan_of(workspace, "staging", environ).stages)
+
+    rotated = {**environ, "STAGING_SMTP_PASSWORD": "rotated-value"}
+    (effective,) = plan_of(workspace, "staging", rotated).stage("staging").effective_changes
+    assert [(c.path, c.before, c.after, c.secret) for c in effective.changes] == [
+        ("auth.password", MASK, MASK, "changed"),
+        ("smtpProperties[0]", f"pw={MASK}", f"pw={MASK}", "changed"),
+    ]
+    # A typed wrapper over a secret cannot be resolved with masked values: what the tenant
+    # runs there cannot be told (before_unknown), and it is listed whatever changed.
+    plan = plan_of(workspace, "staging", {**rotated, "FLAG": "false"})
+    diffs = {d.object: d for d in plan.stage("staging").effective_changes}
+    assert sorted(diffs) == ["emailTemplate/welcome", "external.email"]
+    (enabled,) = [c for c in diffs["emailTemplate/welcome"].changes if c.path == "enabled"]
+    assert enabled.before_unknown and enabled.after == MASK
+    assert "rotated-value" not in repr(plan)
 
 
 def test_deleted_variable_is_deleted_only_when_managed(ws: Workspace) -> None:
