@@ -5,7 +5,9 @@ environment would run): ``external.email`` (SMTP or Microsoft Graph, or its abse
 built-in provider) and every ``emailTemplate/*``. It returns every problem at once, errors
 and warnings, each naming the object (or environment file), the JSON path, what is wrong and
 how to fix it. Messages quote ``Resolved.masked``, never ``Resolved.value``, so no secret can
-appear in them.
+appear in them. A problem about an object does not name the environment in its text (the
+caller does: ``validate`` tags it ``[dev, staging]``, ``plan`` lists it under its stage), so
+the same problem in several environments is the same :class:`Problem` and is printed once.
 
 A literal password is detected without the unresolved config: a non-empty ``auth.password``
 (or ``auth.clientSecret``) whose JSON path is not in ``Resolved.secret_paths`` did not come
@@ -252,7 +254,7 @@ class _Checker:
             Problem(
                 self.object_id,
                 path,
-                f"{message} (resolved with {self.env}'s values)",
+                message,
                 severity=severity,
                 hint=hint,
             )
@@ -331,7 +333,7 @@ class _Checker:
             "is not taken from an ESV secret: a literal credential in promotable config "
             "reaches every environment and every copy of the repository",
             'use a placeholder such as "&{esv.email.provider.password}" and define that '
-            f"ESV under secrets: in {self.location}",
+            "ESV under secrets: in each environment file",
         )
 
     # -- external.email -------------------------------------------------------------------

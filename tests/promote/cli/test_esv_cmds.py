@@ -393,3 +393,19 @@ def test_validate_and_esv_check_of_okta_see_only_external_email(workspace: Path)
     assert result.exit_code == 3
     assert "emailTemplate/welcome" in result.stderr and "esv-brand-name" in result.stderr
     no_secret(result)
+
+
+def test_an_email_problem_in_every_environment_is_printed_once(workspace: Path) -> None:
+    path = workspace / "config" / "external.email.json"
+    email = json.loads(path.read_text())
+    del email["host"]
+    path.write_text(json.dumps(email))
+    result = invoke(workspace, "validate", env=SECRETS)
+    assert result.exit_code == 3
+    lines = [line for line in result.stderr.splitlines() if " host:" in line]
+    assert lines == [
+        "error: [dev, staging, uat, prod] external.email: host: is missing; it must be a "
+        "non-empty string (the SMTP server's hostname or IP address)"
+    ]
+    assert "1 error," in result.stderr
+    no_secret(result)

@@ -132,18 +132,28 @@ def test_valid_smtp_and_graph_have_no_problems():
     assert _check({"external.email": GRAPH}) == []
 
 
-def test_problem_names_object_path_env_and_hint():
+def test_problem_names_object_path_and_hint_but_not_the_environment():
     [problem] = _check({"external.email": SMTP}, _values(port="70000"))
     assert problem.location == "external.email"
     assert problem.path == "port"
     assert "70000" in problem.message and "1–65535" in problem.message
-    assert "staging's values" in problem.message
+    assert "staging" not in str(problem)  # the caller names it ([staging], or the plan stage)
 
 
 def test_same_config_valid_in_one_environment_invalid_in_another():
     assert _check({"external.email": SMTP}, _values(port="587"), env="uat") == []
     problems = _check({"external.email": SMTP}, _values(port="0"), env="prod")
-    assert _errors(problems) == [("port", "is 0; it must be 1–65535 (resolved with prod's values)")]
+    assert _errors(problems) == [("port", "is 0; it must be 1–65535")]
+
+
+def test_the_same_problem_in_several_environments_is_one_problem():
+    email = {k: v for k, v in SMTP.items() if k != "host"}
+    email["auth"] = {**SMTP["auth"], "password": "literal-pw"}
+    found = [
+        _check({"external.email": email}, _values(), env=env) for env in ("dev", "staging", "prod")
+    ]
+    assert found[0] == found[1] == found[2]
+    assert [p.path for p in found[0]] == ["host", "auth.password"]
 
 
 @pytest.mark.parametrize(
