@@ -455,6 +455,7 @@ def _apply(
             ) from None
         except (PromoteError, EsvError) as error:
             states[stage.env] = _partial(done)
+            _record_failed(workspace, stage, tenants[stage.env], run_id, done, ambient)
             _finish_quietly(journal, "failed")
             if isinstance(error, LockedError) and not applied and not done.done:
                 raise  # locked before anything changed: exit 4, as SPEC 4.1 says
@@ -491,9 +492,56 @@ class _Progress:
 
     done: list[str] = field(default_factory=list)
     step: str | None = None
+    completed: set[str] = field(default_factory=set)
+    """Steps that finished: ``esvs``, ``config``, ``restart``."""
+    report_id: str | None = None
 
-    def append(self, item: str) -> None:
+    def append(self, item: str, *, completes: str | None = None) -> None:
         self.done.append(item)
+        if completes is not None:
+            self.completed.add(completes)
+
+
+def _record_failed(
+    workspace: Workspace,
+    stage: Stage,
+    tenant: Tenant,
+    run_id: str,
+    progress: _Progress,
+    ambient: Ambient,
+) -> None:
+    """Record what a stage that failed part-way wrote (its completed steps), marked failed,
+    so the history keeps it (the next run finds those changes in sync). Quiet: the failure
+    matters more; a record that cannot be written leaves the journal (``failed``) to tell."""
+    if not progress.done:
+        return
+    changes = _stage_changes(stage)
+    config = "config" in progress.completed
+    try:
+        held = tenant.read_config(sorted(tenant.list_config_ids()))
+        digest = config_digest(held)
+    except (PromoteError, EsvError):
+        digest = ""
+    record = HistoryRecord(
+        time=now(ambient.wall_clock),
+        run_id=run_id,
+        env=stage.env,
+        action="promote",
+        source=stage.source,
+        config_added=tuple(changes["config_added"]) if config else (),
+        config_modified=tuple(changes["config_modified"]) if config else (),
+        config_deleted=tuple(changes["config_deleted"]) if config else (),
+        esvs=tuple(changes["esvs"]) if "esvs" in progress.completed else (),
+        restarted="restart" in progress.completed,
+        report_id=progress.report_id,
+        config_digest=digest,
+        notes=(_partial(progress),),
+        failed=True,
+    )
+    try:
+        append_history(workspace.state_dir, record, append=ambient.append)
+    except PromoteError:
+        pass
 
 
 def _partial(progress: _Progress, how: str = "failed") -> str:
@@ -550,7 +598,7 @@ def _apply_stage(
     if stage.esv_writes:
         step("esvs", [w.id for w in stage.esv_writes])
         tenant.write_esvs(stage.esv_writes)
-        done.append(f"ESVs written: {', '.join(w.id for w in stage.esv_writes)}")
+        done.append(f"ESVs written: {', '.join(w.id for w in stage.esv_writes)}", completes="esvs")
     report_id = None
     if stage.config_changes:
         step("config", [d.object for d in stage.config_changes])
@@ -565,8 +613,10 @@ def _apply_stage(
                 holder=holder,
                 description=f"promote run {run_id}: {stage.source} -> {env}",
             )
-            report_id = report.id
-        done.append(f"config {'written' if stage.via == 'direct' else 'promoted'}")
+            report_id = done.report_id = report.id
+        done.append(
+            f"config {'written' if stage.via == 'direct' else 'promoted'}", completes="config"
+        )
     if stage.restart:
         step("restart")
         if envfile.restart is not None:
@@ -583,7 +633,7 @@ def _apply_stage(
             done.append("restart hook ran")
         tenant.restart()
         _wait_ready(tenant, envfile, _restart_timeout(envfile), ambient)
-        done.append("restarted")
+        done.append("restarted", completes="restart")
         _check_loaded(tenant, stage)
     if envfile.verify:
         step("verify")

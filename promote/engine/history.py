@@ -53,6 +53,9 @@ class HistoryRecord:
     report_id: str | None = None
     config_digest: str = ""
     notes: tuple[str, ...] = field(default=())
+    failed: bool = False
+    """The stage failed part-way: the record lists only the steps that completed (what was
+    written), and a note says where it failed."""
 
     def to_json(self) -> dict[str, Any]:
         """The record as plain JSON data."""
@@ -69,7 +72,7 @@ class HistoryRecord:
 
     def summary(self) -> str:
         """One line for people."""
-        parts = []
+        parts = ["FAILED, partially applied"] if self.failed else []
         if self.config_added or self.config_modified or self.config_deleted:
             parts.append(
                 f"config +{len(self.config_added)} ~{len(self.config_modified)}"

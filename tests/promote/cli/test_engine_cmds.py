@@ -320,6 +320,34 @@ def test_failing_restart_hook_stops_the_walk_and_names_each_state(tmp_path: Path
     assert "  prod: untouched" in err
     assert held_config(root, "prod") == {}
 
+    # What the failed stage wrote is in the history, marked failed ...
+    records = json.loads(promote(root, "history", "--env", "staging", "--format", "json").stdout)
+    (failed,) = records["records"]
+    assert failed["failed"] is True and failed["restarted"] is False
+    assert failed["config_added"] == ["external.email"]
+    assert "modify secret esv-email-provider-password" not in failed["esvs"]
+    assert "add secret esv-email-provider-password" in failed["esvs"] and len(failed["esvs"]) == 6
+    assert failed["notes"] == [
+        "partially applied (ESVs written: esv-email-provider-from, esv-email-provider-host, "
+        "esv-email-provider-port, esv-email-provider-use-ssl, esv-email-provider-username, "
+        "esv-email-provider-password; config promoted; failed during the restart)"
+    ]
+    history = promote(root, "history", "--env", "staging")
+    assert "staging  promote (failed) from dev  run " in history.stdout
+    assert ": FAILED, partially applied, config +1 ~0 -0, 6 ESV changes\n" in history.stdout
+    status = promote(root, "status")
+    assert "  last promote (failed): " in status.stdout
+    assert "drift" not in status.stdout
+    # ... and the run that finishes the stage records the restart it did.
+    (root / "environments" / "staging.yaml").write_text(env_yaml("staging", port="465", ssl="true"))
+    result = promote(root, "run", "--to", "staging")
+    assert result.exit_code == 0, result.stderr
+    records = json.loads(promote(root, "history", "--env", "staging", "--format", "json").stdout)
+    first, second = records["records"]
+    assert first == failed
+    assert second["failed"] is False and second["restarted"] is True and second["esvs"] == []
+    assert SECRET not in (root / ".promote" / "history.jsonl").read_text()
+
 
 def test_restart_hook_timing_out_is_a_failure(tmp_path: Path) -> None:
     hook = _hook([sys.executable, "-c", "import time; time.sleep(10)"], timeout=0.5)
