@@ -76,7 +76,8 @@ def test_no_command_leaks_a_secret(tmp_path: Path) -> None:
         promote("status", "--format", fmt, code=0)
         promote("history", "--format", fmt, code=0)
         promote("history", "--env", "staging", "--format", fmt, code=0)
-    promote("rollback", "--env", "prod", code=0)
+    promote("rollback", "--env", "prod", code=3)  # protected: not approved
+    promote("rollback", "--env", "prod", "--approve", "prod", code=0)
     promote("rollback", "--env", "dev")
 
     for args, text in outputs:

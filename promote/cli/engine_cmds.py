@@ -183,9 +183,9 @@ def _run(
     return 0
 
 
-def _print_notes(notes: list[str]) -> None:
+def _print_notes(notes: list[str], *, prefix: str = "note: ") -> None:
     for note in notes:
-        click.echo(f"note: {note}", err=True)
+        click.echo(f"{prefix}{note}", err=True)
 
 
 @click.command("status")
@@ -259,14 +259,26 @@ def history_command(ctx: Context, env: str | None, fmt: str) -> None:
 
 @click.command("rollback")
 @click.option("--env", "env", required=True, metavar="ENV", help="Environment to roll back.")
+@click.option(
+    "--approve",
+    multiple=True,
+    metavar="ENV",
+    help="Approve rolling back a protected environment.",
+)
 @pass_context
-def rollback_command(ctx: Context, env: str) -> None:
-    """Undo ENV's last promotion (recorded in the history)."""
+def rollback_command(ctx: Context, env: str, approve: tuple[str, ...]) -> None:
+    """Undo ENV's last promotion (recorded in the history); shows what it restores first."""
 
     def call() -> int:
         workspace = _workspace(ctx)
-        with Tenants(workspace) as tenants:
-            record = rollback(workspace, env, tenants, ambient=_ambient())
+        notes: list[str] = []
+        try:
+            with Tenants(workspace) as tenants:
+                record = rollback(
+                    workspace, env, tenants, approve=approve, ambient=_ambient(), notes=notes
+                )
+        finally:
+            _print_notes(notes, prefix="")
         click.echo(f"{env}: rolled back ({record.summary()})")
         return 0
 

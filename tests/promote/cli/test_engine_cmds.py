@@ -844,3 +844,70 @@ def test_plan_of_a_secret_rotation_shows_the_effective_change_masked(ws: Path) -
     ]
     for result in (text, markdown):
         assert SECRET not in result.output
+
+
+def test_rollback_of_a_protected_environment_needs_approval_and_shows_what_it_restores(
+    ws: Path,
+) -> None:
+    promote(ws, "run", "--to", "prod", "--approve", "prod")
+    set_config(ws, "emailTemplate/welcome", WELCOME)
+    promote(ws, "run", "--to", "prod", "--approve", "prod")
+    before = held_config(ws, "prod")
+    result = promote(ws, "rollback", "--env", "prod")
+    assert result.exit_code == 3
+    assert result.stdout == ""
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith("prod: rolling back its last promotion from staging (report ")
+    assert lines[1:] == [
+        "  restores: nothing",
+        "  deletes: emailTemplate/welcome",
+        "  ESVs are not rolled back: prod keeps the ESV values it holds now (change them in "
+        "its environment file and run again if needed)",
+        "error: prod is protected: rolling it back needs approval; review what it restores, "
+        "then run again with --approve prod; nothing was changed",
+    ]
+    assert held_config(ws, "prod") == before
+    assert "rollback" not in promote(ws, "history").stdout
+
+    result = promote(ws, "rollback", "--env", "prod", "--approve", "prod")
+    assert result.exit_code == 0, result.stderr
+    assert result.stdout == "prod: rolled back (config +0 ~0 -1)\n"
+    assert "  deletes: emailTemplate/welcome" in result.stderr
+    assert "emailTemplate/welcome" not in held_config(ws, "prod")
+    # The next rollback undoes the first promotion, which added external.email: prod is not
+    # mutable, so it would be left without an email provider.
+    result = promote(ws, "rollback", "--env", "prod", "--approve", "prod")
+    assert result.exit_code == 0, result.stderr
+    assert "  deletes: external.email\n" in result.stderr
+    assert (
+        "  warning: prod would be left without external.email; it is not mutable, so the "
+        "built-in email provider cannot serve it: it sends no email until its next promotion\n"
+    ) in result.stderr
+    assert SECRET not in result.output
+
+
+def test_rollback_asks_a_person_with_what_it_restores(ws: Path) -> None:
+    from promote.engine.apply import Ambient, rollback
+    from promote.engine.session import Tenants
+    from promote.errors import BlockedError
+    from promote.workspace import load_workspace
+
+    promote(ws, "run", "--to", "prod", "--approve", "prod")
+    workspace = load_workspace(ws)
+    asked: list[str] = []
+    notes: list[str] = []
+    refuse = Ambient(environ=ENVIRON, confirm=lambda q: asked.append(q) or False)
+    with Tenants(workspace, environ=ENVIRON) as ts, pytest.raises(BlockedError) as caught:
+        rollback(workspace, "prod", ts, ambient=refuse, notes=notes)
+    assert str(caught.value) == "prod was not rolled back (not approved); nothing was changed"
+    (question,) = asked
+    assert "  deletes: external.email\n" in question and "ESVs are not rolled back" in question
+    assert "  warning: prod would be left without external.email" in question
+    assert question.endswith("\nprod is protected; roll it back?")
+    assert notes == []  # shown in the question instead
+    assert "external.email" in held_config(ws, "prod")
+    agree = Ambient(environ=ENVIRON, confirm=lambda q: True)
+    with Tenants(workspace, environ=ENVIRON) as ts:
+        record = rollback(workspace, "prod", ts, ambient=agree)
+    assert record.config_deleted == ("external.email",)
+    assert held_config(ws, "prod") == {}
