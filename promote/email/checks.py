@@ -18,6 +18,7 @@ not literals.
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import json
 import re
@@ -52,6 +53,17 @@ _LANGUAGE_TAG = re.compile(
 )
 _TIMEOUTS = ("connectiontimeout", "timeout", "writetimeout")
 _SMTP_ONLY = ("host", "port", "starttls", "ssl", "smtpProperties", "debug")
+# The keys of each provider shape (SMTP and Microsoft Graph), top level and under ``auth``.
+_COMMON_KEYS = ("_id", "type", "from", "auth", "threadPoolSize", *_TIMEOUTS)
+_SHAPE_KEYS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "smtp": ((*_COMMON_KEYS, *_SMTP_ONLY), ("enable", "type", "username", "password")),
+    "msgraph": (
+        (*_COMMON_KEYS, "mailEndpoint"),
+        ("enable", "type", "clientId", "clientSecret", "tokenEndpoint", "scope")
+        + ("scopeDelimiter", "grantType"),
+    ),
+}
+_SHAPE_NAMES = {"smtp": "an SMTP provider", "msgraph": 'a "msgraph" provider'}
 _PATH_PART = re.compile(r"\[\d+\]|[^.\[\]]+")
 _UTF8_HINT = (
     'add "mail.mime.allowutf8=true" to smtpProperties, if the SMTP server supports SMTPUTF8'
@@ -225,6 +237,15 @@ def _url_problem(value: Any) -> str | None:
     return None
 
 
+def _did_you_mean(key: str, known: Sequence[str], prefix: str) -> str:
+    """A hint naming the known key closest to ``key`` (case ignored), or all of them."""
+    by_folded = {k.casefold(): k for k in known if not k.startswith("_")}
+    close = difflib.get_close_matches(key.casefold(), list(by_folded), n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {prefix}{by_folded[close[0]]}?"
+    return f"known keys: {', '.join(prefix + k for k in sorted(by_folded))}"
+
+
 def _is_loopback(host: str) -> bool:
     if host == "localhost":
         return True
@@ -352,7 +373,42 @@ class _Checker:
             self.add("type", f'is {self.shown("type")}; it must be "smtp" or "msgraph"')
             return config
         self.check_common(config)
+        self.check_keys(config, kind)
         return config
+
+    def check_keys(self, config: Mapping[str, Any], kind: str) -> None:
+        """Warn about each top-level and ``auth`` key that the ``kind`` shape does not have.
+
+        A warning, not an error: the platform may accept keys promote does not know (Graph
+        takes IDM's external REST properties). A key of the other shape is named as such
+        (``msgraph``'s ignored SMTP keys are warned about by :meth:`check_graph`); any other
+        gets a did-you-mean when a known key is close (``hots`` -> ``host``).
+        """
+        other = "msgraph" if kind == "smtp" else "smtp"
+        auth = config.get("auth")
+        for prefix, keys, index in (("", config, 0), ("auth.", auth, 1)):
+            if not isinstance(keys, Mapping):
+                continue
+            known = _SHAPE_KEYS[kind][index]
+            foreign = _SHAPE_KEYS[other][index]
+            for key in keys:
+                if not isinstance(key, str) or key in known:
+                    continue
+                path = f"{prefix}{key}"
+                if key in foreign:
+                    if kind == "smtp" or index == 1:
+                        self.warn(
+                            path,
+                            f"is a key of {_SHAPE_NAMES[other]}; {_SHAPE_NAMES[kind]} ignores it",
+                            "remove it, or set type to the provider it belongs to",
+                        )
+                    continue
+                self.warn(
+                    path,
+                    f"is not a key promote knows for {_SHAPE_NAMES[kind]}; "
+                    "the platform may ignore it",
+                    _did_you_mean(key, known, prefix),
+                )
 
     def check_common(self, config: Mapping[str, Any]) -> None:
         for key in _TIMEOUTS:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -454,3 +455,92 @@ def test_email_problems_are_what_plan_validate_and_email_test_check(tmp_path):
         ("environments/dev.yaml", "verify.email_test.to", "error"),  # the gate's recipient
         ("external.email", "smtpProperties[0]", "error"),  # what an Okta server cannot hold
     ]
+
+
+def _unknown(problems):
+    return [(p.path, p.hint) for p in problems if "is not a key promote knows" in p.message]
+
+
+def test_a_misspelt_key_gets_a_warning_with_a_did_you_mean():
+    doc = {k: v for k, v in SMTP.items() if k != "host"}
+    doc["hots"] = SMTP["host"]
+    problems = _check({"external.email": doc})
+    assert [p for p, _ in _errors(problems)] == ["host"]
+    [warning] = [p for p in problems if p.path == "hots"]
+    assert warning.severity == "warning"
+    assert str(warning) == (
+        "external.email: hots: is not a key promote knows for an SMTP provider; "
+        "the platform may ignore it (did you mean host?)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("base", "path", "expected"),
+    [
+        (SMTP, "connectionTimeout", ("connectionTimeout", "did you mean connectiontimeout?")),
+        (SMTP, "auth.usrname", ("auth.usrname", "did you mean auth.username?")),
+        (SMTP, "start_tls", ("start_tls", "did you mean starttls?")),
+        (GRAPH, "mailendpoint", ("mailendpoint", "did you mean mailEndpoint?")),
+        (GRAPH, "auth.clientID", ("auth.clientID", "did you mean auth.clientId?")),
+        (GRAPH, "auth.scopes", ("auth.scopes", "did you mean auth.scope?")),
+    ],
+)
+def test_unknown_keys_of_either_shape_and_of_auth(base, path, expected):
+    problems = _check({"external.email": _with(base, path, "x")})
+    assert _unknown(problems) == [expected]
+    assert [p.severity for p in problems if p.path == path] == ["warning"]
+
+
+def test_an_unknown_key_with_nothing_close_lists_the_known_keys():
+    [(path, hint)] = _unknown(_check({"external.email": _with(SMTP, "auth.zzz", 1)}))
+    assert (path, hint) == (
+        "auth.zzz",
+        "known keys: auth.enable, auth.password, auth.type, auth.username",
+    )
+
+
+def test_a_key_of_the_other_shape_is_named_as_such_once():
+    smtp = _with(_with(SMTP, "mailEndpoint", "https://graph.example.com"), "auth.clientId", "c")
+    warnings = [(p.path, p.message) for p in _check({"external.email": smtp})]
+    assert warnings == [
+        ("mailEndpoint", 'is a key of a "msgraph" provider; an SMTP provider ignores it'),
+        ("auth.clientId", 'is a key of a "msgraph" provider; an SMTP provider ignores it'),
+    ]
+    graph = _with(_with(GRAPH, "port", 587), "auth.password", "&{esv.email.provider.password}")
+    warnings = [(p.path, p.message) for p in _check({"external.email": graph})]
+    assert warnings == [
+        ("port", 'is ignored by type "msgraph" (SMTP only)'),
+        ("auth.password", 'is a key of an SMTP provider; a "msgraph" provider ignores it'),
+    ]
+
+
+def test_known_keys_are_not_warned_about():
+    full = {**SMTP, "_id": "external.email", "type": "smtp", "debug": False}
+    assert _check({"external.email": full}) == []
+    graph = _with(_with(GRAPH, "auth.scopeDelimiter", " "), "auth.grantType", "client_credentials")
+    graph = {**graph, "_id": "external.email", "timeout": 1000, "connectiontimeout": 1000}
+    assert _check({"external.email": graph}) == []
+
+
+def test_okta_names_a_misspelt_key_once():
+    from esv.envfile import EnvironmentFile
+    from promote.email import email_problems
+
+    doc = {**SMTP, "port": 587, "hots": "smtp.example.com"}
+    resolved = {"external.email": resolve(doc, STAGING, object_id="external.email")}
+    env = EnvironmentFile(
+        name="uat",
+        path=Path("environments/uat.yaml"),
+        relpath="environments/uat.yaml",
+        description="",
+        tenant={"kind": "okta"},
+        mutable=None,
+        protected=False,
+        verify={},
+        restart=None,
+        variables={},
+        secrets={},
+        warnings=(),
+    )
+    problems = email_problems(resolved, env=env, mutable=False)
+    assert [(p.path, p.severity) for p in problems if p.path == "hots"] == [("hots", "warning")]
