@@ -206,17 +206,6 @@ def _international_refusal(
     if smtp_properties(config).get("mail.mime.allowutf8", "").lower() != "true":
         return (f"{what}, which needs mail.mime.allowutf8=true", _UTF8_HINT)
     return None
-    what = f"{shown or repr(address.address)} is an international (non-ASCII) address"
-    if config is None:
-        return (
-            f"{what}, and {env}'s built-in email provider does not support those",
-            "configure external.email with an SMTP server that supports SMTPUTF8",
-        )
-    if config.get("type", "smtp") == "msgraph":
-        return (f"{what}, which needs an SMTP provider, not msgraph", _UTF8_HINT)
-    if smtp_properties(config).get("mail.mime.allowutf8", "").lower() != "true":
-        return (f"{what}, which needs mail.mime.allowutf8=true", _UTF8_HINT)
-    return None
 
 
 def _show(value: Any) -> str:
