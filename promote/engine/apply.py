@@ -787,12 +787,24 @@ def rollback(
         raise BlockedError(
             f"unknown environment {env!r}; the chain is {' -> '.join(workspace.chain)}"
         )
+    unknown = sorted(set(approve) - set(workspace.chain))
+    if unknown:
+        raise BlockedError(
+            f"--approve names environments not in the chain: {', '.join(unknown)}; "
+            f"the chain is {' -> '.join(workspace.chain)}"
+        )
     run_id = _new_run_id(ambient.wall_clock)
     with run_lock(workspace.state_dir, env=env):
         tenant = tenants[env]
         if workspace.is_mutable(env) or not tenant.capabilities.promotion:
             raise BlockedError(_direct_rollback_text(workspace, env))
         preview = rollback_preview(workspace, env, tenant)
+        if not preview:
+            # Checked before asking for approval: there is nothing to review or approve.
+            raise BlockedError(
+                f"{env}: nothing to roll back: no promotion into this environment that has "
+                "not been rolled back already; nothing was changed"
+            )
         protected = workspace.environments[env].protected
         if protected and env not in approve and ambient.confirm is not None:
             if not ambient.confirm("\n".join([*preview, f"{env} is protected; roll it back?"])):

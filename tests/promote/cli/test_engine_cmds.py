@@ -521,9 +521,32 @@ def test_rollback_of_unknown_environment_is_refused(ws: Path) -> None:
 
 def test_rollback_without_a_promotion_fails_clearly(ws: Path) -> None:
     result = promote(ws, "rollback", "--env", "staging")
-    assert result.exit_code != 0
+    assert result.exit_code == 3
     assert "Traceback" not in result.stderr
-    assert result.stderr.startswith("error: ")
+    assert result.stderr == (
+        "error: staging: nothing to roll back: no promotion into this environment that has "
+        "not been rolled back already; nothing was changed\n"
+    )
+
+
+def test_rollback_of_a_protected_environment_with_nothing_to_undo_asks_nothing(
+    ws: Path,
+) -> None:
+    promote(ws, "run", "--to", "prod", "--approve", "prod")
+    assert promote(ws, "rollback", "--env", "prod", "--approve", "prod").exit_code == 0
+    result = promote(ws, "rollback", "--env", "prod")
+    assert result.exit_code == 3
+    assert "nothing to roll back" in result.stderr
+    assert "needs approval" not in result.stderr
+
+
+def test_rollback_approve_names_are_checked(ws: Path) -> None:
+    promote(ws, "run", "--to", "prod", "--approve", "prod")
+    result = promote(ws, "rollback", "--env", "prod", "--approve", "prdo")
+    assert result.exit_code == 3
+    assert result.stderr.startswith(
+        "error: --approve names environments not in the chain: prdo; the chain is "
+    )
 
 
 # -- real file-system faults (a subprocess: the installed entry point) ---------------------
