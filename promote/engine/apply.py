@@ -12,6 +12,7 @@ state: applied, partially applied (what), or untouched.
 from __future__ import annotations
 
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Collection, Mapping, Sequence
@@ -460,7 +461,7 @@ def _apply(
             _finish_quietly(journal, "failed")
             if isinstance(error, LockedError) and not applied and not done.done:
                 raise  # locked before anything changed: exit 4, as SPEC 4.1 says
-            raise ApplyError(f"{stage.env} failed: {error}", states) from error
+            raise ApplyError(_stage_failure(stage.env, error), states) from error
         except Exception as error:
             # A bug, or an OSError from a tenant: its text may hold a value, so only its type
             # is named (--debug shows the chained traceback). The journal stays unfinished.
@@ -550,6 +551,20 @@ def _partial(progress: _Progress, how: str = "failed") -> str:
     if not progress.done:
         return f"untouched ({failed})" if progress.step else "untouched"
     return f"partially applied ({'; '.join(progress.done)}; {failed})"
+
+
+def _stage_failure(env: str, error: Exception) -> str:
+    """``<env> failed: <error>``, naming ``env`` (and its tenant URL) once: a leading
+    ``<env>: `` or ``<env> (<url>): `` of the error's text is dropped, the URL moving to the
+    head (``dev (http://host/dev) failed: ...``) and its repeats inside the text dropped too."""
+    text = str(error)
+    if text.startswith(f"{env}: "):
+        return f"{env} failed: {text[len(env) + 2 :]}"
+    found = re.match(rf"{re.escape(env)} \(([^()\s]+)\): ", text)
+    if found is None:
+        return f"{env} failed: {text}"
+    rest = text[found.end() :].replace(found.group(0), "")
+    return f"{env} ({found.group(1)}) failed: {rest}"
 
 
 def _state_text(head: str, states: Mapping[str, str]) -> str:

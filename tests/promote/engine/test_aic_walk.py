@@ -109,3 +109,35 @@ def test_walk_into_an_okta_org_sends_resolved_config(tmp_path: Path) -> None:
         assert SECRET not in as_json.stdout
     finally:
         server.stop()
+
+
+def test_failed_esv_write_names_the_environment_and_its_url_once(tmp_path: Path) -> None:
+    rule = "400:1:PUT /dev/environment/variables/esv-email-provider-host"
+    server = start_sandbox(["dev", "staging"], tmp_path / "sandbox", tokens=TOKEN, failures=[rule])
+    try:
+        envs = {
+            "dev": aic_env("dev", server.url("dev")),
+            "staging": aic_env("staging", server.url("staging"), port="465", ssl="true"),
+        }
+        root = write_workspace(tmp_path / "ws", envs=envs)
+        environ = {**ENVIRON, "AIC_TOKEN": TOKEN}
+        result = CliRunner().invoke(
+            cli, ["--workspace", str(root), "run", "--to", "staging"], env=environ
+        )
+    finally:
+        server.stop()
+    assert result.exit_code == 1
+    assert result.stdout == ""
+    assert result.stderr == (
+        f"error: dev ({server.url('dev')}) failed: 1 of 6 ESV writes failed; written: "
+        "add variable esv-email-provider-from, add variable esv-email-provider-port, "
+        "add variable esv-email-provider-use-ssl, add variable esv-email-provider-username, "
+        "add secret esv-email-provider-password; failed:\n"
+        "  add variable esv-email-provider-host: PUT /environment/variables/"
+        "esv-email-provider-host -> 400: injected failure (400) "
+        '[{"code": 400, "message": "injected failure (400)"}]\n'
+        "run again to finish (writes are idempotent)\n"
+        "  dev: untouched (failed during writing ESVs)\n"
+        "  staging: untouched\n"
+    )
+    assert SECRET not in result.stderr and TOKEN not in result.stderr

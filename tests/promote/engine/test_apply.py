@@ -440,7 +440,7 @@ def test_written_esvs_still_not_loaded_after_the_restart_stop_the_stage(ws: Work
     with tenants(ws, opener=opener) as ts, pytest.raises(ApplyError) as caught:
         run(ws, "dev", ts, ambient=ambient())
     text = str(caught.value)
-    assert "dev: after the restart these ESVs are still not loaded: " in text
+    assert text.startswith("dev failed: after the restart these ESVs are still not loaded: ")
     assert "esv-email-provider-host, " in text and "esv-email-provider-password" in text
 
 
