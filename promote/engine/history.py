@@ -71,8 +71,11 @@ class HistoryRecord:
         return cls(**known)
 
     def summary(self) -> str:
-        """One line for people."""
-        parts = ["FAILED, partially applied"] if self.failed else []
+        """One line for people: what changed (``config +2 ~0 -1, 1 ESV change, restarted``).
+
+        Whether the stage failed is not repeated here: the caller marks the record
+        ``(failed)`` and its note says how far it got."""
+        parts: list[str] = []
         if self.config_added or self.config_modified or self.config_deleted:
             parts.append(
                 f"config +{len(self.config_added)} ~{len(self.config_modified)}"

@@ -335,11 +335,26 @@ def test_failing_restart_hook_stops_the_walk_and_names_each_state(tmp_path: Path
         "esv-email-provider-port, esv-email-provider-use-ssl, esv-email-provider-username, "
         "esv-email-provider-password; config promoted; failed during the restart)"
     ]
+    # ... said once: "(failed)" on the record's line, how far it got in its note.
     history = promote(root, "history", "--env", "staging")
-    assert "staging  promote (failed) from dev  run " in history.stdout
-    assert ": FAILED, partially applied, config +1 ~0 -0, 6 ESV changes\n" in history.stdout
+    assert history.exit_code == 0 and history.stderr == ""
+    assert history.stdout == (
+        f"{failed['time']}  staging  promote (failed) from dev  run {failed['run_id']}: "
+        "config +1 ~0 -0, 6 ESV changes\n"
+        f"    ESVs: {', '.join(failed['esvs'])}\n"
+        f"    {failed['notes'][0]}\n"
+    )
     status = promote(root, "status")
-    assert "  last promote (failed): " in status.stdout
+    assert status.exit_code == 0 and status.stderr == ""
+    staging = status.stdout.split("staging: ", 1)[1].split("prod: ", 1)[0]
+    assert staging == (
+        "in sync with dev\n"
+        "  pending ESVs (not loaded until a restart): esv-email-provider-from, "
+        "esv-email-provider-host, esv-email-provider-password, esv-email-provider-port, "
+        "esv-email-provider-use-ssl, esv-email-provider-username\n"
+        f"  last promote (failed): {failed['time']} from dev (run {failed['run_id']}; "
+        "config +1 ~0 -0, 6 ESV changes)\n"
+    )
     assert "drift" not in status.stdout
     # ... and the run that finishes the stage records the restart it did.
     (root / "environments" / "staging.yaml").write_text(env_yaml("staging", port="465", ssl="true"))

@@ -52,6 +52,8 @@ def test_summary() -> None:
     record = _record(config_added=("a", "b"), config_deleted=("c",), esvs=("x",), restarted=True)
     assert record.summary() == "config +2 ~0 -1, 1 ESV change, restarted"
     assert _record(esvs=("x", "y")).summary() == "2 ESV changes"
+    # A failed stage is marked by its caller ("promote (failed)") and its note, not again here.
+    assert _record(esvs=("x",), failed=True).summary() == "1 ESV change"
 
 
 def test_config_digest_ignores_key_order() -> None:
