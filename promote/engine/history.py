@@ -173,7 +173,8 @@ def environment_status(
     """Status of every environment of the chain (or ``envs``), in chain order.
 
     A tenant that cannot be read (no token here, unreachable) does not stop the others: its
-    entry says why (``readable`` false), and the stage above it cannot be compared. History
+    entry says why (``readable`` false), and the stage above it cannot be compared (its note
+    refers to the lower's entry, ``cannot compare: dev cannot be read (above)``). History
     lines that cannot be read are skipped with a line in ``notes`` (see :func:`read_history`).
     """
     records = read_history(workspace.state_dir, notes=notes)
@@ -192,7 +193,7 @@ def environment_status(
 
     def status_of(env: str) -> EnvironmentStatus:
         if env not in found:
-            status = _status_of(workspace, tenants, env, config_of, records)
+            status = _status_of(workspace, tenants, env, config_of, records, listed)
             if status.in_sync:
                 lower = workspace.lower(env)
                 below = None if lower is None else status_of(lower)
@@ -200,7 +201,8 @@ def environment_status(
             found[env] = status
         return found[env]
 
-    return [status_of(env) for env in envs or workspace.chain]
+    listed = tuple(envs or workspace.chain)
+    return [status_of(env) for env in listed]
 
 
 def _settled(status: EnvironmentStatus | None) -> bool | None:
@@ -225,6 +227,7 @@ def _status_of(
     env: str,
     config_of: Callable[[str], dict[str, JSON] | str],
     records: Sequence[HistoryRecord],
+    listed: Sequence[str],
 ) -> EnvironmentStatus:
     lower = workspace.lower(env)
     last = next((r for r in reversed(records) if r.env == env), None)
@@ -240,7 +243,9 @@ def _status_of(
     note: str | None = None
     differing: tuple[str, ...] = ()
     if isinstance(below, str):
-        in_sync, note = None, f"{lower} cannot be read: {below}"
+        # The lower's own entry (listed before this one) carries the whole error.
+        why = "(above)" if lower in listed else f"({below})"
+        in_sync, note = None, f"cannot compare: {lower} cannot be read {why}"
     elif not tenant.capabilities.placeholders:
         in_sync, note = None, "holds resolved config; 'promote plan' compares it"
     else:

@@ -728,6 +728,31 @@ def test_status_of_a_tenant_that_cannot_be_opened_does_not_hide_the_others(
     assert "PROD_TOKEN" in data["environments"][2]["note"]
 
 
+def test_status_prints_an_unreadable_tenants_error_once(tmp_path: Path) -> None:
+    staging = env_yaml("staging", port="465", ssl="true").replace(
+        "tenant:\n  kind: local\n",
+        "tenant:\n  kind: aic\n  url: http://127.0.0.1:9\n  token: {env: STAGING_T}\n",
+    )
+    root = write_workspace(tmp_path / "ws", envs=default_envs(staging=staging))
+    result = promote(root, "status")
+    assert result.exit_code == 1
+    # The whole error on staging's line; prod, compared with staging, refers to it.
+    assert result.stdout == (
+        "dev: differs from config (external.email)\n"
+        "  never promoted by promote\n"
+        "staging: cannot be read: environments/staging.yaml: 1 problem - "
+        "environments/staging.yaml: tenant.token: environment variable STAGING_T is not set "
+        "(set it, or point tenant.token at another source)\n"
+        "  never promoted by promote\n"
+        "prod: cannot compare: staging cannot be read (above)\n"
+        "  never promoted by promote\n"
+    )
+    assert result.stderr == (
+        "error: could not read staging; the status above is incomplete for them "
+        "(see each one's note)\n"
+    )
+
+
 def test_status_exits_1_when_no_tenant_can_be_read_after_printing_every_one(
     tmp_path: Path,
 ) -> None:

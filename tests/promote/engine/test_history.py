@@ -178,9 +178,16 @@ def test_an_unreadable_tenant_is_named_and_the_stage_above_cannot_be_compared(
     assert dev.in_sync is None and dev.note is not None
     assert dev.note.startswith("cannot be read: ") and "connection refused" in dev.note
     assert staging.in_sync is None
-    assert staging.note is not None and staging.note.startswith("dev cannot be read: ")
+    # The whole error is in dev's note only; staging's refers to it.
+    assert staging.note == "cannot compare: dev cannot be read (above)"
     assert not dev.readable and staging.readable  # staging was read; dev was not
     assert _prod.lower_in_sync is None  # equal to staging, whose own sync cannot be told
+    # Without dev's entry listed, staging's note carries dev's error itself.
+    with _tenants(ws, opener=faulty_opener("dev", "list_config_ids", down)) as ts:
+        (alone,) = environment_status(ws, ts, envs=["staging"])
+    assert (
+        alone.note == f"cannot compare: dev cannot be read ({dev.note[len('cannot be read: ') :]})"
+    )
 
 
 def test_status_passes_on_the_notes_of_unreadable_history_lines(ws: Workspace) -> None:
