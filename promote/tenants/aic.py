@@ -361,7 +361,7 @@ class AicTenant:
     :meth:`reports`; ``None`` (no stage below) leaves it ``None``.
     """
 
-    capabilities = Capabilities(sends_test_email=True)
+    capabilities = Capabilities(sends_test_email=True, atomic_esv_writes=False)
     last_test: tuple[str, str] | None = None
     """Always None: writing ``external.email`` sends no test message."""
 

@@ -57,6 +57,9 @@ class Capabilities:
     """ESV changes take effect only after :meth:`Tenant.restart`."""
     config_ids: tuple[str, ...] | None = None
     """The only config object ids this tenant can hold (Okta: ``("external.email",)``)."""
+    atomic_esv_writes: bool = True
+    """:meth:`Tenant.write_esvs` is all-or-nothing; false (AIC: one request per ESV) means a
+    failed batch may have written some ESVs, which the engine then reports."""
     email_ports: tuple[int, ...] | None = None
     """The SMTP ports ``external.email`` may use (Okta: 465, 587, 2587); None: any port."""
     graph_email: bool = True

@@ -137,7 +137,8 @@ def test_failed_esv_write_names_the_environment_and_its_url_once(tmp_path: Path)
         "esv-email-provider-host -> 400: injected failure (400) "
         '[{"code": 400, "message": "injected failure (400)"}]\n'
         "run again to finish (writes are idempotent)\n"
-        "  dev: untouched (failed during writing ESVs)\n"
+        "  dev: partially applied (some ESV writes may have been made, as the error lists; "
+        "failed during writing ESVs)\n"
         "  staging: untouched\n"
     )
     assert SECRET not in result.stderr and TOKEN not in result.stderr

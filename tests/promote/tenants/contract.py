@@ -227,6 +227,7 @@ class TenantContract:
     def test_write_esvs_is_all_or_nothing(self, pair: tuple[Tenant, Tenant]) -> None:
         lower, _ = pair
         self.need(lower, "esvs")
+        assert lower.capabilities.atomic_esv_writes == self.atomic_esv_writes
         if not self.atomic_esv_writes:
             pytest.skip("this tenant does not claim atomic ESV batches")
         batch = [
