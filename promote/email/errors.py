@@ -33,13 +33,22 @@ __all__ = [
 class EmailError(PromoteError):
     """A test email could not be sent. ``server`` is ``host:port`` or an endpoint URL."""
 
-    def __init__(self, server: str, message: str, *, hint: str | None = None) -> None:
-        text = f"{server}: {message}"
+    def __init__(
+        self, server: str, message: str, *, hint: str | None = None, env: str | None = None
+    ) -> None:
+        text = f"{env}: " if env else ""
+        text += f"{server}: {message}"
         if hint:
             text += f" ({hint})"
         super().__init__(text)
         self.server = server
+        self.message = message
         self.hint = hint
+        self.env = env
+
+    def for_env(self, env: str) -> EmailError:
+        """The same error (same class), naming the environment whose provider failed."""
+        return type(self)(self.server, self.message, hint=self.hint, env=env)
 
 
 class EmailAuthError(EmailError):

@@ -24,6 +24,7 @@ from esv.errors import Problem
 from esv.resolver import Resolved, resolve
 from promote.email.checks import EMAIL_OBJECT, email_problems
 from promote.email.dispatch import DEFAULT_TRANSPORTS, Transports, outbox_of, send_test_email
+from promote.email.errors import EmailError
 from promote.email.model import parse_address
 from promote.errors import BlockedError
 from promote.tenants.base import Capabilities, email_testable
@@ -73,15 +74,18 @@ def test_environment(
             outbox = outbox_of(tenant, env=env.name, clock=transports.clock)
         finally:
             tenant.close()
-    summary = send_test_email(
-        config,
-        env=env.name,
-        to=to,
-        sender=sender,
-        masked=_masked(resolved.get(EMAIL_OBJECT)),
-        outbox=outbox,
-        transports=transports,
-    )
+    try:
+        summary = send_test_email(
+            config,
+            env=env.name,
+            to=to,
+            sender=sender,
+            masked=_masked(resolved.get(EMAIL_OBJECT)),
+            outbox=outbox,
+            transports=transports,
+        )
+    except EmailError as error:
+        raise error.for_env(env.name) from error
     return EmailTestResult(f"{summary}; config: workspace config/", warnings)
 
 
@@ -108,15 +112,18 @@ def _live(
             return EmailTestResult(f"test email to {to} sent by {env.name}'s tenant ({shown})")
         warnings = _checked(resolved, env, workspace, tenant.capabilities, mutable_builtin=True)
         outbox = outbox_of(tenant, env=env.name, clock=transports.clock)
-        summary = send_test_email(
-            config,
-            env=env.name,
-            to=to,
-            sender=sender,
-            masked=_masked(resolved.get(EMAIL_OBJECT)),
-            outbox=outbox,
-            transports=transports,
-        )
+        try:
+            summary = send_test_email(
+                config,
+                env=env.name,
+                to=to,
+                sender=sender,
+                masked=_masked(resolved.get(EMAIL_OBJECT)),
+                outbox=outbox,
+                transports=transports,
+            )
+        except EmailError as error:
+            raise error.for_env(env.name) from error
         return EmailTestResult(f"{summary}; config: what {env.name}'s tenant holds", warnings)
     finally:
         tenant.close()

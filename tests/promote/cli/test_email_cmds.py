@@ -72,7 +72,8 @@ def test_refused_password_exits_1_naming_server_not_password(tmp_path):
             root, "--env", "dev", "--to", "ops@example.com", env={"SMTP_PASSWORD": "nope-123"}
         )
     assert result.exit_code == 1
-    assert f"127.0.0.1:{server.port}" in result.stderr and "refused" in result.stderr
+    assert result.stderr.startswith(f"error: dev: 127.0.0.1:{server.port}: ")
+    assert "refused" in result.stderr
     assert "nope-123" not in result.stderr + result.stdout
     assert server.mailbox.envelopes == []
 
