@@ -26,6 +26,7 @@ from promote.email.checks import EMAIL_OBJECT, email_problems
 from promote.email.dispatch import DEFAULT_TRANSPORTS, Transports, outbox_of, send_test_email
 from promote.email.errors import EmailError
 from promote.email.model import parse_address
+from promote.email.outbox import Outbox
 from promote.errors import BlockedError
 from promote.tenants.base import Capabilities, email_testable
 from promote.tenants.factory import capabilities_for, open_tenant
@@ -74,10 +75,24 @@ def test_environment(
             outbox = outbox_of(tenant, env=env.name, clock=transports.clock)
         finally:
             tenant.close()
+    summary = _send(resolved, env.name, to, sender, outbox, transports)
+    return EmailTestResult(f"{summary}; config: workspace config/", warnings)
+
+
+def _send(
+    resolved: Mapping[str, Resolved],
+    env_name: str,
+    to: str,
+    sender: str | None,
+    outbox: Outbox | None,
+    transports: Transports,
+) -> str:
+    """Send through the resolved ``external.email`` (or ``outbox`` when there is none); a
+    failure names the environment."""
     try:
-        summary = send_test_email(
-            config,
-            env=env.name,
+        return send_test_email(
+            _config(resolved.get(EMAIL_OBJECT)),
+            env=env_name,
             to=to,
             sender=sender,
             masked=_masked(resolved.get(EMAIL_OBJECT)),
@@ -85,8 +100,7 @@ def test_environment(
             transports=transports,
         )
     except EmailError as error:
-        raise error.for_env(env.name) from error
-    return EmailTestResult(f"{summary}; config: workspace config/", warnings)
+        raise error.for_env(env_name) from error
 
 
 def _live(
@@ -112,18 +126,7 @@ def _live(
             return EmailTestResult(f"test email to {to} sent by {env.name}'s tenant ({shown})")
         warnings = _checked(resolved, env, workspace, tenant.capabilities, mutable_builtin=True)
         outbox = outbox_of(tenant, env=env.name, clock=transports.clock)
-        try:
-            summary = send_test_email(
-                config,
-                env=env.name,
-                to=to,
-                sender=sender,
-                masked=_masked(resolved.get(EMAIL_OBJECT)),
-                outbox=outbox,
-                transports=transports,
-            )
-        except EmailError as error:
-            raise error.for_env(env.name) from error
+        summary = _send(resolved, env.name, to, sender, outbox, transports)
         return EmailTestResult(f"{summary}; config: what {env.name}'s tenant holds", warnings)
     finally:
         tenant.close()
