@@ -22,6 +22,7 @@ from esv.errors import EsvError, Problem
 from esv.jsonfile import load_json
 from promote.errors import BlockedError
 from promote.files import SHARED, atomic_write
+from promote.state.settings import StateSettings, parse_state
 
 __all__ = [
     "DEFAULT_CHAIN",
@@ -37,7 +38,7 @@ DEFAULT_CHAIN = ("dev", "staging", "uat", "prod")
 """The chain when ``promote.yaml`` does not set one (restricted to existing files)."""
 
 SETTINGS_FILE = "promote.yaml"
-_SETTINGS_KEYS = ("chain",)
+_SETTINGS_KEYS = ("chain", "state")
 
 
 class WorkspaceError(EsvError):
@@ -56,6 +57,8 @@ class Workspace:
     environments: Mapping[str, EnvironmentFile]
     config: Mapping[str, Any]
     state_dir: Path
+    state: StateSettings = StateSettings()
+    """``promote.yaml``'s ``state:``: where the state store is (local ``.promote/`` by default)."""
 
     def is_mutable(self, env: str) -> bool:
         """The env file's ``mutable``, else true for the first stage only (AIC semantics)."""
@@ -95,9 +98,12 @@ def find_workspace(start: Path) -> Path:
     )
 
 
-def _chain(root: Path, names: list[str], problems: list[Problem]) -> tuple[str, ...] | None:
+def _chain(
+    root: Path, names: list[str], problems: list[Problem], state: list[StateSettings]
+) -> tuple[str, ...] | None:
     """The chain from promote.yaml, else the default order of the files that exist;
-    ``None`` when promote.yaml cannot say (its problems are added)."""
+    ``None`` when promote.yaml cannot say (its problems are added). Its ``state:`` block is
+    appended to ``state``."""
     settings_path = root / SETTINGS_FILE
     if not settings_path.exists():
         return tuple(name for name in DEFAULT_CHAIN if name in names)
@@ -114,8 +120,9 @@ def _chain(root: Path, names: list[str], problems: list[Problem]) -> tuple[str, 
     for key in settings:
         if key not in _SETTINGS_KEYS:
             close = difflib.get_close_matches(key, _SETTINGS_KEYS, n=1)
-            hint = f"did you mean {close[0]!r}?" if close else "allowed: chain"
+            hint = f"did you mean {close[0]!r}?" if close else "allowed: chain, state"
             problems.append(Problem(SETTINGS_FILE, key, "unknown key", hint=hint))
+    state.append(parse_state(settings.get("state"), file=SETTINGS_FILE, problems=problems))
     if "chain" not in settings:
         return tuple(name for name in DEFAULT_CHAIN if name in names)
     chain = settings["chain"]
@@ -180,7 +187,8 @@ def load_workspace(root: Path | None = None, *, cwd: Path | None = None) -> Work
             problems.append(
                 Problem(f"environments/{path.name}", "", "environment files end in .yaml")
             )
-    found = _chain(root, names, problems)
+    state: list[StateSettings] = []
+    found = _chain(root, names, problems, state)
     chain_ok = found is not None
     chain = found or ()
     environments: dict[str, EnvironmentFile] = {}
@@ -209,7 +217,8 @@ def load_workspace(root: Path | None = None, *, cwd: Path | None = None) -> Work
             f"workspace {root}: {count} problem{'s' if count > 1 else ''}", problems
         )
     ordered = {name: environments[name] for name in chain}
-    return Workspace(root, chain, ordered, config, root / ".promote")
+    settings = state[0] if state else StateSettings()
+    return Workspace(root, chain, ordered, config, root / ".promote", settings)
 
 
 # -- scaffolding (``promote init``) -----------------------------------------------------

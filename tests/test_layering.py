@@ -29,6 +29,8 @@ BEHIND_ONE_MODULE = {
     "jinja2": {"promote/engine/render.py"},
     "deepdiff": {"promote/engine/diff.py"},
     "yaml": {"esv/envfile.py"},
+    "boto3": {"promote/state/s3.py"},
+    "botocore": {"promote/state/s3.py"},
 }
 
 
@@ -102,7 +104,9 @@ def test_each_library_sits_behind_its_modules(library: str) -> None:
 
 
 @pytest.mark.parametrize(
-    "path", _modules(PROMOTE / "email", PROMOTE / "engine"), ids=lambda p: p.name
+    "path",
+    _modules(PROMOTE / "email", PROMOTE / "engine", PROMOTE / "state"),
+    ids=lambda p: p.name,
 )
 def test_engine_and_email_import_no_tenant_kind_module(path: Path) -> None:
     names = set(_imports(path))
@@ -145,9 +149,18 @@ def _kind_references(path: Path) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("path", _modules(PROMOTE / "engine"), ids=lambda p: p.name)
+@pytest.mark.parametrize(
+    "path", _modules(PROMOTE / "engine", PROMOTE / "state"), ids=lambda p: p.name
+)
 def test_the_engine_never_looks_at_a_tenant_kind(path: Path) -> None:
     assert _kind_references(path) == []
+
+
+@pytest.mark.parametrize("path", _modules(PROMOTE / "state"), ids=lambda p: p.name)
+def test_state_sits_below_the_engine_tenants_and_cli(path: Path) -> None:
+    upward = ("promote.engine", "promote.tenants", "promote.cli", "promote.email")
+    bad = [n for n in _imports(path) if n.startswith(upward)]
+    assert bad == [], f"{path.name} imports {bad}"
 
 
 @pytest.mark.parametrize("path", _modules(PROMOTE / "email"), ids=lambda p: p.name)

@@ -16,13 +16,16 @@ import click
 
 from promote.cli import Context, handle_errors, pass_context
 from promote.engine.apply import Ambient, rollback, run, run_plan
-from promote.engine.history import environment_status, read_history
-from promote.engine.journal import run_in_progress, unfinished_runs
 from promote.engine.plan import build_plan
 from promote.engine.render import Format, render_json, render_plan, render_template
 from promote.engine.session import Opener, Tenants
+from promote.engine.status import environment_status
 from promote.errors import BlockedError, PromoteError
 from promote.files import atomic_write
+from promote.state.base import StateStore
+from promote.state.factory import open_store
+from promote.state.history import read_history
+from promote.state.journal import run_in_progress, unfinished_runs
 from promote.workspace import Workspace, load_workspace
 
 __all__ = ["register"]
@@ -32,11 +35,25 @@ def _workspace(ctx: Context) -> Workspace:
     return load_workspace(ctx.workspace_option)
 
 
-def _note_unfinished(workspace: Workspace) -> None:
-    if run_in_progress(workspace.state_dir):
+def _note_unfinished(store: StateStore) -> None:
+    """Say (on stderr) who holds the run lock and which runs are unfinished. The store is
+    read before any tenant, so an unreachable store stops the command first (exit 1)."""
+    holder = run_in_progress(store)
+    if holder is not None and store.kind == "local":
+        # A local lock is held only by a live process; its journal is that run's.
         click.echo("note: another promote run is in progress in this workspace", err=True)
         return
-    for journal in unfinished_runs(workspace.state_dir):
+    if holder is not None:
+        click.echo(f"note: another promote run is in progress: {holder.describe()}", err=True)
+    for journal in unfinished_runs(store):
+        if holder is not None and journal.run_id == holder.run_id:
+            click.echo(
+                f"note: run {journal.run_id} holds the run lock and is unfinished "
+                f"({journal.describe()}); if that process is gone, release its lock with "
+                f"'promote state unlock {holder.id}', then the next 'promote run' finishes it",
+                err=True,
+            )
+            continue
         click.echo(
             f"note: found unfinished {journal.describe()}; the next 'promote run' finishes it",
             err=True,
@@ -70,7 +87,8 @@ def plan_command(
 
     def call() -> int:
         workspace = _workspace(ctx)
-        _note_unfinished(workspace)
+        store = open_store(workspace)
+        _note_unfinished(store)
         with Tenants(workspace) as tenants:
             plan = build_plan(workspace, to, tenants)
         text = render_plan(plan, cast(Format, fmt))
@@ -158,6 +176,7 @@ def _run(
 ) -> int:
     """The body of ``run``; ``opener`` opens the tenants (tests inject faulty ones)."""
     workspace = _workspace(ctx)
+    store = open_store(workspace)
     tenants_of = Tenants(workspace) if opener is None else Tenants(workspace, opener=opener)
     with tenants_of as tenants:
         if plan_file is not None:
@@ -166,10 +185,12 @@ def _run(
                 raise BlockedError(
                     f"--to {to} does not match the plan, which goes to {saved.get('to')}"
                 )
-            result = run_plan(workspace, saved, tenants, approve=approve, ambient=_ambient())
+            result = run_plan(
+                workspace, saved, tenants, approve=approve, ambient=_ambient(), store=store
+            )
         else:
             assert to is not None
-            result = run(workspace, to, tenants, approve=approve, ambient=_ambient())
+            result = run(workspace, to, tenants, approve=approve, ambient=_ambient(), store=store)
     for note in result.notes:
         click.echo(note, err=True)
     for stage in result.plan.stages:
@@ -196,10 +217,11 @@ def status_command(ctx: Context, fmt: str) -> None:
 
     def call() -> int:
         workspace = _workspace(ctx)
-        _note_unfinished(workspace)
+        store = open_store(workspace)
+        _note_unfinished(store)
         notes: list[str] = []
         with Tenants(workspace) as tenants:
-            statuses = environment_status(workspace, tenants, notes=notes)
+            statuses = environment_status(workspace, tenants, store, notes=notes)
         _print_notes(notes)
         if fmt == "json":
             data = [
@@ -245,7 +267,7 @@ def history_command(ctx: Context, env: str | None, fmt: str) -> None:
                 f"unknown environment {env!r}; the chain is {' -> '.join(workspace.chain)}"
             )
         notes: list[str] = []
-        records = read_history(workspace.state_dir, env=env, notes=notes)
+        records = read_history(open_store(workspace), env=env, notes=notes)
         _print_notes(notes)
         if fmt == "json":
             data = {"format": "promote.history/1", "records": [r.to_json() for r in records]}
@@ -275,7 +297,13 @@ def rollback_command(ctx: Context, env: str, approve: tuple[str, ...]) -> None:
         try:
             with Tenants(workspace) as tenants:
                 record = rollback(
-                    workspace, env, tenants, approve=approve, ambient=_ambient(), notes=notes
+                    workspace,
+                    env,
+                    tenants,
+                    approve=approve,
+                    ambient=_ambient(),
+                    notes=notes,
+                    store=open_store(workspace),
                 )
         finally:
             _print_notes(notes, prefix="")

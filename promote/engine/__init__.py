@@ -10,15 +10,11 @@ from __future__ import annotations
 
 from promote.engine.apply import Ambient, RunResult, check_saved_plan, rollback, run, run_plan
 from promote.engine.diff import ABSENT, ObjectDiff, PathChange, diff_object, diff_objects
-from promote.engine.history import (
-    EnvironmentStatus,
-    HistoryRecord,
-    environment_status,
-    read_history,
-)
 from promote.engine.plan import EsvChange, Plan, Stage, build_plan
 from promote.engine.render import MARKDOWN_LIMIT, PLAN_FORMAT, plan_to_json, render_plan
 from promote.engine.session import Tenants
+from promote.engine.status import EnvironmentStatus, environment_status
+from promote.state.history import HistoryRecord, read_history
 
 __all__ = [
     "ABSENT",

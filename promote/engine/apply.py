@@ -22,17 +22,9 @@ from typing import Any
 
 from esv import EsvError, Problem, SecretValue
 from esv.envfile import EnvironmentFile, Secret, SecretSource, read_secret
+from promote.clock import WallClock, utc_now
 from promote.email import EMAIL_OBJECT, Transports, VerifyContext, run_verify
-from promote.engine.clock import WallClock, utc_now
-from promote.engine.history import (
-    HistoryRecord,
-    append_history,
-    config_digest,
-    now,
-    read_history,
-)
 from promote.engine.hooks import PostHook, run_restart_hook
-from promote.engine.journal import Journal, prune_finished, run_lock, unfinished_runs
 from promote.engine.plan import Plan, Stage, build_plan
 from promote.engine.render import PLAN_FORMAT, plan_to_json
 from promote.errors import (
@@ -44,6 +36,10 @@ from promote.errors import (
     StalePlanError,
 )
 from promote.files import Appender, Writer, append_line, atomic_write
+from promote.state.base import StateStore
+from promote.state.factory import open_store
+from promote.state.history import HistoryRecord, append_history, config_digest, now, read_history
+from promote.state.journal import Journal, prune_finished, run_lock, unfinished_runs
 from promote.tenants.base import PromotionReport, Tenant
 from promote.workspace import Workspace
 
@@ -82,8 +78,9 @@ class Ambient:
     """Receives progress lines during long waits (the CLI shows them on a TTY only)."""
     before_step: Step | None = None
     write: Writer = atomic_write
+    """Writes the local store's files; tests pass one that fails like a full disk."""
     append: Appender = append_line
-    """Appends history lines; tests pass one that fails like a full disk."""
+    """Appends the local store's history lines; tests pass one that fails like a full disk."""
     post: PostHook | None = None
     poll_seconds: float = POLL_SECONDS
     transports: Transports | None = None
@@ -118,13 +115,17 @@ def run(
     approve: Collection[str] = (),
     saved_plan: Mapping[str, Any] | None = None,
     ambient: Ambient | None = None,
+    store: StateStore | None = None,
 ) -> RunResult:
     """Carry config and ESVs up the chain to ``to``; see the module docstring.
 
     ``saved_plan``: a JSON plan (``plan --format json``) to apply exactly; refused with
-    ``StalePlanError`` when any environment changed since it was made.
+    ``StalePlanError`` when any environment changed since it was made. ``store``: where the
+    lock, journals and history live (default: the workspace's, :func:`open_store`); it is
+    locked before any tenant is touched.
     """
     ambient = ambient or Ambient()
+    store = store or _store(workspace, ambient)
     unknown = sorted(set(approve) - set(workspace.chain))
     if unknown:
         raise BlockedError(
@@ -132,16 +133,19 @@ def run(
             f"the chain is {' -> '.join(workspace.chain)}"
         )
     workspace.walk(to)
-    with run_lock(workspace.state_dir, env=to):
-        notes, recovered = _recover(workspace, tenants, ambient)
+    run_id = _new_run_id(ambient.wall_clock)
+    with run_lock(store, env=to, run_id=run_id, run=f"run to {to}", clock=ambient.wall_clock):
+        notes, recovered = _recover(workspace, tenants, ambient, store)
         if saved_plan is not None:
             plan = _fresh_plan_for(workspace, to, tenants, saved_plan, ambient)
         else:
             plan = build_plan(
                 workspace, to, tenants, environ=ambient.environ, clock=ambient.wall_clock
             )
-        result = _apply(workspace, plan, tenants, approve=approve, ambient=ambient)
-        prune_finished(workspace.state_dir)
+        result = _apply(
+            workspace, plan, tenants, store, approve=approve, ambient=ambient, run_id=run_id
+        )
+        prune_finished(store)
     return RunResult(
         result.run_id,
         plan,
@@ -159,6 +163,7 @@ def run_plan(
     *,
     approve: Collection[str] = (),
     ambient: Ambient | None = None,
+    store: StateStore | None = None,
 ) -> RunResult:
     """``run --plan FILE``: apply exactly ``saved_plan`` (its ``to``), or refuse if stale."""
     if not isinstance(saved_plan, Mapping) or saved_plan.get("format") != PLAN_FORMAT:
@@ -169,7 +174,19 @@ def run_plan(
     to = saved_plan.get("to")
     if not isinstance(to, str):
         raise BlockedError("the plan has no 'to' environment; make it again with promote plan")
-    return run(workspace, to, tenants, approve=approve, saved_plan=saved_plan, ambient=ambient)
+    return run(
+        workspace,
+        to,
+        tenants,
+        approve=approve,
+        saved_plan=saved_plan,
+        ambient=ambient,
+        store=store,
+    )
+
+
+def _store(workspace: Workspace, ambient: Ambient) -> StateStore:
+    return open_store(workspace, write=ambient.write, append=ambient.append)
 
 
 def _fresh_plan_for(
@@ -236,15 +253,13 @@ def check_saved_plan(saved: Mapping[str, Any], fresh: Plan) -> None:
 
 
 def _recover(
-    workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambient
+    workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambient, store: StateStore
 ) -> tuple[list[str], dict[str, str]]:
     """Finish every unfinished run; notes for people, and the environments finished, each
     with the id of the run that left it unfinished."""
     notes = []
     recovered: dict[str, str] = {}
-    for journal in unfinished_runs(
-        workspace.state_dir, write=ambient.write, clock=ambient.wall_clock
-    ):
+    for journal in unfinished_runs(store, clock=ambient.wall_clock):
         what = journal.describe()
         if journal.to not in workspace.chain:
             journal.finish("recovered", recovery="abandoned: its environment left the chain")
@@ -261,6 +276,7 @@ def _recover(
                 workspace,
                 plan,
                 tenants,
+                store,
                 approve=journal.approved,
                 ambient=replace(ambient, confirm=None),
                 earlier=journal,
@@ -275,7 +291,7 @@ def _recover(
                 f"found unfinished {what}; finishing it failed: {error.args[0].splitlines()[0]}",
                 error.states,
             ) from error
-        recorded = _record_finished_elsewhere(workspace, journal, tenants, result, ambient)
+        recorded = _record_finished_elsewhere(workspace, journal, tenants, result, ambient, store)
         journal.finish("recovered", recovery=f"finished by run {result.run_id}")
         applied = ", ".join(result.applied) or "nothing left to apply"
         notes.append(f"found unfinished {what}; finished it (applied: {applied})")
@@ -290,11 +306,12 @@ def _record_finished_elsewhere(
     tenants: Mapping[str, Tenant],
     result: _Applied,
     ambient: Ambient,
+    store: StateStore,
 ) -> list[str]:
     # A stage the dead run changed but did not record, which the finishing run found in sync
     # (killed during verify or record): its changes go to the history under the dead run's id.
     # Returns the environments recorded.
-    recorded = {r.env for r in read_history(workspace.state_dir) if r.run_id == journal.run_id}
+    recorded = {r.env for r in read_history(store) if r.run_id == journal.run_id}
     written = []
     for env, status in journal.stages():
         changes = journal.begun_changes(env)
@@ -303,7 +320,7 @@ def _record_finished_elsewhere(
         tenant = tenants[env]
         held = tenant.read_config(sorted(tenant.list_config_ids()))
         append_history(
-            workspace.state_dir,
+            store,
             HistoryRecord(
                 time=now(ambient.wall_clock),
                 run_id=journal.run_id,
@@ -318,7 +335,6 @@ def _record_finished_elsewhere(
                 config_digest=config_digest(held),
                 notes=(f"recorded by run {result.run_id}, which finished this run",),
             ),
-            append=ambient.append,
         )
         written.append(env)
     return written
@@ -407,32 +423,34 @@ def _apply(
     workspace: Workspace,
     plan: Plan,
     tenants: Mapping[str, Tenant],
+    store: StateStore,
     *,
     approve: Collection[str],
     ambient: Ambient,
     earlier: Journal | None = None,
+    run_id: str | None = None,
 ) -> _Applied:
-    """Apply ``plan``'s stages with changes; ``earlier``: the unfinished run this one
-    finishes (its history records include what that run changed)."""
+    """Apply ``plan``'s stages with changes as run ``run_id`` (default: a new id);
+    ``earlier``: the unfinished run this one finishes (its history records include what
+    that run changed)."""
     if plan.blocked:
         blocked = [s.env for s in plan.stages if s.status == "blocked"]
         raise BlockedError(
             f"blocked by checks in {', '.join(blocked)}; nothing was changed", plan.problems()
         )
     approved = _approval(plan, approve, ambient)
-    run_id = _new_run_id(ambient.wall_clock)
+    run_id = run_id or _new_run_id(ambient.wall_clock)
     to_apply = [stage for stage in plan.stages if stage.changed]
     skipped = tuple(stage.env for stage in plan.stages if not stage.changed)
     if not to_apply:
         return _Applied(run_id, (), skipped, ())
     try:
         journal = Journal.start(
-            workspace.state_dir,
+            store,
             run_id=run_id,
             to=plan.to,
             stages=[stage.env for stage in to_apply],
             approved=approved,
-            write=ambient.write,
             clock=ambient.wall_clock,
             changes={stage.env: _stage_changes(stage) for stage in to_apply},
         )
@@ -457,7 +475,7 @@ def _apply(
             ) from None
         except (PromoteError, EsvError) as error:
             states[stage.env] = _partial(done)
-            _record_failed(workspace, stage, tenants[stage.env], run_id, done, ambient)
+            _record_failed(store, stage, tenants[stage.env], run_id, done, ambient)
             _finish_quietly(journal, "failed")
             if isinstance(error, LockedError) and not applied and not done.done:
                 raise  # locked before anything changed: exit 4, as SPEC 4.1 says
@@ -505,7 +523,7 @@ class _Progress:
 
 
 def _record_failed(
-    workspace: Workspace,
+    store: StateStore,
     stage: Stage,
     tenant: Tenant,
     run_id: str,
@@ -541,7 +559,7 @@ def _record_failed(
         failed=True,
     )
     try:
-        append_history(workspace.state_dir, record, append=ambient.append)
+        append_history(store, record)
     except PromoteError:
         pass
 
@@ -669,7 +687,7 @@ def _apply_stage(
             notes.append(summary_line)
     step("record")
     record = _stage_record(stage, run_id, report_id, _digest_after(tenant, stage), ambient, earlier)
-    append_history(workspace.state_dir, record, append=ambient.append)
+    append_history(journal.store, record)
     return notes
 
 
@@ -793,6 +811,7 @@ def rollback(
     approve: Collection[str] = (),
     ambient: Ambient | None = None,
     notes: list[str] | None = None,
+    store: StateStore | None = None,
 ) -> HistoryRecord:
     """Undo ``env``'s last promotion (``tenant.rollback``) and record it in the history.
 
@@ -815,7 +834,10 @@ def rollback(
             f"the chain is {' -> '.join(workspace.chain)}"
         )
     run_id = _new_run_id(ambient.wall_clock)
-    with run_lock(workspace.state_dir, env=env):
+    store = store or _store(workspace, ambient)
+    with run_lock(
+        store, env=env, run_id=run_id, run=f"rollback of {env}", clock=ambient.wall_clock
+    ):
         tenant = tenants[env]
         if workspace.is_mutable(env) or not tenant.capabilities.promotion:
             raise BlockedError(_direct_rollback_text(workspace, env))
@@ -852,7 +874,7 @@ def rollback(
             report_id=report.id,
             config_digest=config_digest(held),
         )
-        append_history(workspace.state_dir, record, append=ambient.append)
+        append_history(store, record)
     return record
 
 

@@ -23,7 +23,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from promote.cli import Context, cli, pass_context
-from promote.engine.journal import run_lock, unfinished_runs
+from promote.state.journal import run_lock, unfinished_runs
+from promote.state.local import LocalStore
 from promote.tenants.local import LocalTenant
 from tests.promote.engine.workspaces import (
     ENVIRON,
@@ -378,7 +379,7 @@ def test_restart_hook_timing_out_is_a_failure(tmp_path: Path) -> None:
 
 
 def test_a_second_run_while_one_holds_the_lock_exits_4(ws: Path) -> None:
-    with run_lock(ws / ".promote", env="staging"):
+    with run_lock(LocalStore(ws / ".promote"), env="staging"):
         result = promote(ws, "run", "--to", "staging")
         plan = promote(ws, "plan", "--to", "staging")
     assert plan.exit_code == 0
@@ -688,7 +689,7 @@ def test_ctrl_c_during_a_run_exits_130_and_the_next_run_finishes_it(tmp_path: Pa
     assert "; interrupted during the restart)" in result.stderr
     assert "failed during" not in result.stderr
     assert "the next 'promote run' finishes this run" in result.stderr
-    (journal,) = unfinished_runs(root / ".promote")
+    (journal,) = unfinished_runs(LocalStore(root / ".promote"))
 
     (root / "environments" / "staging.yaml").write_text(env_yaml("staging", port="465", ssl="true"))
     result = promote(root, "run", "--to", "staging")
@@ -833,7 +834,9 @@ def test_unexpected_error_mid_run_prints_every_state_and_no_value(ws: Path) -> N
     assert "direct cause of the following exception" in debug.stderr
     assert "found unfinished run" in debug.stderr  # the first run's journal was kept
 
-    first, _ = unfinished_runs(ws / ".promote")  # oldest first, as the next run finishes them
+    first, _ = unfinished_runs(
+        LocalStore(ws / ".promote")
+    )  # oldest first, as the next run finishes them
     result = promote(ws, "run", "--to", "prod", "--approve", "prod")
     assert result.exit_code == 0, result.stderr
     assert "finished it (applied: staging, prod)" in result.stderr

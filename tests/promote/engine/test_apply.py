@@ -18,8 +18,6 @@ from click.testing import CliRunner
 from promote.cli import cli
 from promote.email import Transports
 from promote.engine.apply import Ambient, rollback, run
-from promote.engine.history import read_history
-from promote.engine.journal import Journal, unfinished_runs
 from promote.engine.plan import build_plan
 from promote.engine.session import Tenants
 from promote.errors import (
@@ -30,6 +28,9 @@ from promote.errors import (
     PromoteError,
 )
 from promote.files import StateFileError
+from promote.state.history import read_history
+from promote.state.journal import Journal, unfinished_runs
+from promote.state.local import LocalStore
 from promote.tenants.base import EsvWrite, Tenant
 from promote.tenants.local import LocalTenant
 from promote.workspace import Workspace, load_workspace
@@ -79,7 +80,7 @@ def test_crash_between_esv_write_and_config_write_is_finished_by_next_run(
 
     with tenants(ws) as ts, pytest.raises(Crash):
         run(ws, "staging", ts, ambient=ambient(before_step=die))
-    (journal,) = unfinished_runs(ws.state_dir)
+    (journal,) = unfinished_runs(LocalStore(ws.state_dir))
     assert journal.data["current"] == {"env": "staging", "step": "config"}
     assert held(ws, "staging") == {}
     with tenants(ws) as ts:
@@ -90,8 +91,8 @@ def test_crash_between_esv_write_and_config_write_is_finished_by_next_run(
     assert note.endswith("finished it (applied: staging)")
     assert held(ws, "staging") == held(ws, "dev") != {}
     assert result.applied == () and result.recovered == {"staging": journal.run_id}
-    assert unfinished_runs(ws.state_dir) == []
-    assert Journal.load(journal.path).status == "recovered"  # type: ignore[union-attr]
+    assert unfinished_runs(LocalStore(ws.state_dir)) == []
+    assert Journal.load(journal.store, journal.run_id).status == "recovered"  # type: ignore[union-attr]
 
 
 def test_process_killed_with_sigkill_mid_run_is_recovered_through_the_cli(
@@ -131,8 +132,8 @@ def test_process_killed_with_sigkill_mid_run_is_recovered_through_the_cli(
     assert "found unfinished run" in result.stderr and "finished it" in result.stderr
     assert held(ws, "staging") == held(ws, "dev") != {}
     # The finishing run's history entry keeps what the killed run changed before it died.
-    (killed_run,) = [r.run_id for r in read_history(ws.state_dir, env="dev")]
-    (record,) = read_history(ws.state_dir, env="staging")
+    (killed_run,) = [r.run_id for r in read_history(LocalStore(ws.state_dir), env="dev")]
+    (record,) = read_history(LocalStore(ws.state_dir), env="staging")
     assert record.run_id != killed_run
     assert record.esvs == (
         "add variable esv-email-provider-from",
@@ -164,20 +165,20 @@ def test_a_stage_the_killed_run_left_in_sync_is_recorded_under_its_run_id(
 
     with tenants(ws) as ts, pytest.raises(Crash):
         run(ws, "staging", ts, ambient=ambient(before_step=die))
-    (journal,) = unfinished_runs(ws.state_dir)
+    (journal,) = unfinished_runs(LocalStore(ws.state_dir))
     with tenants(ws) as ts:
         result = run(ws, "staging", ts, ambient=ambient())
     assert result.applied == ()
     assert result.notes[0].endswith("finished it (applied: nothing left to apply)")
     assert result.recovered == {"staging": journal.run_id}
-    (record,) = read_history(ws.state_dir, env="staging")
+    (record,) = read_history(LocalStore(ws.state_dir), env="staging")
     assert record.run_id == journal.run_id
     assert record.config_added == ("external.email",) and record.restarted
     assert len(record.esvs) == 6
     assert record.notes[0].endswith("which finished this run")
     with tenants(ws) as ts:  # recorded once
         run(ws, "staging", ts, ambient=ambient())
-    assert len(read_history(ws.state_dir, env="staging")) == 1
+    assert len(read_history(LocalStore(ws.state_dir), env="staging")) == 1
 
 
 def test_ctrl_c_marks_the_run_interrupted_and_exits_130(ws: Workspace) -> None:
@@ -195,7 +196,7 @@ def test_ctrl_c_marks_the_run_interrupted_and_exits_130(ws: Workspace) -> None:
     )
     assert "failed during" not in text
     assert "staging: untouched" in text
-    (journal,) = unfinished_runs(ws.state_dir)
+    (journal,) = unfinished_runs(LocalStore(ws.state_dir))
     assert journal.status == "interrupted"
 
 
@@ -391,7 +392,8 @@ class _CountingTenant:
 
 
 def test_the_record_step_reads_no_config_from_the_tenant(ws: Workspace) -> None:
-    from promote.engine.history import config_digest, environment_status
+    from promote.engine.status import environment_status
+    from promote.state.history import config_digest
     from promote.tenants.factory import open_tenant
 
     set_config(ws.root, "emailTemplate/welcome", WELCOME)
@@ -410,9 +412,9 @@ def test_the_record_step_reads_no_config_from_the_tenant(ws: Workspace) -> None:
         run(ws, "staging", ts, ambient=ambient(before_step=before_step))
         counting.clear()
         held_now = {env: ts[env].read_config(sorted(ts[env].list_config_ids())) for env in ws.chain}
-        statuses = environment_status(ws, ts, envs=["dev", "staging"])
+        statuses = environment_status(ws, ts, LocalStore(ws.state_dir), envs=["dev", "staging"])
     assert reads == []
-    for record in read_history(ws.state_dir):
+    for record in read_history(LocalStore(ws.state_dir)):
         assert record.config_digest == config_digest(held_now[record.env])
     assert [s.drift for s in statuses] == [False, False]
 
@@ -502,7 +504,7 @@ def test_rollback_is_recorded(ws: Workspace) -> None:
         run(ws, "staging", ts, ambient=ambient())
         record = rollback(ws, "staging", ts, ambient=ambient())
     assert record.action == "rollback" and record.config_deleted == ("external.email",)
-    assert [r.action for r in read_history(ws.state_dir, env="staging")] == [
+    assert [r.action for r in read_history(LocalStore(ws.state_dir), env="staging")] == [
         "promote",
         "rollback",
     ]
@@ -516,7 +518,7 @@ def test_recovery_releases_the_promotion_lock_a_killed_run_left(ws: Workspace) -
 
     def die(env: str, step: str) -> None:
         if (env, step) == ("staging", "config"):
-            (journal,) = unfinished_runs(ws.state_dir)
+            (journal,) = unfinished_runs(LocalStore(ws.state_dir))
             holder.append(f"promote run {journal.run_id}")
             staging = LocalTenant("staging", ws.state_dir / "tenants" / "staging", mutable=False)
             staging.lock(holder[0])  # killed inside promote_from, after it took the lock
@@ -547,7 +549,7 @@ def test_unfinished_run_that_can_no_longer_be_finished_is_named(ws: Workspace) -
     assert text.startswith("found unfinished run ")
     assert "it cannot be finished: blocked by checks in staging" in text
     assert "STAGING_SMTP_PASSWORD" in text
-    assert len(unfinished_runs(ws.state_dir)) == 1  # still there for the next try
+    assert len(unfinished_runs(LocalStore(ws.state_dir))) == 1  # still there for the next try
 
 
 def test_lock_taken_between_plan_and_first_change_exits_4(ws: Workspace) -> None:
@@ -585,9 +587,9 @@ def test_unexpected_error_mid_apply_names_its_type_and_every_state(ws: Workspace
         "step)",
         "prod": "untouched",
     }
-    (journal,) = unfinished_runs(ws.state_dir)  # kept, so the next run finishes it
+    (journal,) = unfinished_runs(LocalStore(ws.state_dir))  # kept, so the next run finishes it
     assert journal.status == "aborted" and journal.data["error"] == "ValueError"
-    assert "secret-text" not in journal.path.read_text()
+    assert "secret-text" not in (ws.state_dir / "runs" / f"{journal.run_id}.json").read_text()
     with tenants(ws) as ts:
         result = run(ws, "prod", ts, approve=["prod"], ambient=ambient())
     assert result.notes[0].startswith(f"found unfinished run {journal.run_id} to prod")

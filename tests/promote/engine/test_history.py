@@ -9,17 +9,18 @@ from pathlib import Path
 import pytest
 
 from promote.engine.apply import Ambient, run
-from promote.engine.history import (
+from promote.engine.session import Tenants
+from promote.engine.status import environment_status
+from promote.errors import TenantError
+from promote.files import StateFileError
+from promote.state.history import (
     HistoryRecord,
     append_history,
     config_digest,
-    environment_status,
     now,
     read_history,
 )
-from promote.engine.session import Tenants
-from promote.errors import TenantError
-from promote.files import StateFileError
+from promote.state.local import LocalStore
 from promote.tenants.base import EsvWrite
 from promote.workspace import Workspace, load_workspace
 from tests.promote.engine.workspaces import ENVIRON, faulty_opener, set_config, write_workspace
@@ -70,47 +71,49 @@ def test_now_reads_the_given_clock_in_utc() -> None:
 
 
 def test_append_adds_one_line_per_record_and_read_filters_by_env(tmp_path: Path) -> None:
-    assert read_history(tmp_path) == []
-    append_history(tmp_path, _record("dev", "r1"))
-    append_history(tmp_path, _record("staging", "r1"))
-    append_history(tmp_path, _record("dev", "r2"))
+    assert read_history(LocalStore(tmp_path)) == []
+    append_history(LocalStore(tmp_path), _record("dev", "r1"))
+    append_history(LocalStore(tmp_path), _record("staging", "r1"))
+    append_history(LocalStore(tmp_path), _record("dev", "r2"))
     lines = (tmp_path / "history.jsonl").read_text().splitlines()
     assert [json.loads(line)["run_id"] for line in lines] == ["r1", "r1", "r2"]
-    assert [r.run_id for r in read_history(tmp_path, env="dev")] == ["r1", "r2"]
+    assert [r.run_id for r in read_history(LocalStore(tmp_path), env="dev")] == ["r1", "r2"]
     assert (tmp_path / "history.jsonl").stat().st_mode & 0o777 == 0o600
 
 
 def test_append_does_not_rewrite_what_is_there(tmp_path: Path) -> None:
-    append_history(tmp_path, _record(run_id="r1"))
+    append_history(LocalStore(tmp_path), _record(run_id="r1"))
     path = tmp_path / "history.jsonl"
     before = path.stat().st_ino
-    append_history(tmp_path, _record(run_id="r2"))
+    append_history(LocalStore(tmp_path), _record(run_id="r2"))
     assert path.stat().st_ino == before  # appended in place, not replaced
 
 
 def test_a_torn_last_line_is_skipped_with_a_note_and_the_next_append_starts_afresh(
     tmp_path: Path,
 ) -> None:
-    append_history(tmp_path, _record(run_id="r1"))
+    append_history(LocalStore(tmp_path), _record(run_id="r1"))
     path = tmp_path / "history.jsonl"
     whole = json.dumps(_record(run_id="r2").to_json(), sort_keys=True)
     with path.open("a") as handle:
         handle.write(whole[: len(whole) // 2])  # a write cut off by a crash
     notes: list[str] = []
-    assert [r.run_id for r in read_history(tmp_path, notes=notes)] == ["r1"]
+    assert [r.run_id for r in read_history(LocalStore(tmp_path), notes=notes)] == ["r1"]
     assert notes == [f"{path}: line 2 is incomplete (a write was cut off); skipped"]
-    assert read_history(tmp_path) == read_history(tmp_path, notes=[])  # notes are optional
+    assert read_history(LocalStore(tmp_path)) == read_history(
+        LocalStore(tmp_path), notes=[]
+    )  # notes are optional
 
-    append_history(tmp_path, _record(run_id="r3"))
+    append_history(LocalStore(tmp_path), _record(run_id="r3"))
     notes = []
-    assert [r.run_id for r in read_history(tmp_path, notes=notes)] == ["r1", "r3"]
+    assert [r.run_id for r in read_history(LocalStore(tmp_path), notes=notes)] == ["r1", "r3"]
     assert notes == [f"{path}: line 2 cannot be read; skipped"]
 
 
 def test_append_failure_names_the_file(tmp_path: Path) -> None:
     (tmp_path / "history.jsonl").mkdir()
     with pytest.raises(StateFileError, match="history.jsonl"):
-        append_history(tmp_path, _record())
+        append_history(LocalStore(tmp_path), _record())
 
 
 def _tenants(workspace: Workspace, **kwargs: object) -> Tenants:
@@ -119,7 +122,7 @@ def _tenants(workspace: Workspace, **kwargs: object) -> Tenants:
 
 def test_status_before_and_after_a_run(ws: Workspace) -> None:
     with _tenants(ws) as ts:
-        fresh = environment_status(ws, ts)
+        fresh = environment_status(ws, ts, LocalStore(ws.state_dir))
         assert [(s.env, s.lower, s.in_sync, s.last, s.drift) for s in fresh] == [
             ("dev", "config", False, None, None),
             ("staging", "dev", True, None, None),
@@ -129,7 +132,7 @@ def test_status_before_and_after_a_run(ws: Workspace) -> None:
         # staging and prod hold what dev holds (nothing), but dev differs from config.
         assert [s.lower_in_sync for s in fresh] == [None, False, False]
         run(ws, "staging", ts, ambient=Ambient(environ=ENVIRON))
-        after = environment_status(ws, ts)
+        after = environment_status(ws, ts, LocalStore(ws.state_dir))
     assert [(s.env, s.in_sync, s.drift) for s in after] == [
         ("dev", True, False),
         ("staging", True, False),
@@ -147,7 +150,7 @@ def test_status_shows_drift_and_pending_esvs(ws: Workspace) -> None:
         dev = ts["dev"]
         dev.put_config("external.email", {"host": "changed by hand"})
         dev.write_esvs([EsvWrite("esv-email-provider-host", "variable", "modify", "h")])
-        (status,) = environment_status(ws, ts, envs=["dev"])
+        (status,) = environment_status(ws, ts, LocalStore(ws.state_dir), envs=["dev"])
     assert status.drift is True and status.in_sync is False
     assert status.pending_esvs == ("esv-email-provider-host",)
 
@@ -158,7 +161,7 @@ def test_a_tenant_whose_esvs_cannot_be_read_does_not_stop_status(ws: Workspace) 
         run(ws, "staging", ts, ambient=Ambient(environ=ENVIRON))
     set_config(ws.root, "emailTemplate/welcome", {"enabled": False})
     with _tenants(ws, opener=faulty_opener("staging", "list_variables", denied)) as ts:
-        statuses = environment_status(ws, ts)
+        statuses = environment_status(ws, ts, LocalStore(ws.state_dir))
     dev, staging, prod = statuses
     assert staging.in_sync is True and staging.drift is False and staging.pending_esvs == ()
     assert staging.note is not None
@@ -174,7 +177,7 @@ def test_an_unreadable_tenant_is_named_and_the_stage_above_cannot_be_compared(
 ) -> None:
     down = TenantError("connection refused", env="dev")
     with _tenants(ws, opener=faulty_opener("dev", "list_config_ids", down)) as ts:
-        dev, staging, _prod = environment_status(ws, ts)
+        dev, staging, _prod = environment_status(ws, ts, LocalStore(ws.state_dir))
     assert dev.in_sync is None and dev.note is not None
     assert dev.note.startswith("cannot be read: ") and "connection refused" in dev.note
     assert staging.in_sync is None
@@ -184,7 +187,7 @@ def test_an_unreadable_tenant_is_named_and_the_stage_above_cannot_be_compared(
     assert _prod.lower_in_sync is None  # equal to staging, whose own sync cannot be told
     # Without dev's entry listed, staging's note carries dev's error itself.
     with _tenants(ws, opener=faulty_opener("dev", "list_config_ids", down)) as ts:
-        (alone,) = environment_status(ws, ts, envs=["staging"])
+        (alone,) = environment_status(ws, ts, LocalStore(ws.state_dir), envs=["staging"])
     assert (
         alone.note == f"cannot compare: dev cannot be read ({dev.note[len('cannot be read: ') :]})"
     )
@@ -196,7 +199,7 @@ def test_status_passes_on_the_notes_of_unreadable_history_lines(ws: Workspace) -
         with (ws.state_dir / "history.jsonl").open("a") as history:
             history.write('{"time": "cut off')
         notes: list[str] = []
-        dev, *_ = environment_status(ws, ts, notes=notes)
+        dev, *_ = environment_status(ws, ts, LocalStore(ws.state_dir), notes=notes)
     assert dev.last is not None
     assert notes == [
         f"{ws.state_dir / 'history.jsonl'}: line 2 is incomplete (a write was cut off); skipped"
@@ -208,7 +211,7 @@ def test_history_times_come_from_the_wall_clock(ws: Workspace) -> None:
     with _tenants(ws) as ts:
         result = run(ws, "dev", ts, ambient=Ambient(environ=ENVIRON, wall_clock=lambda: fixed))
     assert result.run_id.startswith("20300506T070809Z-")
-    (record,) = read_history(ws.state_dir)
+    (record,) = read_history(LocalStore(ws.state_dir))
     assert record.time == "2030-05-06T07:08:09+00:00" and record.run_id == result.run_id
     journal = json.loads((ws.state_dir / "runs" / f"{result.run_id}.json").read_text())
     assert journal["started"] == journal["ended"] == "2030-05-06T07:08:09+00:00"

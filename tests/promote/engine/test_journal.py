@@ -7,44 +7,47 @@ from pathlib import Path
 
 import pytest
 
-from promote.engine.journal import (
+from promote.errors import LockedError
+from promote.files import StateFileError, atomic_write, read_text
+from promote.state.journal import (
     Journal,
     prune_finished,
     run_in_progress,
     run_lock,
     unfinished_runs,
 )
-from promote.errors import LockedError
-from promote.files import StateFileError, atomic_write, read_text
+from promote.state.local import LocalStore
 
 
 def test_run_lock_admits_one_holder(tmp_path: Path) -> None:
-    with run_lock(tmp_path, env="staging"):
-        with pytest.raises(LockedError) as caught, run_lock(tmp_path, env="staging"):
+    with run_lock(LocalStore(tmp_path), env="staging"):
+        with pytest.raises(LockedError) as caught, run_lock(LocalStore(tmp_path), env="staging"):
             pass
         assert caught.value.exit_code == 4
         assert "another promote run (pid" in str(caught.value)
-    with run_lock(tmp_path, env="staging"):  # released
-        assert run_in_progress(tmp_path)
-    assert not run_in_progress(tmp_path)
+    with run_lock(LocalStore(tmp_path), env="staging"):  # released
+        assert run_in_progress(LocalStore(tmp_path))
+    assert not run_in_progress(LocalStore(tmp_path))
 
 
 def test_journal_records_steps_and_unfinished_runs_are_found(tmp_path: Path) -> None:
-    journal = Journal.start(tmp_path, run_id="r1", to="staging", stages=["dev"], approved=[])
+    journal = Journal.start(
+        LocalStore(tmp_path), run_id="r1", to="staging", stages=["dev"], approved=[]
+    )
     journal.step("dev", "esvs", ["esv-a"])
-    assert [j.run_id for j in unfinished_runs(tmp_path)] == ["r1"]
-    loaded = Journal.load(journal.path)
+    assert [j.run_id for j in unfinished_runs(LocalStore(tmp_path))] == ["r1"]
+    loaded = Journal.load(journal.store, journal.run_id)
     assert loaded is not None
     assert loaded.describe().endswith("stopped in dev at step esvs")
     journal.stage_done("dev")
     journal.finish("done")
-    assert unfinished_runs(tmp_path) == []
+    assert unfinished_runs(LocalStore(tmp_path)) == []
 
 
 def test_unreadable_journal_files_are_ignored(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "x.json").write_text("{broken")
-    assert unfinished_runs(tmp_path) == []
+    assert unfinished_runs(LocalStore(tmp_path)) == []
 
 
 def test_atomic_write_keeps_old_content_when_the_write_fails(tmp_path: Path) -> None:
@@ -70,8 +73,10 @@ def test_state_file_error_names_the_cause() -> None:
 
 def test_prune_keeps_the_newest_finished_and_every_unfinished_journal(tmp_path: Path) -> None:
     for n in range(5):
-        journal = Journal.start(tmp_path, run_id=f"r{n}", to="dev", stages=["dev"], approved=[])
+        journal = Journal.start(
+            LocalStore(tmp_path), run_id=f"r{n}", to="dev", stages=["dev"], approved=[]
+        )
         if n != 1:
             journal.finish("done")
-    assert prune_finished(tmp_path, keep=2) == 2
+    assert prune_finished(LocalStore(tmp_path), keep=2) == 2
     assert sorted(p.stem for p in (tmp_path / "runs").iterdir()) == ["r1", "r3", "r4"]

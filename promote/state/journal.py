@@ -1,4 +1,4 @@
-"""Run journals and the workspace run lock (``.promote/runs/``, ``.promote/run.lock``).
+"""Run journals and the run lock, kept in the state store (:mod:`promote.state.base`).
 
 A journal is written (atomically) before every step of a run, so a process killed mid-run
 leaves a record of where it stopped: which environments were done, which step of which
@@ -8,18 +8,16 @@ unfinished journal and finishes that run (a re-plan makes re-applying idempotent
 
 from __future__ import annotations
 
-import fcntl
 import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, Literal
 
-from promote.engine.clock import WallClock, stamp, utc_now
-from promote.errors import LockedError
-from promote.files import StateFileError, Writer, atomic_write, read_text
+from promote.clock import WallClock, stamp, utc_now
+from promote.state.base import LockInfo, StateStore, new_lock
 
 __all__ = [
     "JOURNAL_FORMAT",
@@ -35,95 +33,63 @@ __all__ = [
 JOURNAL_FORMAT = "promote.journal/1"
 RunStatus = Literal["running", "interrupted", "aborted", "failed", "done", "recovered"]
 """``aborted``: stopped by an unexpected error (a bug); unfinished, as ``interrupted``."""
-_UNFINISHED = ("running", "interrupted", "aborted")
+UNFINISHED = ("running", "interrupted", "aborted")
 KEEP_FINISHED = 100
-"""How many journals of finished runs stay in ``runs/`` (the history keeps every run)."""
+"""How many journals of finished runs the store keeps (the history keeps every run)."""
+_READERS = 8
 
 
 @contextmanager
-def run_lock(state_dir: Path, *, env: str) -> Iterator[None]:
-    """Hold the workspace run lock for the block; another holder -> ``LockedError`` (exit 4).
+def run_lock(
+    store: StateStore,
+    *,
+    env: str,
+    run_id: str = "",
+    run: str = "run",
+    clock: WallClock = utc_now,
+) -> Iterator[LockInfo]:
+    """Hold the store's run lock for the block; another holder -> ``LockedError`` (exit 4).
 
-    ``env`` names the environment the caller wanted to change (for the message).
+    ``env`` names the environment the caller wanted to change (for the message); ``run_id``
+    and ``run`` (``run to staging``) name the holder to whoever finds the lock held.
     """
-    path = state_dir / "run.lock"
+    lock = store.acquire_lock(new_lock(run_id, run, stamp(clock)), env=env)
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
-    except OSError as error:
-        raise StateFileError(path, error, "create", "nothing was changed") from None
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            holder = os.pread(fd, 100, 0).decode(errors="replace").strip() or None
-            raise LockedError(
-                env,
-                f"another promote run (pid {holder})" if holder else "another promote run",
-                f"the workspace run lock {path} is held",
-            ) from None
-        _note_pid(fd, str(os.getpid()))
-        try:
-            yield
-        finally:
-            _note_pid(fd, "")
-            fcntl.flock(fd, fcntl.LOCK_UN)
+        yield lock
     finally:
-        os.close(fd)
+        store.release_lock(lock)
 
 
-def run_in_progress(state_dir: Path) -> bool:
-    """Whether another process holds the workspace run lock right now (reads only)."""
-    path = state_dir / "run.lock"
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
-
-
-def _note_pid(fd: int, text: str) -> None:
-    # Only there to name the holder in another run's message: a full disk must not stop us.
-    try:
-        os.ftruncate(fd, 0)
-        if text:
-            os.pwrite(fd, text.encode(), 0)
-    except OSError:
-        pass
+def run_in_progress(store: StateStore) -> LockInfo | None:
+    """The holder of the run lock right now, if any (reads only)."""
+    return store.read_lock()
 
 
 @dataclass
 class Journal:
-    """One run's journal file; every update is written before the step it announces."""
+    """One run's journal in the state store; every update is written (compare-and-swap on
+    the version read or written last) before the step it announces."""
 
-    path: Path
+    store: StateStore
     data: dict[str, Any]
-    write: Writer = atomic_write
+    version: str | None = None
+    """The stored journal's version; ``None`` before it is first written."""
     clock: WallClock = utc_now
     """The time of each step and of the end."""
 
     @classmethod
     def start(
         cls,
-        state_dir: Path,
+        store: StateStore,
         *,
         run_id: str,
         to: str,
         stages: Sequence[str],
         approved: Sequence[str],
-        write: Writer = atomic_write,
         clock: WallClock = utc_now,
         changes: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> Journal:
-        """Create ``runs/<run_id>.json`` (status ``running``) listing the stages to apply.
+        """Create the journal of ``run_id`` (status ``running``) listing the stages to apply.
 
         ``changes``: per environment, what its steps change, by id (``config_added``,
         ``config_modified``, ``config_deleted``, ``esvs`` as ``<action> <kind> <id>``,
@@ -131,7 +97,7 @@ class Journal:
         """
         changes = changes or {}
         journal = cls(
-            state_dir / "runs" / f"{run_id}.json",
+            store,
             {
                 "format": JOURNAL_FORMAT,
                 "id": run_id,
@@ -151,27 +117,25 @@ class Journal:
                 ],
                 "current": None,
             },
-            write,
+            None,
             clock,
         )
         journal.save()
         return journal
 
     @classmethod
-    def load(
-        cls, path: Path, *, write: Writer = atomic_write, clock: WallClock = utc_now
-    ) -> Journal | None:
-        """The journal at ``path``; ``None`` when it is not a readable journal."""
-        text = read_text(path)
-        if text is None:
+    def load(cls, store: StateStore, run_id: str, *, clock: WallClock = utc_now) -> Journal | None:
+        """The journal of ``run_id``; ``None`` when there is no readable journal."""
+        found = store.read_journal(run_id)
+        if found is None:
             return None
         try:
-            data = json.loads(text)
+            data = json.loads(found.data)
         except ValueError:
             return None
         if not isinstance(data, dict) or data.get("format") != JOURNAL_FORMAT:
             return None
-        return cls(path, data, write, clock)
+        return cls(store, data, found.version, clock)
 
     @property
     def run_id(self) -> str:
@@ -194,9 +158,11 @@ class Journal:
         return [str(env) for env in self.data.get("approved", [])]
 
     def save(self) -> None:
-        """Write the journal atomically (``StateFileError`` on failure)."""
+        """Write the journal in one step, only over the version this object last saw
+        (``StateStoreError`` / ``StateFileError`` on failure, ``ConflictError`` when another
+        process changed it)."""
         text = json.dumps(self.data, indent=2, sort_keys=True) + "\n"
-        self.write(self.path, text.encode())
+        self.version = self.store.write_journal(self.run_id, text.encode(), expected=self.version)
 
     def _stage(self, env: str) -> dict[str, Any]:
         for stage in self.data["stages"]:
@@ -261,41 +227,37 @@ class Journal:
         return text
 
 
-def unfinished_runs(
-    state_dir: Path, *, write: Writer = atomic_write, clock: WallClock = utc_now
-) -> list[Journal]:
+def _journals(store: StateStore, clock: WallClock) -> list[Journal]:
+    """Every readable journal in the store (read a few at a time: the store may be remote)."""
+    run_ids = store.list_journals()
+
+    def load(run_id: str) -> Journal | None:
+        return Journal.load(store, run_id, clock=clock)
+
+    if len(run_ids) < 2:
+        found = [load(run_id) for run_id in run_ids]
+    else:
+        with ThreadPoolExecutor(max_workers=_READERS) as pool:
+            found = list(pool.map(load, run_ids))
+    return [journal for journal in found if journal is not None]
+
+
+def unfinished_runs(store: StateStore, *, clock: WallClock = utc_now) -> list[Journal]:
     """Journals of runs that neither finished nor failed cleanly (killed or interrupted),
-    oldest first. Call only while holding :func:`run_lock`."""
-    runs = state_dir / "runs"
-    if not runs.is_dir():
-        return []
-    found = []
-    for path in sorted(runs.glob("*.json")):
-        journal = Journal.load(path, write=write, clock=clock)
-        if journal is not None and journal.status in _UNFINISHED:
-            found.append(journal)
+    oldest first. Act on them only while holding :func:`run_lock`."""
+    found = [j for j in _journals(store, clock) if j.status in UNFINISHED]
     return sorted(found, key=lambda j: str(j.data.get("started", "")))
 
 
-def prune_finished(state_dir: Path, *, keep: int = KEEP_FINISHED) -> int:
+def prune_finished(store: StateStore, *, keep: int = KEEP_FINISHED) -> int:
     """Delete all but the ``keep`` newest journals of finished runs; returns how many went.
 
     Unfinished journals are never deleted. Call only while holding :func:`run_lock`.
     """
-    runs = state_dir / "runs"
-    if not runs.is_dir():
-        return 0
-    finished = []
-    for path in sorted(runs.glob("*.json")):
-        journal = Journal.load(path)
-        if journal is not None and journal.status not in _UNFINISHED:
-            finished.append(path)
-    removed = 0
     # Run ids start with a UTC timestamp, so name order is age order.
-    for path in finished[: max(len(finished) - keep, 0)]:
-        try:
-            path.unlink()
-            removed += 1
-        except OSError:
-            pass
+    finished = sorted(j.run_id for j in _journals(store, utc_now) if j.status not in UNFINISHED)
+    removed = 0
+    for run_id in finished[: max(len(finished) - keep, 0)]:
+        store.delete_journal(run_id)
+        removed += 1
     return removed

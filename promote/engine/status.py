@@ -1,141 +1,20 @@
-"""History of promotions and rollbacks (``.promote/history.jsonl``), and environment status.
-
-One JSON line per applied stage or rollback: what changed by id (config objects, ESVs by id
-and kind), never a value. ``config_digest`` is a hash of the config the tenant held right
-after, so :func:`environment_status` can tell drift (someone changed the tenant since).
-"""
+"""Environment status (``promote status``): is each environment in sync with the one below,
+which ESVs wait for a restart, what was promoted last, and has anything drifted since."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
-from typing import Any
+from dataclasses import dataclass, replace
 
 from esv import EsvError
-from promote.engine.clock import WallClock, stamp, utc_now
 from promote.engine.diff import diff_objects
 from promote.errors import PromoteError
-from promote.files import Appender, append_line, read_text
+from promote.state.base import StateStore
+from promote.state.history import HistoryRecord, config_digest, read_history
 from promote.tenants.base import JSON, Tenant
 from promote.workspace import Workspace
 
-__all__ = [
-    "EnvironmentStatus",
-    "HistoryRecord",
-    "append_history",
-    "config_digest",
-    "environment_status",
-    "read_history",
-]
-
-HISTORY_FILE = "history.jsonl"
-
-
-@dataclass(frozen=True)
-class HistoryRecord:
-    """One applied stage or rollback. Ids only; no ESV value ever."""
-
-    time: str
-    run_id: str
-    env: str
-    action: str
-    """``promote`` (a run applied this stage) or ``rollback``."""
-    source: str
-    config_added: tuple[str, ...] = ()
-    config_modified: tuple[str, ...] = ()
-    config_deleted: tuple[str, ...] = ()
-    esvs: tuple[str, ...] = ()
-    """``<action> <kind> <id>`` per ESV change, e.g. ``modify secret esv-x``."""
-    restarted: bool = False
-    report_id: str | None = None
-    config_digest: str = ""
-    notes: tuple[str, ...] = field(default=())
-    failed: bool = False
-    """The stage failed part-way: the record lists only the steps that completed (what was
-    written), and a note says where it failed."""
-
-    def to_json(self) -> dict[str, Any]:
-        """The record as plain JSON data."""
-        return asdict(self)
-
-    @classmethod
-    def from_json(cls, data: Mapping[str, Any]) -> HistoryRecord:
-        """Read a record written by :meth:`to_json` (unknown keys ignored)."""
-        known = {name: data[name] for name in cls.__dataclass_fields__ if name in data}
-        for name, value in list(known.items()):
-            if isinstance(value, list):
-                known[name] = tuple(value)
-        return cls(**known)
-
-    def summary(self) -> str:
-        """One line for people: what changed (``config +2 ~0 -1, 1 ESV change, restarted``).
-
-        Whether the stage failed is not repeated here: the caller marks the record
-        ``(failed)`` and its note says how far it got."""
-        parts: list[str] = []
-        if self.config_added or self.config_modified or self.config_deleted:
-            parts.append(
-                f"config +{len(self.config_added)} ~{len(self.config_modified)}"
-                f" -{len(self.config_deleted)}"
-            )
-        if self.esvs:
-            parts.append(f"{len(self.esvs)} ESV change{'s' if len(self.esvs) != 1 else ''}")
-        if self.restarted:
-            parts.append("restarted")
-        return ", ".join(parts) or "no changes"
-
-
-def config_digest(config: Mapping[str, JSON]) -> str:
-    """A stable hash of a set of config objects."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _path(state_dir: Path) -> Path:
-    return state_dir / HISTORY_FILE
-
-
-def read_history(
-    state_dir: Path, *, env: str | None = None, notes: list[str] | None = None
-) -> list[HistoryRecord]:
-    """Every record (of ``env`` when given), oldest first.
-
-    Unreadable lines are skipped, each with a line in ``notes`` when given: a last line
-    without its newline is a write that was cut off (a crash, a full disk).
-    """
-    path = _path(state_dir)
-    text = read_text(path) or ""
-    lines = text.split("\n")
-    records = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip():
-            continue
-        try:
-            record = HistoryRecord.from_json(json.loads(line))
-        except (ValueError, TypeError):
-            if notes is not None:
-                torn = number == len(lines)
-                why = "is incomplete (a write was cut off)" if torn else "cannot be read"
-                notes.append(f"{path}: line {number} {why}; skipped")
-            continue
-        if env is None or record.env == env:
-            records.append(record)
-    return records
-
-
-def append_history(
-    state_dir: Path, record: HistoryRecord, *, append: Appender = append_line
-) -> None:
-    """Add ``record`` as one line at the end of the history (one append, fsynced)."""
-    append(_path(state_dir), (json.dumps(record.to_json(), sort_keys=True) + "\n").encode())
-
-
-def now(clock: WallClock = utc_now) -> str:
-    """``clock``'s time (default: now) in UTC as ISO 8601 seconds."""
-    return stamp(clock)
+__all__ = ["EnvironmentStatus", "environment_status"]
 
 
 @dataclass(frozen=True)
@@ -166,6 +45,7 @@ class EnvironmentStatus:
 def environment_status(
     workspace: Workspace,
     tenants: Mapping[str, Tenant],
+    store: StateStore,
     *,
     envs: Sequence[str] | None = None,
     notes: list[str] | None = None,
@@ -177,7 +57,7 @@ def environment_status(
     refers to the lower's entry, ``cannot compare: dev cannot be read (above)``). History
     lines that cannot be read are skipped with a line in ``notes`` (see :func:`read_history`).
     """
-    records = read_history(workspace.state_dir, notes=notes)
+    records = read_history(store, notes=notes)
     held: dict[str, dict[str, JSON] | str] = {}
 
     def config_of(env: str) -> dict[str, JSON] | str:
