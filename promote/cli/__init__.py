@@ -131,9 +131,9 @@ def _add_global_options(command: click.Command) -> None:
 
 
 def _register() -> None:
-    from promote.cli import email_cmds, engine_cmds, esv_cmds, sandbox_cmds
+    from promote.cli import email_cmds, engine_cmds, esv_cmds, sandbox_cmds, state_cmds
 
-    for module in (esv_cmds, engine_cmds, email_cmds, sandbox_cmds):
+    for module in (esv_cmds, engine_cmds, email_cmds, sandbox_cmds, state_cmds):
         module.register(cli)
     for command in cli.commands.values():
         _add_global_options(command)

@@ -191,8 +191,8 @@ class StateStore(Protocol):
 
     def append_history(self, data: bytes, *, copied_at: int | None = None) -> None:
         """Add one history entry (one JSON document), never rewriting another.
-        ``copied_at`` (``state push``): the entry's time in nanoseconds since the epoch, and
-        an entry the store already holds (same bytes) is not added again."""
+        ``copied_at`` (``state push``): the entry's time in nanoseconds since the epoch, for
+        its place in the order (default: now)."""
         ...
 
     def read_history(self) -> list[HistoryEntry]:
@@ -218,10 +218,12 @@ class StateStore(Protocol):
         """Names of every record, sorted."""
         ...
 
-    def fingerprint_key(self, *, create: bool = True) -> bytes | None:
-        """The workspace's fingerprint key, created (:data:`KEY_BYTES` random bytes) on
-        first use when ``create``; two machines creating it at once get the same key.
-        Never printed."""
+    def fingerprint_key(
+        self, *, create: bool = True, proposed: bytes | None = None
+    ) -> bytes | None:
+        """The workspace's fingerprint key, created on first use when ``create`` (``proposed``,
+        else :data:`KEY_BYTES` random bytes); two machines creating it at once get the same
+        key. Never printed."""
         ...
 
     def close(self) -> None:

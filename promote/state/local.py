@@ -183,11 +183,9 @@ class LocalStore:
     # -- history --------------------------------------------------------------------------
 
     def append_history(self, data: bytes, *, copied_at: int | None = None) -> None:
-        """One durable append to ``history.jsonl``; with ``copied_at``, not when the same
-        line is already there."""
+        """One durable append to ``history.jsonl`` (the file's order is the order of
+        appends: ``copied_at`` is not needed)."""
         line = data.rstrip(b"\n") + b"\n"
-        if copied_at is not None and any(e.data == line[:-1] for e in self.read_history()):
-            return
         self._append(self.root / HISTORY_FILE, line)
 
     def read_history(self) -> list[HistoryEntry]:
@@ -236,27 +234,28 @@ class LocalStore:
             if p.is_file() and not p.name.startswith(".")
         )
 
-    def fingerprint_key(self, *, create: bool = True) -> bytes | None:
-        """``fingerprint.key`` (hex text, mode 0600), created exclusively on first use so
-        two processes creating it at once read the same key."""
+    def fingerprint_key(
+        self, *, create: bool = True, proposed: bytes | None = None
+    ) -> bytes | None:
+        """``fingerprint.key`` (hex text, mode 0600). Created by linking a complete temp
+        file into place, which fails when the key exists: of two processes creating it at
+        once, both read the one linked first, never a half-written file."""
         path = self.root / KEY_FILE
         text = read_text(path)
         if text is None and create:
-            key = secrets.token_bytes(KEY_BYTES).hex()
+            key = (proposed or secrets.token_bytes(KEY_BYTES)).hex()
+            temp = self.root / f".{KEY_FILE}.{secrets.token_hex(8)}.tmp"
             try:
-                self.root.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-            except FileExistsError:
-                text = read_text(path)
+                self._write(temp, key.encode() + b"\n")
+                try:
+                    os.link(temp, path)
+                except FileExistsError:
+                    pass
+                finally:
+                    temp.unlink(missing_ok=True)
             except OSError as error:
                 raise StateFileError(path, error, "create") from None
-            else:
-                try:
-                    os.write(fd, key.encode() + b"\n")
-                    os.fsync(fd)
-                finally:
-                    os.close(fd)
-                text = key
+            text = read_text(path)
         if text is None:
             return None
         try:

@@ -57,6 +57,10 @@ _CONFLICT = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _MISSING = {"NoSuchKey", "404", "NotFound"}
 
 
+class _MissingError(StateStoreError):
+    """A conditional request named an object that is gone."""
+
+
 class S3Store:
     """State in ``s3://<bucket>/<prefix>``; see the module docstring."""
 
@@ -121,6 +125,8 @@ class S3Store:
             return ConflictError(
                 self.describe(), f"cannot {action}: it was changed by another run ({code})"
             )
+        if code in _MISSING:
+            return _MissingError(self.describe(), f"cannot {action}: it is gone ({code})")
         if code == "NoSuchBucket":
             return StateStoreError(
                 self.describe(),
@@ -211,8 +217,8 @@ class S3Store:
         """``DeleteObject lock.json`` with ``If-Match`` the ETag we created it with."""
         try:
             self._delete("lock.json", "release the run lock", IfMatch=lock.version)
-        except ConflictError:
-            pass  # force-unlocked and taken by another run since: theirs now
+        except (ConflictError, _MissingError):
+            pass  # force-unlocked (and maybe taken by another run) since: not ours any more
 
     def read_lock(self) -> LockInfo | None:
         """The holder recorded in ``lock.json``."""
@@ -236,7 +242,7 @@ class S3Store:
             )
         try:
             self._delete("lock.json", "remove the run lock", IfMatch=holder.version)
-        except ConflictError:
+        except (ConflictError, _MissingError):
             raise BlockedError(
                 f"the run lock in {self.describe()} changed while it was being removed; "
                 "run 'promote state show' and try again"
@@ -269,12 +275,8 @@ class S3Store:
 
     def append_history(self, data: bytes, *, copied_at: int | None = None) -> None:
         """A new object ``history/<ns>-<digest>.json``, created with ``If-None-Match: *``
-        (a copy that is already there is left as it is)."""
+        (the same entry copied twice at the same time is one object)."""
         digest = hashlib.sha256(data.rstrip(b"\n")).hexdigest()[:32]
-        if copied_at is not None:
-            held = self._list("history/", "list the history")
-            if any(name.endswith(f"-{digest}.json") for name in held):
-                return
         at = copied_at if copied_at is not None else self._clock()
         try:
             self._put(
@@ -325,12 +327,14 @@ class S3Store:
         """Names under ``records/``."""
         return [n[len("records/") :] for n in self._list("records/", "list the records")]
 
-    def fingerprint_key(self, *, create: bool = True) -> bytes | None:
+    def fingerprint_key(
+        self, *, create: bool = True, proposed: bytes | None = None
+    ) -> bytes | None:
         """``fingerprint.key``; created with ``If-None-Match: *`` so that of two runners
         creating it at once, both end up with the one that was stored first."""
         found = self._get("fingerprint.key", "read the fingerprint key")
         if found is None and create:
-            key = secrets.token_bytes(KEY_BYTES).hex().encode()
+            key = (proposed or secrets.token_bytes(KEY_BYTES)).hex().encode()
             try:
                 self._put("fingerprint.key", key, "create the fingerprint key", IfNoneMatch="*")
                 found = Versioned(key, "")
