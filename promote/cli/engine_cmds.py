@@ -89,7 +89,7 @@ def plan_command(
         workspace = _workspace(ctx)
         store = open_store(workspace)
         _note_unfinished(store)
-        with Tenants(workspace) as tenants:
+        with Tenants(workspace, store=store) as tenants:
             plan = build_plan(workspace, to, tenants)
         text = render_plan(plan, cast(Format, fmt))
         if out is not None:
@@ -177,7 +177,7 @@ def _run(
     """The body of ``run``; ``opener`` opens the tenants (tests inject faulty ones)."""
     workspace = _workspace(ctx)
     store = open_store(workspace)
-    tenants_of = Tenants(workspace) if opener is None else Tenants(workspace, opener=opener)
+    tenants_of = Tenants(workspace, opener=opener, store=store)
     with tenants_of as tenants:
         if plan_file is not None:
             saved = _read_plan(plan_file)
@@ -220,7 +220,7 @@ def status_command(ctx: Context, fmt: str) -> None:
         store = open_store(workspace)
         _note_unfinished(store)
         notes: list[str] = []
-        with Tenants(workspace) as tenants:
+        with Tenants(workspace, store=store) as tenants:
             statuses = environment_status(workspace, tenants, store, notes=notes)
         _print_notes(notes)
         if fmt == "json":
@@ -293,9 +293,10 @@ def rollback_command(ctx: Context, env: str, approve: tuple[str, ...]) -> None:
 
     def call() -> int:
         workspace = _workspace(ctx)
+        store = open_store(workspace)
         notes: list[str] = []
         try:
-            with Tenants(workspace) as tenants:
+            with Tenants(workspace, store=store) as tenants:
                 record = rollback(
                     workspace,
                     env,
@@ -303,7 +304,7 @@ def rollback_command(ctx: Context, env: str, approve: tuple[str, ...]) -> None:
                     approve=approve,
                     ambient=_ambient(),
                     notes=notes,
-                    store=open_store(workspace),
+                    store=store,
                 )
         finally:
             _print_notes(notes, prefix="")

@@ -112,7 +112,10 @@ def _live(
     environ: Mapping[str, str],
     transports: Transports,
 ) -> EmailTestResult:
-    tenant = open_tenant(env, workspace=workspace, environ=environ)
+    from promote.state.factory import open_store
+
+    # The tenant's records (what promote wrote to an Okta server) are in the state store.
+    tenant = open_tenant(env, workspace=workspace, environ=environ, store=open_store(workspace))
     try:
         held = tenant.read_config([EMAIL_OBJECT]).get(EMAIL_OBJECT)
         resolved = {} if held is None else {EMAIL_OBJECT: _resolve(held, values)}

@@ -10,6 +10,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 
+from promote.state.base import StateStore
 from promote.tenants.base import Tenant
 from promote.tenants.factory import open_tenant
 from promote.workspace import Workspace
@@ -20,8 +21,13 @@ Opener = Callable[[Workspace, str, Mapping[str, str]], Tenant]
 """Open the tenant of one environment: ``(workspace, env, environ) -> Tenant``."""
 
 
-def _open_with_factory(workspace: Workspace, env: str, environ: Mapping[str, str]) -> Tenant:
-    return open_tenant(workspace.environments[env], workspace=workspace, environ=environ)
+def _opener(store: StateStore | None) -> Opener:
+    def open_with_factory(workspace: Workspace, env: str, environ: Mapping[str, str]) -> Tenant:
+        return open_tenant(
+            workspace.environments[env], workspace=workspace, environ=environ, store=store
+        )
+
+    return open_with_factory
 
 
 class Tenants(Mapping[str, Tenant]):
@@ -32,11 +38,14 @@ class Tenants(Mapping[str, Tenant]):
         workspace: Workspace,
         *,
         environ: Mapping[str, str] = os.environ,
-        opener: Opener = _open_with_factory,
+        opener: Opener | None = None,
+        store: StateStore | None = None,
     ) -> None:
+        """``store``: where tenants keep their records (the workspace's state store);
+        ``opener``: how each tenant is opened (default: the factory)."""
         self._workspace = workspace
         self._environ = environ
-        self._opener = opener
+        self._opener = opener or _opener(store)
         self._open: dict[str, Tenant] = {}
 
     def __getitem__(self, env: str) -> Tenant:

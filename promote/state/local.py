@@ -5,7 +5,8 @@ Layout::
     .promote/run.lock             the run lock: an flock, holding the holder as JSON
     .promote/runs/<run-id>.json   run journals
     .promote/history.jsonl        the history, one JSON line per entry (appended, fsynced)
-    .promote/records/<name>       records of what was applied (``applied/<env>.json``)
+    .promote/applied/<env>.json   records of what was applied to each environment
+    .promote/tenants/<env>/*.json records a tenant keeps about itself (AIC, Okta)
     .promote/fingerprint.key      the fingerprint key (mode 0600)
 
 Files are written by :func:`promote.files.atomic_write` and appended by
@@ -46,7 +47,8 @@ LOCK_FILE = "run.lock"
 HISTORY_FILE = "history.jsonl"
 KEY_FILE = "fingerprint.key"
 _RUNS = "runs"
-_RECORDS = "records"
+_RECORD_DIRS = ("applied", "tenants")
+"""Record names start with one of these: they are paths under the store's root."""
 
 
 def _digest(data: bytes) -> str:
@@ -202,21 +204,21 @@ class LocalStore:
 
     def _record_path(self, name: str) -> Path:
         parts = Path(name).parts
-        if not parts or any(part in ("..", "") or part.startswith("/") for part in parts):
+        if len(parts) < 2 or parts[0] not in _RECORD_DIRS or ".." in parts:
             raise ValueError(f"not a record name: {name!r}")
-        return self.root / _RECORDS / Path(*parts)
+        return self.root / Path(*parts)
 
     def read_record(self, name: str) -> bytes | None:
-        """``records/<name>``."""
+        """``<root>/<name>``."""
         text = read_text(self._record_path(name))
         return None if text is None else text.encode()
 
     def write_record(self, name: str, data: bytes) -> None:
-        """Atomic replace of ``records/<name>`` (mode 0600)."""
+        """Atomic replace of ``<root>/<name>`` (mode 0600)."""
         self._write(self._record_path(name), data)
 
     def delete_record(self, name: str) -> None:
-        """Unlink ``records/<name>``."""
+        """Unlink ``<root>/<name>``."""
         path = self._record_path(name)
         try:
             path.unlink(missing_ok=True)
@@ -224,13 +226,11 @@ class LocalStore:
             raise StateFileError(path, error, "delete") from None
 
     def list_records(self) -> list[str]:
-        """Every file under ``records/``, as names relative to it."""
-        base = self.root / _RECORDS
-        if not base.is_dir():
-            return []
+        """``applied/*.json`` and ``tenants/<env>/*.json`` (not a local tenant's database)."""
+        found = [*self.root.glob("applied/*.json"), *self.root.glob("tenants/*/*.json")]
         return sorted(
-            p.relative_to(base).as_posix()
-            for p in base.rglob("*")
+            p.relative_to(self.root).as_posix()
+            for p in found
             if p.is_file() and not p.name.startswith(".")
         )
 

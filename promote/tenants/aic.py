@@ -33,9 +33,10 @@ from esv.ids import is_valid_id
 from esv.references import index_references
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, ImmutableError, LockedError, PromoteError, TenantError
-from promote.files import StateFileError, atomic_write
 from promote.http import TRANSIENT_STATUSES as TRANSIENT
 from promote.http import Auth, HttpClient, RetryPolicy, StaticAuth
+from promote.state.base import StateStore
+from promote.state.document import Document, tenant_document
 from promote.tenants.base import (
     JSON,
     Capabilities,
@@ -184,13 +185,14 @@ class ServiceAccountAuth:
 class _LockRecords:
     """``{holder: promotionId}`` of the promotion locks a tenant took and has not released.
 
-    Kept in ``<state_dir>/promotion-locks.json`` (mode 0600, replaced atomically, fsynced
-    before the promotion goes on), so a run killed mid-promotion leaves its lock's id behind
-    for the run that recovers it; in memory when there is no state directory.
+    Kept in ``promotion-locks.json`` (a 0600 file under ``.promote/tenants/<env>``, replaced
+    atomically and fsynced, or an object of the shared state store) before the promotion goes
+    on, so a run killed mid-promotion leaves its lock's id behind for the run that recovers
+    it, on any machine that shares the store; in memory when there is neither.
     """
 
-    def __init__(self, directory: Path | None, env: str) -> None:
-        self.path = directory / _LOCKS_FILE if directory is not None else None
+    def __init__(self, document: Document | None, env: str) -> None:
+        self.path = document
         self._env = env
         self._memory: dict[str, str] = {}
         self._mutex = threading.Lock()
@@ -224,12 +226,13 @@ class _LockRecords:
         if self.path is None:
             return dict(self._memory)
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, NotADirectoryError):
-            return {}
+            raw = self.path.read()
+            if raw is None:
+                return {}
+            data = json.loads(raw)
         except (OSError, ValueError) as error:
             raise PromoteError(
-                f"{self.path}: cannot read {self._env}'s promotion lock record "
+                f"{self.path.where}: cannot read {self._env}'s promotion lock record "
                 f"({type(error).__name__}); if no promotion is running, release the lock in "
                 "the AIC admin console and delete the file"
             ) from None
@@ -244,18 +247,19 @@ class _LockRecords:
             return
         if not records:
             try:
-                self.path.unlink(missing_ok=True)
+                self.path.delete()
             except OSError as error:
                 raise self._unwritable(error) from None
             return
         try:
-            _write_atomically(self.path, {"format": _LOCKS_FORMAT, "locks": dict(records)})
+            _write_json(self.path, {"format": _LOCKS_FORMAT, "locks": dict(records)})
         except OSError as error:
             raise self._unwritable(error) from None
 
     def _unwritable(self, error: OSError) -> PromoteError:
+        assert self.path is not None
         return PromoteError(
-            f"{self.path}: cannot record {self._env}'s promotion lock "
+            f"{self.path.where}: cannot record {self._env}'s promotion lock "
             f"({error.strerror or type(error).__name__}); check that .promote/ is writable"
         )
 
@@ -263,15 +267,15 @@ class _LockRecords:
 class _ConfigRecord:
     """Ids of the config objects promote wrote to (or promoted into) one tenant.
 
-    Kept in ``<state_dir>/managed-config.json`` (mode 0600, replaced atomically, fsynced), so
-    an object removed from the workspace is still known as promote's and is deleted, while the
-    platform's own objects (never written by promote) are never offered for deletion. The ids
-    a promotion replaced are kept as ``previous`` for a rollback. In memory without a state
-    directory.
+    Kept in ``managed-config.json`` (a 0600 file under ``.promote/tenants/<env>``, or an
+    object of the shared state store), so an object removed from the workspace is still known
+    as promote's and is deleted, while the platform's own objects (never written by promote)
+    are never offered for deletion. The ids a promotion replaced are kept as ``previous`` for
+    a rollback. In memory when there is no place to keep it.
     """
 
-    def __init__(self, directory: Path | None, env: str) -> None:
-        self.path = directory / _CONFIG_FILE if directory is not None else None
+    def __init__(self, document: Document | None, env: str) -> None:
+        self.path = document
         self._env = env
         self._memory: dict[str, list[str]] = {"ids": [], "previous": []}
         self._mutex = threading.Lock()
@@ -309,12 +313,13 @@ class _ConfigRecord:
         if self.path is None:
             return {k: list(v) for k, v in self._memory.items()}
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except (FileNotFoundError, NotADirectoryError):
-            return {"ids": [], "previous": []}
+            raw = self.path.read()
+            if raw is None:
+                return {"ids": [], "previous": []}
+            data = json.loads(raw)
         except (OSError, ValueError) as error:
             raise PromoteError(
-                f"{self.path}: cannot read the config ids promote manages on {self._env} "
+                f"{self.path.where}: cannot read the config ids promote manages on {self._env} "
                 f"({type(error).__name__}); fix or delete the file (deleting it means objects "
                 "removed from the workspace are no longer deleted from this tenant)"
             ) from None
@@ -329,27 +334,25 @@ class _ConfigRecord:
             self._memory = record
             return
         try:
-            _write_atomically(self.path, {"format": _CONFIG_FORMAT, **record})
+            _write_json(self.path, {"format": _CONFIG_FORMAT, **record})
         except OSError as error:
             raise PromoteError(
-                f"{self.path}: cannot record the config ids promote manages on {self._env} "
+                f"{self.path.where}: cannot record the config ids promote manages on {self._env} "
                 f"({error.strerror or type(error).__name__}); check that .promote/ is writable"
             ) from None
 
 
-def _write_atomically(path: Path, data: Any) -> None:
-    """``data`` as JSON at ``path``: mode 0600, written by :func:`promote.files.atomic_write`;
-    an ``OSError`` when it cannot be written (the callers word the message)."""
-    try:
-        atomic_write(path, (json.dumps(data, indent=2) + "\n").encode(), dir_mode=0o700)
-    except StateFileError as error:
-        raise error.os_error from None
+def _write_json(document: Document, data: Any) -> None:
+    """``data`` as JSON in ``document`` (a 0600 file, or a store record); an ``OSError`` when a
+    file cannot be written (the callers word the message)."""
+    document.write((json.dumps(data, indent=2) + "\n").encode())
 
 
 class AicTenant:
     """One AIC environment (``https://<tenant-env-fqdn>``) behind the Tenant protocol.
 
-    ``state_dir`` (``.promote/tenants/<env>``) keeps ``promotion-locks.json``: the promotion id
+    ``records`` (the workspace's state store), else ``state_dir`` (``.promote/tenants/<env>``),
+    keeps ``promotion-locks.json``: the promotion id
     of each lock this tenant took, by holder, so that :meth:`unlock` can release a lock left
     by a run that was killed mid-promotion; and ``managed-config.json``: the config ids
     promote wrote or promoted here, so that objects removed from the workspace are deleted.
@@ -376,6 +379,7 @@ class AicTenant:
         config_ids: Collection[str] = (),
         concurrency: int = 8,
         state_dir: Path | None = None,
+        records: StateStore | None = None,
         transport: httpx.BaseTransport | None = None,
         retry: RetryPolicy | None = None,
         poll_interval: float = 5.0,
@@ -394,8 +398,12 @@ class AicTenant:
         self.concurrency = concurrency
         self.managed_config_ids = frozenset(config_ids) | frozenset(_ALWAYS_MANAGED_CONFIG)
         self.state_dir = state_dir
-        self._locks = _LockRecords(state_dir, env)
-        self._written = _ConfigRecord(state_dir, env)
+        self._locks = _LockRecords(
+            tenant_document(env, _LOCKS_FILE, store=records, state_dir=state_dir), env
+        )
+        self._written = _ConfigRecord(
+            tenant_document(env, _CONFIG_FILE, store=records, state_dir=state_dir), env
+        )
         self._http = HttpClient(
             self.url,
             env=env,
@@ -1085,7 +1093,11 @@ class AicTenant:
 
 
 def open_aic(
-    env: EnvironmentFile, *, workspace: Workspace, environ: Mapping[str, str]
+    env: EnvironmentFile,
+    *,
+    workspace: Workspace,
+    environ: Mapping[str, str],
+    store: StateStore | None = None,
 ) -> AicTenant:
     """The :class:`AicTenant` for an environment file whose tenant kind is ``aic``.
 
@@ -1141,6 +1153,7 @@ def open_aic(
         config_ids=tuple(workspace.config),
         concurrency=int(spec.get("concurrency", 8)),
         state_dir=workspace.state_dir / "tenants" / env.name,
+        records=store,
     )
 
 

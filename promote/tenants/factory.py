@@ -13,6 +13,7 @@ from esv.envfile import EnvironmentFile
 from esv.errors import Problem
 from esv.resolver import Resolved
 from promote.errors import BlockedError
+from promote.state.base import StateStore
 from promote.tenants.base import Capabilities, Tenant
 from promote.tenants.local import LOCAL_CAPABILITIES, LocalTenant
 from promote.workspace import Workspace
@@ -31,13 +32,18 @@ TENANT_KINDS = ("local", "aic", "okta")
 
 
 def open_tenant(
-    env: EnvironmentFile, *, workspace: Workspace, environ: Mapping[str, str] = os.environ
+    env: EnvironmentFile,
+    *,
+    workspace: Workspace,
+    environ: Mapping[str, str] = os.environ,
+    store: StateStore | None = None,
 ) -> Tenant:
     """The tenant of ``env``, by ``tenant.kind`` (``local`` when the file has no tenant).
 
     ``local``: a :class:`LocalTenant` in :func:`local_state_dir`, mutable as the workspace
     says, ``restart_seconds`` from the file (default 0). ``aic`` / ``okta``: their modules'
-    ``open_aic`` / ``open_okta`` (imported only when used). Unknown kind or a bad local
+    ``open_aic`` / ``open_okta`` (imported only when used), keeping their records in ``store``
+    when given (a local tenant is its own state). Unknown kind or a bad local
     setting: ``BlockedError`` naming the file and key; nothing is opened.
     """
     spec = env.tenant
@@ -52,11 +58,11 @@ def open_tenant(
     if kind == "aic":
         from promote.tenants.aic import open_aic
 
-        return open_aic(env, workspace=workspace, environ=environ)
+        return open_aic(env, workspace=workspace, environ=environ, store=store)
     if kind == "okta":
         from promote.tenants.okta import open_okta
 
-        return open_okta(env, workspace=workspace, environ=environ)
+        return open_okta(env, workspace=workspace, environ=environ, store=store)
     raise _unknown_kind(env, kind)
 
 

@@ -42,8 +42,10 @@ from esv.envfile import EnvironmentFile, SecretSource
 from esv.errors import EnvironmentFileError, Problem
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, PromoteError, TenantError
-from promote.files import atomic_write
+from promote.files import StateFileError
 from promote.http import HttpClient, RetryPolicy, StaticAuth, scrub
+from promote.state.base import StateStore
+from promote.state.document import Document, tenant_document
 from promote.tenants.base import (
     JSON,
     Capabilities,
@@ -349,10 +351,11 @@ class _Remembered:
 
 
 class _StateFile:
-    """``okta-email-server.json`` in the tenant's state dir: mode 0600, replaced atomically."""
+    """``okta-email-server.json``: a 0600 file in the tenant's state dir, replaced atomically,
+    or a record of the shared state store (Okta keeps no place for it)."""
 
-    def __init__(self, directory: Path) -> None:
-        self.path = directory / _STATE_FILE
+    def __init__(self, document: Document) -> None:
+        self.path = document
         self._salt: bytes | None = None
 
     def load(self) -> _Remembered | None:
@@ -383,22 +386,26 @@ class _StateFile:
         self._write(json.dumps(data, indent=2, sort_keys=True) + "\n")
 
     def forget(self) -> None:
-        self.path.unlink(missing_ok=True)
+        self.path.delete()
 
     def _read(self) -> dict[str, Any] | None:
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-        except FileNotFoundError:
-            return None
+            raw = self.path.read()
+            if raw is None:
+                return None
+            data = json.loads(raw)
         except (OSError, ValueError) as error:
             raise PromoteError(
-                f"{self.path}: cannot read the Okta tenant state ({type(error).__name__});"
+                f"{self.path.where}: cannot read the Okta tenant state ({type(error).__name__});"
                 " delete the file: the next plan then shows write-only values as 'will be set'"
             ) from None
         return data if isinstance(data, dict) else None
 
     def _write(self, text: str) -> None:
-        atomic_write(self.path, text.encode(), dir_mode=0o700)
+        try:
+            self.path.write(text.encode())
+        except OSError as error:
+            raise StateFileError(Path(self.path.where), error) from None
 
 
 # -- HTTP -------------------------------------------------------------------------------
@@ -482,6 +489,7 @@ class OktaTenant:
         url: str,
         token: SecretValue,
         state_dir: Path,
+        records: StateStore | None = None,
         token_type: str = "ssws",
         alias: str = DEFAULT_ALIAS,
         token_endpoint_auth_method: str = _AUTH_METHODS[0],
@@ -504,7 +512,9 @@ class OktaTenant:
         gate does not send the same test a second time."""
         self._token = token
         self._method = token_endpoint_auth_method
-        self._state = _StateFile(state_dir)
+        document = tenant_document(env, _STATE_FILE, store=records, state_dir=state_dir)
+        assert document is not None
+        self._state = _StateFile(document)
         self._clock = clock
         self._sleep = sleep
         self._pace_below = pace_below
@@ -880,8 +890,10 @@ def open_okta(
     transport: httpx.BaseTransport | None = None,
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
+    store: StateStore | None = None,
 ) -> OktaTenant:
-    """The Okta tenant of ``env`` (``tenant: {kind: okta, url, token, token_type, alias}``).
+    """The Okta tenant of ``env`` (``tenant: {kind: okta, url, token, token_type, alias}``);
+    what it remembers of the server goes to ``store`` when given (the shared state store).
 
     Raises ``EnvironmentFileError`` naming every bad tenant key, and the esv error for an
     unreadable token (by its source, never its value).
@@ -918,6 +930,7 @@ def open_okta(
         url=url,
         token=secret,
         state_dir=workspace.state_dir / "tenants" / env.name,
+        records=store,
         token_type=str(token_type),
         alias=str(alias),
         token_endpoint_auth_method=str(method),
