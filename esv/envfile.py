@@ -50,8 +50,12 @@ ENVIRONMENT_KEYS = (
     "restart",
     "variables",
     "secrets",
+    "on_drift",
 )
 """Keys allowed at the top of an environment file."""
+
+ON_DRIFT = ("overwrite", "block")
+"""What a plan does with changes made outside promote: put them back, or block the stage."""
 
 TENANT_KEYS: dict[str, tuple[str, ...]] = {
     "local": ("kind", "path", "restart_seconds", "restart_timeout"),
@@ -130,6 +134,9 @@ class EnvironmentFile:
     variables: Mapping[str, Variable]
     secrets: Mapping[str, Secret]
     warnings: tuple[Problem, ...] = ()
+    on_drift: str = "overwrite"
+    """``overwrite`` (a run puts drift back) or ``block`` (the stage is blocked until
+    ``run --accept-drift ENV``)."""
 
 
 # -- YAML: text only, no aliases ------------------------------------------------------
@@ -548,6 +555,11 @@ def parse_environment(text: str, *, name: str, path: Path, relpath: str) -> Envi
     verify = _verify(check, data.get("verify"))
     variables = _variables(check, data.get("variables"))
     secrets = _secrets(check, data.get("secrets"), protected=protected)
+    on_drift = data.get("on_drift", "overwrite")
+    if on_drift not in ON_DRIFT:
+        shown = repr(on_drift) if isinstance(on_drift, str) else _describe(on_drift)
+        check.error("on_drift", f"{shown} is not overwrite or block")
+        on_drift = "overwrite"
     for esv_id in sorted(set(variables) & set(secrets)):
         check.error(
             f"secrets.{esv_id}",
@@ -570,6 +582,7 @@ def parse_environment(text: str, *, name: str, path: Path, relpath: str) -> Envi
         variables=variables,
         secrets=secrets,
         warnings=tuple(check.warnings),
+        on_drift=on_drift,
     )
 
 

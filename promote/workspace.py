@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -59,10 +59,14 @@ class Workspace:
     state_dir: Path
     state: StateSettings = StateSettings()
     """``promote.yaml``'s ``state:``: where the state store is (local ``.promote/`` by default)."""
+    broken: Mapping[str, tuple[Problem, ...]] = field(default_factory=dict)
+    """Environments of the chain whose file has problems, with them (only when loaded with
+    ``partial=True``; such an environment is in ``chain`` but not in ``environments``)."""
 
     def is_mutable(self, env: str) -> bool:
         """The env file's ``mutable``, else true for the first stage only (AIC semantics)."""
-        declared = self.environments[env].mutable
+        found = self.environments.get(env)
+        declared = found.mutable if found is not None else None
         if declared is not None:
             return declared
         return env == self.chain[0]
@@ -165,11 +169,15 @@ def _config(root: Path, problems: list[Problem]) -> dict[str, Any]:
     return config
 
 
-def load_workspace(root: Path | None = None, *, cwd: Path | None = None) -> Workspace:
+def load_workspace(
+    root: Path | None = None, *, cwd: Path | None = None, partial: bool = False
+) -> Workspace:
     """Load and check a workspace: ``root``, else the one found from ``cwd``.
 
     Raises :class:`WorkspaceError` (exit 3) listing every problem of every file: environment
-    files, ``promote.yaml`` (chain), and config JSON.
+    files, ``promote.yaml`` (chain), and config JSON. With ``partial``, problems of an
+    environment file of the chain are kept in ``Workspace.broken`` instead (a plan blocks
+    that stage and plans the others); the rest still raise.
     """
     if root is None:
         root = find_workspace(cwd or Path.cwd())
@@ -192,6 +200,7 @@ def load_workspace(root: Path | None = None, *, cwd: Path | None = None) -> Work
     chain_ok = found is not None
     chain = found or ()
     environments: dict[str, EnvironmentFile] = {}
+    broken: dict[str, tuple[Problem, ...]] = {}
     for name in names:
         relpath = f"environments/{name}.yaml"
         if chain_ok and name not in chain:
@@ -207,7 +216,10 @@ def load_workspace(root: Path | None = None, *, cwd: Path | None = None) -> Work
         try:
             environments[name] = load_environment(env_dir / f"{name}.yaml", workspace=root)
         except EsvError as error:
-            problems.extend(error.problems)
+            if partial and chain_ok and name in chain:
+                broken[name] = tuple(error.problems)
+            else:
+                problems.extend(error.problems)
     if not names and not problems:
         problems.append(Problem("environments", "", "holds no environment files (<env>.yaml)"))
     config = _config(root, problems)
@@ -216,9 +228,9 @@ def load_workspace(root: Path | None = None, *, cwd: Path | None = None) -> Work
         raise WorkspaceError(
             f"workspace {root}: {count} problem{'s' if count > 1 else ''}", problems
         )
-    ordered = {name: environments[name] for name in chain}
+    ordered = {name: environments[name] for name in chain if name in environments}
     settings = state[0] if state else StateSettings()
-    return Workspace(root, chain, ordered, config, root / ".promote", settings)
+    return Workspace(root, chain, ordered, config, root / ".promote", settings, broken)
 
 
 # -- scaffolding (``promote init``) -----------------------------------------------------

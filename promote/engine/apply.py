@@ -24,6 +24,7 @@ from esv import EsvError, Problem, SecretValue
 from esv.envfile import EnvironmentFile, Secret, SecretSource, read_secret
 from promote.clock import WallClock, utc_now
 from promote.email import EMAIL_OBJECT, Transports, VerifyContext, run_verify
+from promote.engine.drift import mask_secret_paths
 from promote.engine.hooks import PostHook, run_restart_hook
 from promote.engine.plan import Plan, Stage, build_plan
 from promote.engine.render import PLAN_FORMAT, plan_to_json
@@ -36,11 +37,13 @@ from promote.errors import (
     StalePlanError,
 )
 from promote.files import Appender, Writer, append_line, atomic_write
+from promote.state.applied import Applied, delete_applied, write_applied
 from promote.state.base import StateStore
 from promote.state.factory import open_store
+from promote.state.fingerprints import Fingerprints, fingerprints_for
 from promote.state.history import HistoryRecord, append_history, config_digest, now, read_history
 from promote.state.journal import Journal, prune_finished, run_lock, unfinished_runs
-from promote.tenants.base import PromotionReport, Tenant
+from promote.tenants.base import JSON, PromotionReport, Tenant
 from promote.workspace import Workspace
 
 __all__ = [
@@ -116,16 +119,26 @@ def run(
     saved_plan: Mapping[str, Any] | None = None,
     ambient: Ambient | None = None,
     store: StateStore | None = None,
+    accept_drift: Collection[str] = (),
 ) -> RunResult:
     """Carry config and ESVs up the chain to ``to``; see the module docstring.
 
     ``saved_plan``: a JSON plan (``plan --format json``) to apply exactly; refused with
     ``StalePlanError`` when any environment changed since it was made. ``store``: where the
-    lock, journals and history live (default: the workspace's, :func:`open_store`); it is
-    locked before any tenant is touched.
+    lock, journals, history and records of what was applied live (default: the workspace's,
+    :func:`open_store`); it is locked before any tenant is touched. ``accept_drift``:
+    environments whose changes made outside promote are put back even under
+    ``on_drift: block``.
     """
     ambient = ambient or Ambient()
     store = store or _store(workspace, ambient)
+    unknown_drift = sorted(set(accept_drift) - set(workspace.chain))
+    if unknown_drift:
+        raise BlockedError(
+            f"--accept-drift names environments not in the chain: {', '.join(unknown_drift)}; "
+            f"the chain is {' -> '.join(workspace.chain)}"
+        )
+    planning = _Planning(store, _fingerprints(tenants, store, ambient), tuple(accept_drift))
     unknown = sorted(set(approve) - set(workspace.chain))
     if unknown:
         raise BlockedError(
@@ -135,15 +148,19 @@ def run(
     workspace.walk(to)
     run_id = _new_run_id(ambient.wall_clock)
     with run_lock(store, env=to, run_id=run_id, run=f"run to {to}", clock=ambient.wall_clock):
-        notes, recovered = _recover(workspace, tenants, ambient, store)
+        notes, recovered = _recover(workspace, tenants, ambient, store, planning)
+        plan = _plan(workspace, to, tenants, ambient, planning)
         if saved_plan is not None:
-            plan = _fresh_plan_for(workspace, to, tenants, saved_plan, ambient)
-        else:
-            plan = build_plan(
-                workspace, to, tenants, environ=ambient.environ, clock=ambient.wall_clock
-            )
+            check_saved_plan(saved_plan, plan)
         result = _apply(
-            workspace, plan, tenants, store, approve=approve, ambient=ambient, run_id=run_id
+            workspace,
+            plan,
+            tenants,
+            store,
+            approve=approve,
+            ambient=ambient,
+            run_id=run_id,
+            fingerprints=planning.fingerprints,
         )
         prune_finished(store)
     return RunResult(
@@ -164,6 +181,7 @@ def run_plan(
     approve: Collection[str] = (),
     ambient: Ambient | None = None,
     store: StateStore | None = None,
+    accept_drift: Collection[str] = (),
 ) -> RunResult:
     """``run --plan FILE``: apply exactly ``saved_plan`` (its ``to``), or refuse if stale."""
     if not isinstance(saved_plan, Mapping) or saved_plan.get("format") != PLAN_FORMAT:
@@ -182,6 +200,7 @@ def run_plan(
         saved_plan=saved_plan,
         ambient=ambient,
         store=store,
+        accept_drift=accept_drift,
     )
 
 
@@ -189,22 +208,39 @@ def _store(workspace: Workspace, ambient: Ambient) -> StateStore:
     return open_store(workspace, write=ambient.write, append=ambient.append)
 
 
-def _fresh_plan_for(
+@dataclass(frozen=True)
+class _Planning:
+    """What every plan of one run is made with."""
+
+    store: StateStore
+    fingerprints: Fingerprints
+    accept_drift: tuple[str, ...]
+
+
+def _fingerprints(
+    tenants: Mapping[str, Tenant], store: StateStore, ambient: Ambient
+) -> Fingerprints:
+    # The tenants' own (opened with the workspace's key), so the plan and the tenants agree.
+    found = getattr(tenants, "fingerprints", None)
+    return found if isinstance(found, Fingerprints) else fingerprints_for(store, ambient.environ)
+
+
+def _plan(
     workspace: Workspace,
     to: str,
     tenants: Mapping[str, Tenant],
-    saved: Mapping[str, Any],
     ambient: Ambient,
+    planning: _Planning,
 ) -> Plan:
-    try:
-        salt = bytes.fromhex(str(saved.get("salt", "")))
-    except ValueError:
-        raise BlockedError("the plan's salt is not hex; make the plan again") from None
-    fresh = build_plan(
-        workspace, to, tenants, environ=ambient.environ, salt=salt, clock=ambient.wall_clock
+    return build_plan(
+        workspace,
+        to,
+        tenants,
+        environ=ambient.environ,
+        store=planning.store,
+        fingerprints=planning.fingerprints,
+        accept_drift=planning.accept_drift,
     )
-    check_saved_plan(saved, fresh)
-    return fresh
 
 
 def check_saved_plan(saved: Mapping[str, Any], fresh: Plan) -> None:
@@ -253,7 +289,11 @@ def check_saved_plan(saved: Mapping[str, Any], fresh: Plan) -> None:
 
 
 def _recover(
-    workspace: Workspace, tenants: Mapping[str, Tenant], ambient: Ambient, store: StateStore
+    workspace: Workspace,
+    tenants: Mapping[str, Tenant],
+    ambient: Ambient,
+    store: StateStore,
+    planning: _Planning,
 ) -> tuple[list[str], dict[str, str]]:
     """Finish every unfinished run; notes for people, and the environments finished, each
     with the id of the run that left it unfinished."""
@@ -269,9 +309,9 @@ def _recover(
         if released:
             what += f"; released the promotion lock it left on {', '.join(released)}"
         try:
-            plan = build_plan(
-                workspace, journal.to, tenants, environ=ambient.environ, clock=ambient.wall_clock
-            )
+            # What the dead run changed is promote's own doing, not drift.
+            finishing = replace(planning, accept_drift=tuple(env for env, _ in journal.stages()))
+            plan = _plan(workspace, journal.to, tenants, ambient, finishing)
             result = _apply(
                 workspace,
                 plan,
@@ -280,6 +320,7 @@ def _recover(
                 approve=journal.approved,
                 ambient=replace(ambient, confirm=None),
                 earlier=journal,
+                fingerprints=planning.fingerprints,
             )
         except BlockedError as error:
             raise BlockedError(
@@ -429,10 +470,11 @@ def _apply(
     ambient: Ambient,
     earlier: Journal | None = None,
     run_id: str | None = None,
+    fingerprints: Fingerprints,
 ) -> _Applied:
     """Apply ``plan``'s stages with changes as run ``run_id`` (default: a new id);
     ``earlier``: the unfinished run this one finishes (its history records include what
-    that run changed)."""
+    that run changed); ``fingerprints``: for the record of what was applied."""
     if plan.blocked:
         blocked = [s.env for s in plan.stages if s.status == "blocked"]
         raise BlockedError(
@@ -464,11 +506,12 @@ def _apply(
         done = _Progress()
         try:
             notes += _apply_stage(
-                workspace, stage, tenants, journal, run_id, done, ambient, earlier
+                workspace, stage, tenants, journal, run_id, done, ambient, earlier, fingerprints
             )
             journal.stage_done(stage.env)
         except KeyboardInterrupt:
             states[stage.env] = _partial(done, "interrupted")
+            _forget_applied_quietly(store, stage.env, done)
             _finish_quietly(journal, "interrupted")
             raise InterruptedRun(
                 _state_text("interrupted", states) + "\nthe next 'promote run' finishes this run"
@@ -484,6 +527,7 @@ def _apply(
             # A bug, or an OSError from a tenant: its text may hold a value, so only its type
             # is named (--debug shows the chained traceback). The journal stays unfinished.
             states[stage.env] = _partial(done)
+            _forget_applied_quietly(store, stage.env, done)
             _finish_quietly(journal, "aborted", error=type(error).__name__)
             raise ApplyError(
                 f"{stage.env} failed: {_unexpected(error)}; this is a bug in promote (rerun "
@@ -560,8 +604,20 @@ def _record_failed(
     )
     try:
         append_history(store, record)
+        # Part of the stage was written: what promote applied there is no longer one known
+        # state, so drift is not told until the next stage applied in full.
+        delete_applied(store, stage.env)
     except PromoteError:
         pass
+
+
+def _forget_applied_quietly(store: StateStore, env: str, progress: _Progress) -> None:
+    # Something of the stage was written: its record of what was applied no longer holds.
+    if progress.done:
+        try:
+            delete_applied(store, env)
+        except PromoteError:
+            pass
 
 
 def _partial(progress: _Progress, how: str = "failed") -> str:
@@ -615,7 +671,8 @@ def _apply_stage(
     run_id: str,
     done: _Progress,
     ambient: Ambient,
-    earlier: Journal | None = None,
+    earlier: Journal | None,
+    fingerprints: Fingerprints,
 ) -> list[str]:
     env = stage.env
     tenant = tenants[env]
@@ -686,8 +743,10 @@ def _apply_stage(
         if summary_line:
             notes.append(summary_line)
     step("record")
-    record = _stage_record(stage, run_id, report_id, _digest_after(tenant, stage), ambient, earlier)
+    after = _config_after(tenant, stage)
+    record = _stage_record(stage, run_id, report_id, config_digest(after), ambient, earlier)
     append_history(journal.store, record)
+    write_applied(journal.store, env, _applied(tenant, stage, envfile, after, fingerprints))
     return notes
 
 
@@ -724,15 +783,47 @@ def _stage_record(
     )
 
 
-def _digest_after(tenant: Tenant, stage: Stage) -> str:
-    """The history's digest of what ``tenant`` holds once ``stage`` is applied: the plan's
-    target, without reading the tenant again (an AIC tenant can hold 20,000 objects).
+def _config_after(tenant: Tenant, stage: Stage) -> Mapping[str, JSON]:
+    """What ``tenant`` holds once ``stage`` is applied: the plan's target, without reading
+    the tenant again (an AIC tenant can hold 20,000 objects).
 
     A tenant without placeholders holds resolved config, and reading it omits write-only
     fields (a password), so it is read back: it holds a handful of objects."""
     if tenant.capabilities.placeholders:
-        return config_digest(stage.config_after)
-    return config_digest(tenant.read_config(sorted(tenant.list_config_ids())))
+        return stage.config_after
+    return tenant.read_config(sorted(tenant.list_config_ids()))
+
+
+def _applied(
+    tenant: Tenant,
+    stage: Stage,
+    envfile: EnvironmentFile,
+    config: Mapping[str, JSON],
+    fingerprints: Fingerprints,
+) -> Applied:
+    """The record of what ``stage`` left in ``tenant`` (drift is measured against it): its
+    config (secret-derived values of resolved config masked, kept as keyed fingerprints),
+    the variables written, and the version of each secret as the tenant shows it now."""
+    masked: dict[str, JSON] = {}
+    secret_paths: dict[str, dict[str, str]] = {}
+    for object_id, value in config.items():
+        item = stage.resolved.get(object_id)
+        paths = (
+            item.secret_paths if item is not None and not tenant.capabilities.placeholders else None
+        )
+        if paths:
+            masked[object_id], secret_paths[object_id] = mask_secret_paths(
+                value, paths, fingerprints.of
+            )
+        else:
+            masked[object_id] = value
+    variables: dict[str, tuple[str, str]] = {}
+    secrets: dict[str, int] = {}
+    if tenant.capabilities.esvs:
+        variables = {key: (v.value, v.type) for key, v in envfile.variables.items()}
+        held = tenant.list_secrets()
+        secrets = {key: held[key].version for key in envfile.secrets if key in held}
+    return Applied(masked, secret_paths, variables, secrets)
 
 
 def _secrets_in_play(workspace: Workspace, environ: Mapping[str, str]) -> list[SecretValue]:

@@ -13,11 +13,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from esv import MASK, EnvironmentFileError, EsvError, Problem, SecretValue
 from esv.envfile import EnvironmentFile, esv_values, read_secrets
@@ -36,7 +35,11 @@ from promote.engine.diff import (
     diff_object,
     diff_objects,
 )
-from promote.errors import LockedError
+from promote.engine.drift import Drift, find_drift
+from promote.errors import LockedError, PromoteError
+from promote.state.applied import Applied, read_applied
+from promote.state.base import StateStore
+from promote.state.fingerprints import Fingerprints
 from promote.tenants.base import JSON, Capabilities, EsvWrite, SecretState, Tenant, VariableState
 from promote.workspace import Workspace
 
@@ -71,6 +74,9 @@ class EsvChange:
     type: str = "string"
     before: str | None = None
     after: str | None = None
+    reason: str | None = None
+    """Why a secret is rewritten when it is not known to differ (its fingerprint cannot be
+    compared; it changed outside promote)."""
 
 
 @dataclass(frozen=True)
@@ -97,7 +103,9 @@ class Stage:
     tenant_fingerprint: str
     """Hash of the tenant's managed config and ESV states (ids, values, versions, loaded)."""
     inputs_fingerprint: str
-    """Hash of what the workspace asks this stage to hold (secrets by salted fingerprint)."""
+    """Hash of what the workspace asks this stage to hold (secrets by keyed fingerprint)."""
+    drift: tuple[Drift, ...] = ()
+    """What changed in the tenant outside promote since it last applied there (SPEC 4.5)."""
     config_writes: Mapping[str, JSON] = field(default_factory=dict, repr=False, compare=False)
     """Object id -> value to put (resolved for tenants without placeholders)."""
     config_deletes: tuple[str, ...] = ()
@@ -121,9 +129,6 @@ class Plan:
     to: str
     chain: tuple[str, ...]
     stages: tuple[Stage, ...]
-    salt: str
-    """Hex salt of the secret fingerprints in ``inputs_fingerprint``."""
-    created: str
 
     @property
     def blocked(self) -> bool:
@@ -153,39 +158,97 @@ def build_plan(
     tenants: Mapping[str, Tenant],
     *,
     environ: Mapping[str, str] = os.environ,
-    salt: bytes | None = None,
-    clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    store: StateStore | None = None,
+    fingerprints: Fingerprints | None = None,
+    accept_drift: Collection[str] = (),
 ) -> Plan:
-    """Plan the walk from the first stage up to ``to``; changes nothing.
+    """Plan the walk from the first stage up to ``to``; changes nothing. The same workspace,
+    values and tenant state give the same plan (no salt, no time).
 
-    ``tenants`` holds an open tenant for every environment of the walk. Raises
+    ``tenants`` holds an open tenant for every environment of the walk. ``store``: where the
+    records of what was applied are (drift is compared with them; none: no drift is told);
+    ``fingerprints``: the workspace's keyed secret fingerprints (default: the store's);
+    ``accept_drift``: environments whose ``on_drift: block`` is overridden. Raises
     ``BlockedError`` for an unknown ``to`` and ``LockedError`` when another promotion holds
-    an environment's lock; problems of a stage are recorded in it (status ``blocked``).
+    an environment's lock; problems of one stage — its environment file, a tenant that cannot
+    be opened or read — block that stage (status ``blocked``), the others are still planned.
     """
     walk = workspace.walk(to)
-    salt = salt if salt is not None else os.urandom(16)
+    if fingerprints is None:
+        fingerprints = getattr(tenants, "fingerprints", None) or Fingerprints.ephemeral()
     texts = Texts()
     references = build_index(workspace.config)  # what every stage's reference check reads
     stages = tuple(
-        build_stage(
+        _plan_stage(
             workspace,
             env,
             walk[index - 1] if index else None,
             tenants,
             environ=environ,
-            salt=salt,
+            fingerprints=fingerprints,
             texts=texts,
             references=references,
+            applied=_applied(store, env),
+            accept_drift=env in accept_drift,
         )
         for index, env in enumerate(walk)
     )
-    now = clock()
-    return Plan(
-        to=to,
-        chain=tuple(workspace.chain),
-        stages=stages,
-        salt=salt.hex(),
-        created=now.isoformat(timespec="seconds"),
+    return Plan(to=to, chain=tuple(workspace.chain), stages=stages)
+
+
+def _applied(store: StateStore | None, env: str) -> Applied | None:
+    return None if store is None else read_applied(store, env)
+
+
+def _plan_stage(
+    workspace: Workspace, env: str, lower: str | None, tenants: Mapping[str, Tenant], **kw: Any
+) -> Stage:
+    """:func:`build_stage`, or a blocked stage naming why it could not be planned."""
+    if env in workspace.broken:
+        return _blocked(workspace, env, lower, list(workspace.broken[env]))
+    try:
+        return build_stage(workspace, env, lower, tenants, **kw)
+    except LockedError:
+        raise
+    except (PromoteError, EsvError) as error:
+        problems = list(getattr(error, "problems", ()) or ())
+        if not problems:
+            envfile = workspace.environments[env]
+            problems = [
+                Problem(
+                    envfile.relpath,
+                    "tenant",
+                    f"its tenant cannot be opened or read: {_one_line(error)}",
+                    hint="check tenant.url, its credentials and the network, then plan again",
+                )
+            ]
+        return _blocked(workspace, env, lower, problems)
+
+
+def _one_line(error: Exception) -> str:
+    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
+
+
+def _blocked(workspace: Workspace, env: str, lower: str | None, problems: list[Problem]) -> Stage:
+    envfile = workspace.environments.get(env)
+    mutable = workspace.is_mutable(env) if envfile is not None else lower is None
+    return Stage(
+        env=env,
+        source=lower if lower is not None else "config",
+        status="blocked",
+        mutable=mutable,
+        protected=bool(envfile.protected) if envfile is not None else False,
+        via="direct" if mutable else "promotion",
+        missing_esvs=(),
+        errors=tuple(problems),
+        warnings=(),
+        config_changes=(),
+        effective_changes=(),
+        esv_changes=(),
+        restart=False,
+        unloaded=(),
+        tenant_fingerprint="",
+        inputs_fingerprint="",
     )
 
 
@@ -239,20 +302,25 @@ def build_stage(
     tenants: Mapping[str, Tenant],
     *,
     environ: Mapping[str, str] = os.environ,
-    salt: bytes = b"",
+    fingerprints: Fingerprints | None = None,
     texts: Texts | None = None,
     references: ReferenceIndex | None = None,
+    applied: Applied | None = None,
+    accept_drift: bool = False,
 ) -> Stage:
     """Plan one stage: ``env`` receiving ``config/`` (``lower`` is None) or what ``lower``
     will hold. ``texts``: shared by the stages of one plan (see :class:`Texts`);
     ``references``: the reference index of ``config/``, shared likewise (only objects that
-    differ from it are indexed again).
+    differ from it are indexed again); ``applied``: the record of what promote last applied
+    to ``env`` (drift is measured against it); ``accept_drift``: ``on_drift: block`` does
+    not block.
 
     Every object's references are checked; objects are resolved only where the result can
     differ from what the tenant runs or where only resolving can find a problem: objects
     that change, that may reference an ESV that changes or a secret, the email objects
     (their checks read each other), and every object of a tenant without placeholders."""
     texts = texts if texts is not None else Texts()
+    fingerprints = fingerprints or Fingerprints.ephemeral()
     envfile = workspace.environments[env]
     tenant = tenants[env]
     caps = tenant.capabilities
@@ -265,12 +333,18 @@ def build_stage(
     references = build_index(desired, reuse=references)
     checks = _preflight(workspace, envfile, desired, lower, tenant, mutable, environ, references)
     held = _held(tenant, desired)
+    drift = find_drift(
+        applied, held.config, held.variables, held.secrets, matches=fingerprints.matches
+    )
+    if drift and envfile.on_drift == "block" and not accept_drift:
+        checks.errors.append(_drift_problem(envfile, len(drift)))
 
     esv_changes: list[EsvChange] = []
     esv_writes: list[EsvWrite] = []
     if caps.esvs and checks.secrets_ok:
+        rotated_outside = {d.id for d in drift if d.kind == "esv" and d.secret}
         esv_changes, esv_writes = _esv_changes(
-            envfile, checks.secrets, held.variables, held.secrets, tenant
+            envfile, checks.secrets, held.variables, held.secrets, tenant, rotated_outside
         )
     if caps.placeholders:
         config = _placeholder_config(
@@ -291,7 +365,7 @@ def build_stage(
 
     if checks.errors:
         status: Status = "blocked"
-    elif config_changes or esv_changes or restart:
+    elif config_changes or esv_changes or restart or drift:
         status = "changes"
     else:
         status = "in-sync"
@@ -311,7 +385,10 @@ def build_stage(
         restart=restart,
         unloaded=tuple(unloaded),
         tenant_fingerprint=tenant_fingerprint,
-        inputs_fingerprint=_inputs_fingerprint(envfile, config.inputs, esv_writes, mutable, salt),
+        inputs_fingerprint=_inputs_fingerprint(
+            envfile, config.inputs, esv_writes, mutable, fingerprints
+        ),
+        drift=tuple(drift),
         config_writes={d.object: target[d.object] for d in config_changes if d.action != "delete"},
         config_deletes=tuple(d.object for d in config_changes if d.action == "delete"),
         esv_writes=tuple(esv_writes),
@@ -509,15 +586,26 @@ def _config_digest(config: Mapping[str, JSON], texts: Texts) -> str:
     return _hash_texts({key: texts(key, value) for key, value in config.items()})
 
 
+def _drift_problem(envfile: EnvironmentFile, count: int) -> Problem:
+    return Problem(
+        envfile.relpath,
+        "on_drift",
+        f"{count} change{'s' if count != 1 else ''} made outside promote (listed under "
+        "drift); on_drift: block stops the stage",
+        hint=f"review them; to put them back run: promote run --accept-drift {envfile.name} "
+        "(or copy them into the workspace first)",
+    )
+
+
 def _inputs_fingerprint(
     envfile: EnvironmentFile,
     config: JSON,
     writes: Sequence[EsvWrite],
     mutable: bool,
-    salt: bytes,
+    fingerprints: Fingerprints,
 ) -> str:
-    # Secrets enter only as salted PBKDF2 fingerprints, and only those being written.
-    written = {w.id: w.value.fingerprint(salt) for w in writes if isinstance(w.value, SecretValue)}
+    # Secrets enter only as keyed fingerprints, and only those being written.
+    written = {w.id: fingerprints.of(w.value) for w in writes if isinstance(w.value, SecretValue)}
     return _digest(
         {
             "config": config,
@@ -538,7 +626,12 @@ def _desired_config(
     for name in (lower, env):
         if name is None:
             continue
-        allowed = tenants[name].capabilities.config_ids
+        try:
+            allowed = tenants[name].capabilities.config_ids
+        except (KeyError, PromoteError, EsvError):
+            if name == env:
+                raise
+            continue  # the stage below cannot be opened: its own stage says why
         if allowed is not None:
             config = {key: value for key, value in config.items() if key in allowed}
     return config
@@ -592,6 +685,7 @@ def _esv_changes(
     variables: Mapping[str, VariableState],
     secret_states: Mapping[str, SecretState],
     tenant: Tenant,
+    rotated_outside: Collection[str] = (),
 ) -> tuple[list[EsvChange], list[EsvWrite]]:
     changes: list[EsvChange] = []
     writes: list[EsvWrite] = []
@@ -629,10 +723,21 @@ def _esv_changes(
         if key not in secret_states:
             changes.append(EsvChange(key, "secret", "add"))
             writes.append(EsvWrite(key, "secret", "add", value))
-        elif matching[key] is not True:
-            changes.append(EsvChange(key, "secret", "modify"))
+        elif matching[key] is not True or key in rotated_outside:
+            reason = None
+            if key in rotated_outside:
+                reason = "changed outside promote: written again from the workspace"
+            elif matching[key] is None:
+                reason = _UNCOMPARABLE
+            changes.append(EsvChange(key, "secret", "modify", reason=reason))
             writes.append(EsvWrite(key, "secret", "modify", value))
     return changes, writes
+
+
+_UNCOMPARABLE = (
+    "cannot be compared: the tenant holds no fingerprint promote can check (written outside "
+    "promote, before keyed fingerprints, or with another fingerprint key); written once again"
+)
 
 
 def compare_secrets(
@@ -640,8 +745,8 @@ def compare_secrets(
 ) -> dict[str, bool | None]:
     """``tenant.secret_matches`` for each secret (id -> True/False/None, in ``secrets``' order).
 
-    A comparison can cost ~40 ms (AIC: a PBKDF2 fingerprint, which releases the GIL), so up
-    to ``workers`` run at once; the first error raised by one is raised here.
+    A comparison may read the tenant (a local tenant's database), so up to ``workers`` run at
+    once; the first error raised by one is raised here.
     """
     if len(secrets) <= 1 or workers <= 1:
         return {key: tenant.secret_matches(key, value) for key, value in secrets.items()}

@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 import jinja2
 
-from esv import Problem
+from esv import MASK, Problem
 from promote.engine.diff import ABSENT, ObjectDiff, PathChange
+from promote.engine.drift import drift_json
 from promote.engine.plan import EsvChange, Plan, Stage
 
 __all__ = [
@@ -86,6 +87,15 @@ def _after_cell(change: PathChange) -> str:
     return "–" if change.after is ABSENT else _cell(change.after)
 
 
+def _drift_cell(value: Any) -> str:
+    """A drift side as a Markdown cell: absent, masked (a secret) or the value."""
+    if value is ABSENT:
+        return "–"
+    if value == MASK:
+        return "(not shown)"
+    return _cell(value)
+
+
 def _md(text: str) -> str:
     return html.escape(str(text), quote=False).replace("|", "&#124;").replace("\n", " ")
 
@@ -105,6 +115,7 @@ def _environment() -> jinja2.Environment:
     env.filters["change_text"] = _change_text
     env.filters["before_cell"] = _before_cell
     env.filters["after_cell"] = _after_cell
+    env.filters["drift_cell"] = _drift_cell
     env.tests["absent"] = lambda value: value is ABSENT
     env.globals["before_unknown"] = BEFORE_UNKNOWN
     return env
@@ -149,6 +160,8 @@ def _esv_json(change: EsvChange) -> dict[str, Any]:
             data["before"] = change.before
         if change.after is not None:
             data["after"] = change.after
+    if change.reason is not None:
+        data["reason"] = change.reason
     return data
 
 
@@ -181,17 +194,17 @@ def _stage_json(stage: Stage) -> dict[str, Any]:
         "protected": stage.protected,
         "via": stage.via,
         "fingerprint": {"tenant": stage.tenant_fingerprint, "inputs": stage.inputs_fingerprint},
+        "drift": [drift_json(d) for d in stage.drift],
     }
 
 
 def plan_to_json(plan: Plan) -> dict[str, Any]:
-    """The plan as SPEC 4.2 data (plus fingerprints, chain, salt and effective values)."""
+    """The plan as SPEC 4.2 data (plus fingerprints, chain, effective values and drift):
+    nothing in it depends on when or where it was made (SPEC 4.3)."""
     return {
         "format": PLAN_FORMAT,
         "to": plan.to,
         "chain": list(plan.chain),
-        "created": plan.created,
-        "salt": plan.salt,
         "stages": [_stage_json(stage) for stage in plan.stages],
     }
 
@@ -219,11 +232,11 @@ def render_plan(plan: Plan, fmt: Format = "text", *, limit: int = MARKDOWN_LIMIT
     raise ValueError(f"unknown plan format {fmt!r}")
 
 
-_PROBLEMS, _ESVS, _RESTART, _EMAIL_OBJECT, _OBJECT, _EFFECTIVE = range(6)
+_PROBLEMS, _DRIFT, _ESVS, _RESTART, _EMAIL_OBJECT, _OBJECT, _EFFECTIVE = range(7)
 """What a Markdown plan keeps first when it must leave detail out (lower keeps first): the
-summary table always, then problems, ESV tables, restart notes, the email objects' tables
-(``external.email``, ``emailTemplate/*``), the other config object tables, in chain order,
-then effective values."""
+summary table always, then problems, changes made outside promote (drift), ESV tables,
+restart notes, the email objects' tables (``external.email``, ``emailTemplate/*``), the
+other config object tables, in chain order, then effective values."""
 
 
 def _object_rank(object_id: str) -> int:
@@ -275,6 +288,8 @@ def _details(module: Any, stage: Stage) -> list[tuple[int, str]]:
     found: list[tuple[int, str]] = []
     if stage.errors:
         found.append((_PROBLEMS, str(module.problems(stage))))
+    if stage.drift:
+        found.append((_DRIFT, str(module.drift(stage))))
     if stage.esv_changes:
         found.append((_ESVS, str(module.esvs(stage))))
     if stage.restart:

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 
 from promote.state.base import StateStore
+from promote.state.fingerprints import Fingerprints, fingerprints_for
 from promote.tenants.base import Tenant
 from promote.tenants.factory import open_tenant
 from promote.workspace import Workspace
@@ -21,10 +22,14 @@ Opener = Callable[[Workspace, str, Mapping[str, str]], Tenant]
 """Open the tenant of one environment: ``(workspace, env, environ) -> Tenant``."""
 
 
-def _opener(store: StateStore | None) -> Opener:
+def _opener(store: StateStore | None, fingerprints: Fingerprints | None) -> Opener:
     def open_with_factory(workspace: Workspace, env: str, environ: Mapping[str, str]) -> Tenant:
         return open_tenant(
-            workspace.environments[env], workspace=workspace, environ=environ, store=store
+            workspace.environments[env],
+            workspace=workspace,
+            environ=environ,
+            store=store,
+            fingerprints=fingerprints,
         )
 
     return open_with_factory
@@ -41,11 +46,15 @@ class Tenants(Mapping[str, Tenant]):
         opener: Opener | None = None,
         store: StateStore | None = None,
     ) -> None:
-        """``store``: where tenants keep their records (the workspace's state store);
-        ``opener``: how each tenant is opened (default: the factory)."""
+        """``store``: the workspace's state store, where tenants keep their records and
+        whose fingerprint key (or ``PROMOTE_FINGERPRINT_KEY`` in ``environ``) fingerprints
+        secrets; ``opener``: how each tenant is opened (default: the factory)."""
         self._workspace = workspace
         self._environ = environ
-        self._opener = opener or _opener(store)
+        self.store = store
+        self.fingerprints = None if store is None else fingerprints_for(store, environ)
+        """The workspace's secret fingerprints (``None`` without a store)."""
+        self._opener = opener or _opener(store, self.fingerprints)
         self._open: dict[str, Tenant] = {}
 
     def __getitem__(self, env: str) -> Tenant:

@@ -2,8 +2,11 @@
 
 ESVs are read in one bulk read per kind, compared locally by the engine and written with
 bounded concurrency (only what changed). A secret's value can never be read back, so promote
-stores a salted PBKDF2 fingerprint of the value it wrote in the secret's description
-(``promote:fp1:<salt-hex>:<hash-hex>``) and compares against that. Config of immutable
+stores a keyed fingerprint of the value it wrote in the secret's description
+(``promote:fp2:<key-id>:<hmac-hex>``, :mod:`promote.state.fingerprints`: HMAC-SHA256 with
+the workspace's fingerprint key, so a reader of the description cannot test a guessed value)
+and compares against that; an older unkeyed ``promote:fp1:`` fingerprint, or one made with
+another key, cannot be compared and the secret is written again. Config of immutable
 environments changes only through the promotion API, called on the upper environment (pull
 model): lock, dry run, stop on missing ESVs, promote, report, unlock (also on failure and
 Ctrl-C).
@@ -12,9 +15,7 @@ Ctrl-C).
 from __future__ import annotations
 
 import base64
-import hmac
 import json
-import os
 import threading
 import time
 import uuid
@@ -37,6 +38,7 @@ from promote.http import TRANSIENT_STATUSES as TRANSIENT
 from promote.http import Auth, HttpClient, RetryPolicy, StaticAuth
 from promote.state.base import StateStore
 from promote.state.document import Document, tenant_document
+from promote.state.fingerprints import Fingerprints
 from promote.tenants.base import (
     JSON,
     Capabilities,
@@ -64,7 +66,7 @@ __all__ = [
 MANAGED_MARKER = "promote:"
 """Prefix of the description of every ESV promote wrote; only those are ever deleted."""
 _VARIABLE_DESCRIPTION = "promote:managed"
-_FINGERPRINT_PREFIX = "promote:fp1:"
+_FINGERPRINT_PREFIX = "promote:"
 DEFAULT_SCOPE = "fr:am:* fr:idm:* fr:idc:esv:* fr:idc:promotion:*"
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
@@ -387,7 +389,7 @@ class AicTenant:
         error_budget: int = 5,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
-        salt: Callable[[int], bytes] = os.urandom,
+        fingerprints: Fingerprints | None = None,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
@@ -417,7 +419,7 @@ class AicTenant:
         self._auth = auth
         self._sleep = sleep
         self._clock = clock
-        self._salt = salt
+        self._fingerprints = fingerprints or Fingerprints.ephemeral()
         self._poll = poll_interval
         self._promotion_timeout = promotion_timeout
         self._budget = error_budget
@@ -505,11 +507,10 @@ class AicTenant:
         item = self._secrets.get(esv_id)
         if item is None:
             return False
-        parsed = _parse_fingerprint(str(item.get("description") or ""))
-        if parsed is None:
+        description = str(item.get("description") or "")
+        if not description.startswith(_FINGERPRINT_PREFIX):
             return None
-        salt, digest = parsed
-        return hmac.compare_digest(value.fingerprint(salt), digest)
+        return self._fingerprints.matches(description[len(_FINGERPRINT_PREFIX) :], value)
 
     def write_esvs(self, writes: Sequence[EsvWrite]) -> None:
         """Apply writes with ``concurrency`` requests in flight; raise naming what was written.
@@ -863,8 +864,7 @@ class AicTenant:
         value = write.value
         if not isinstance(value, SecretValue):
             value = SecretValue(value or "")
-        salt = self._salt(16)
-        description = f"{_FINGERPRINT_PREFIX}{salt.hex()}:{value.fingerprint(salt)}"
+        description = f"{_FINGERPRINT_PREFIX}{self._fingerprints.of(value)}"
         encoded = _encode(value.reveal())
         if not exists:
             body = {
@@ -1098,6 +1098,7 @@ def open_aic(
     workspace: Workspace,
     environ: Mapping[str, str],
     store: StateStore | None = None,
+    fingerprints: Fingerprints | None = None,
 ) -> AicTenant:
     """The :class:`AicTenant` for an environment file whose tenant kind is ``aic``.
 
@@ -1154,6 +1155,7 @@ def open_aic(
         concurrency=int(spec.get("concurrency", 8)),
         state_dir=workspace.state_dir / "tenants" / env.name,
         records=store,
+        fingerprints=fingerprints,
     )
 
 
@@ -1234,17 +1236,6 @@ def _secret_state(item: Mapping[str, Any]) -> SecretState:
         loaded=loaded,
         managed=_is_managed(item),
     )
-
-
-def _parse_fingerprint(description: str) -> tuple[bytes, str] | None:
-    if not description.startswith(_FINGERPRINT_PREFIX):
-        return None
-    salt_hex, _, digest = description[len(_FINGERPRINT_PREFIX) :].partition(":")
-    try:
-        salt = bytes.fromhex(salt_hex)
-    except ValueError:
-        return None
-    return (salt, digest) if salt and digest else None
 
 
 def _transient(error: TenantError) -> bool:

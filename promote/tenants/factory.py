@@ -14,6 +14,7 @@ from esv.errors import Problem
 from esv.resolver import Resolved
 from promote.errors import BlockedError
 from promote.state.base import StateStore
+from promote.state.fingerprints import Fingerprints
 from promote.tenants.base import Capabilities, Tenant
 from promote.tenants.local import LOCAL_CAPABILITIES, LocalTenant
 from promote.workspace import Workspace
@@ -37,6 +38,7 @@ def open_tenant(
     workspace: Workspace,
     environ: Mapping[str, str] = os.environ,
     store: StateStore | None = None,
+    fingerprints: Fingerprints | None = None,
 ) -> Tenant:
     """The tenant of ``env``, by ``tenant.kind`` (``local`` when the file has no tenant).
 
@@ -58,11 +60,15 @@ def open_tenant(
     if kind == "aic":
         from promote.tenants.aic import open_aic
 
-        return open_aic(env, workspace=workspace, environ=environ, store=store)
+        return open_aic(
+            env, workspace=workspace, environ=environ, store=store, fingerprints=fingerprints
+        )
     if kind == "okta":
         from promote.tenants.okta import open_okta
 
-        return open_okta(env, workspace=workspace, environ=environ, store=store)
+        return open_okta(
+            env, workspace=workspace, environ=environ, store=store, fingerprints=fingerprints
+        )
     raise _unknown_kind(env, kind)
 
 

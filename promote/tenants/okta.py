@@ -12,10 +12,11 @@ field that Okta cannot express (MS Graph, custom ``smtpProperties``, disabled au
 
 Okta never returns ``password`` or ``clientSecret``, and it does not hold the AIC-only fields
 (``from``, timeouts, ``starttls``...). What promote last wrote is remembered under the tenant's
-state directory: the AIC-only fields as written, and a salted fingerprint of each write-only
-value (never the value). :meth:`OktaTenant.read_config` merges the live server with the
-remembered fields; :meth:`OktaTenant.reconcile_write_only` fills a write-only value in only
-when its fingerprint matches, so an unchanged secret is neither a change nor re-sent.
+state directory (or the shared state store): the AIC-only fields as written, and a keyed
+fingerprint of each write-only value (:mod:`promote.state.fingerprints`; never the value).
+:meth:`OktaTenant.read_config` merges the live server with the remembered fields;
+:meth:`OktaTenant.reconcile_write_only` fills a write-only value in only when its fingerprint
+matches, so an unchanged secret is neither a change nor re-sent.
 
 Writes create the server disabled, test it (``POST .../{id}/test``) and only then enable it;
 updates send only the changed fields (``authType`` always for OAuth 2.0) and test again.
@@ -28,7 +29,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import secrets
 import time
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -46,6 +46,7 @@ from promote.files import StateFileError
 from promote.http import HttpClient, RetryPolicy, StaticAuth, scrub
 from promote.state.base import StateStore
 from promote.state.document import Document, tenant_document
+from promote.state.fingerprints import Fingerprints
 from promote.tenants.base import (
     JSON,
     Capabilities,
@@ -356,7 +357,6 @@ class _StateFile:
 
     def __init__(self, document: Document) -> None:
         self.path = document
-        self._salt: bytes | None = None
 
     def load(self) -> _Remembered | None:
         data = self._read()
@@ -368,17 +368,9 @@ class _StateFile:
             fingerprints=data.get("fingerprints") or {},
         )
 
-    def salt(self) -> bytes:
-        if self._salt is None:
-            data = self._read() or {}
-            text = data.get("salt")
-            self._salt = bytes.fromhex(text) if isinstance(text, str) else secrets.token_bytes(16)
-        return self._salt
-
     def save(self, remembered: _Remembered) -> None:
         data = {
             "format": _STATE_FORMAT,
-            "salt": self.salt().hex(),
             "server_id": remembered.server_id,
             "local": remembered.local,
             "fingerprints": dict(remembered.fingerprints),
@@ -490,6 +482,7 @@ class OktaTenant:
         token: SecretValue,
         state_dir: Path,
         records: StateStore | None = None,
+        fingerprints: Fingerprints | None = None,
         token_type: str = "ssws",
         alias: str = DEFAULT_ALIAS,
         token_endpoint_auth_method: str = _AUTH_METHODS[0],
@@ -515,6 +508,7 @@ class OktaTenant:
         document = tenant_document(env, _STATE_FILE, store=records, state_dir=state_dir)
         assert document is not None
         self._state = _StateFile(document)
+        self._fingerprints = fingerprints or Fingerprints.ephemeral()
         self._clock = clock
         self._sleep = sleep
         self._pace_below = pace_below
@@ -582,7 +576,7 @@ class OktaTenant:
             stored = remembered.fingerprints.get(path)
             if not isinstance(value, str) or stored is None or _get_path(result, path) is not None:
                 continue
-            if SecretValue(value).fingerprint(self._state.salt()) == stored:
+            if self._fingerprints.matches(stored, value):
                 parent, key = path.rsplit(".", 1)
                 target = _get_path(result, parent)
                 if isinstance(target, dict):
@@ -760,7 +754,8 @@ class OktaTenant:
             if key in {"password", "clientSecret"}:
                 path = f"auth.{key}"
                 known = remembered.fingerprints.get(path) if remembered else None
-                if switching or known != SecretValue(str(wanted)).fingerprint(self._state.salt()):
+                same = known is not None and self._fingerprints.matches(known, str(wanted))
+                if switching or not same:
                     changes[key] = wanted
             elif switching or server.get(key) != wanted:
                 changes[key] = wanted
@@ -775,9 +770,8 @@ class OktaTenant:
         return enable
 
     def _remember(self, server_id: str, value: Mapping[str, JSON]) -> None:
-        salt = self._state.salt()
         fingerprints = {
-            path: SecretValue(secret).fingerprint(salt)
+            path: self._fingerprints.of(secret)
             for path, _ in _WRITE_ONLY
             if isinstance(secret := _get_path(value, path), str)
         }
@@ -891,6 +885,7 @@ def open_okta(
     clock: Callable[[], float] = time.time,
     sleep: Callable[[float], None] = time.sleep,
     store: StateStore | None = None,
+    fingerprints: Fingerprints | None = None,
 ) -> OktaTenant:
     """The Okta tenant of ``env`` (``tenant: {kind: okta, url, token, token_type, alias}``);
     what it remembers of the server goes to ``store`` when given (the shared state store).
@@ -931,6 +926,7 @@ def open_okta(
         token=secret,
         state_dir=workspace.state_dir / "tenants" / env.name,
         records=store,
+        fingerprints=fingerprints,
         token_type=str(token_type),
         alias=str(alias),
         token_endpoint_auth_method=str(method),

@@ -1,0 +1,86 @@
+"""What promote last applied to each environment (``applied/<env>.json`` in the state store),
+the baseline that drift is measured against (SPEC 4.5).
+
+One record per environment, replaced after every stage promote applies (and after a
+rollback): the config the tenant held right after, per object as the tenant holds it
+(placeholders kept; for a tenant that holds resolved values, every secret-derived value
+replaced by ``********`` and its keyed fingerprint kept beside it), the variables' values and
+types, and each secret's version number. Never a secret value, never an unkeyed hash of one.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from promote.state.base import StateStore
+
+__all__ = ["APPLIED_FORMAT", "Applied", "delete_applied", "read_applied", "write_applied"]
+
+APPLIED_FORMAT = "promote.applied/1"
+
+
+@dataclass(frozen=True)
+class Applied:
+    """The record of one environment."""
+
+    config: Mapping[str, Any] = field(default_factory=dict)
+    """Object id -> the object as the tenant held it right after (secret-derived values of a
+    resolved tenant masked)."""
+    secret_paths: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    """Object id -> JSON path -> keyed fingerprint of the value there (resolved tenants)."""
+    variables: Mapping[str, tuple[str, str]] = field(default_factory=dict)
+    """Variable id -> (value, type)."""
+    secrets: Mapping[str, int] = field(default_factory=dict)
+    """Secret id -> the version the tenant showed once promote had written it."""
+
+    def to_bytes(self) -> bytes:
+        """The record as stable JSON text."""
+        data = {
+            "format": APPLIED_FORMAT,
+            "config": dict(self.config),
+            "secret_paths": {k: dict(v) for k, v in self.secret_paths.items()},
+            "variables": {k: list(v) for k, v in self.variables.items()},
+            "secrets": dict(self.secrets),
+        }
+        return (json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n").encode()
+
+
+def _name(env: str) -> str:
+    return f"applied/{env}.json"
+
+
+def read_applied(store: StateStore, env: str) -> Applied | None:
+    """``env``'s record; ``None`` when promote has not applied anything there since records
+    exist (drift is then unknown), or the record is unreadable."""
+    raw = store.read_record(_name(env))
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw)
+    except ValueError:
+        return None
+    if not isinstance(data, dict) or data.get("format") != APPLIED_FORMAT:
+        return None
+    try:
+        return Applied(
+            config=dict(data.get("config") or {}),
+            secret_paths={str(k): dict(v) for k, v in (data.get("secret_paths") or {}).items()},
+            variables={str(k): (str(v[0]), str(v[1])) for k, v in data["variables"].items()},
+            secrets={str(k): int(v) for k, v in (data.get("secrets") or {}).items()},
+        )
+    except (KeyError, TypeError, ValueError, IndexError):
+        return None
+
+
+def write_applied(store: StateStore, env: str, applied: Applied) -> None:
+    """Replace ``env``'s record."""
+    store.write_record(_name(env), applied.to_bytes())
+
+
+def delete_applied(store: StateStore, env: str) -> None:
+    """Forget ``env``'s record (after a stage failed part-way, drift is unknown until the
+    next stage promote applies in full)."""
+    store.delete_record(_name(env))
