@@ -14,10 +14,17 @@ from typing import IO, Any, cast
 
 import click
 
+from esv import EsvError
 from promote.cli import Context, handle_errors, pass_context
 from promote.engine.apply import Ambient, rollback, run, run_plan
 from promote.engine.plan import build_plan
-from promote.engine.render import Format, render_json, render_plan, render_template
+from promote.engine.render import (
+    Format,
+    plan_error_json,
+    render_json,
+    render_plan,
+    render_template,
+)
 from promote.engine.session import Opener, Tenants
 from promote.engine.status import environment_status
 from promote.errors import BlockedError, PromoteError
@@ -85,18 +92,27 @@ def plan_command(
 ) -> None:
     """Show what 'run --to ENV' would change, stage by stage; changes nothing."""
 
-    def call() -> int:
-        workspace = _workspace(ctx)
-        store = open_store(workspace)
-        _note_unfinished(store)
-        with Tenants(workspace, store=store) as tenants:
-            plan = build_plan(workspace, to, tenants)
-        text = render_plan(plan, cast(Format, fmt))
+    def emit(text: str) -> None:
         if out is not None:
             atomic_write(out, text.encode())
             click.echo(f"plan written to {out}", err=True)
         else:
             click.echo(text, nl=False)
+
+    def call() -> int:
+        try:
+            # Problems of one environment file block only its stage (SPEC 4.3).
+            workspace = load_workspace(ctx.workspace_option, partial=True)
+            workspace.walk(to)
+        except (EsvError, BlockedError) as error:
+            if fmt == "json":
+                emit(render_json(plan_error_json(to, list(error.problems), str(error))))
+            raise
+        store = open_store(workspace)
+        _note_unfinished(store)
+        with Tenants(workspace, store=store) as tenants:
+            plan = build_plan(workspace, to, tenants, store=store)
+        emit(render_plan(plan, cast(Format, fmt)))
         if plan.blocked:
             blocked = [stage.env for stage in plan.stages if stage.status == "blocked"]
             raise BlockedError(
@@ -156,14 +172,24 @@ def _read_plan(path: Path) -> Any:
     default=None,
     help="Apply exactly this JSON plan; refused if any environment changed since.",
 )
+@click.option(
+    "--accept-drift",
+    multiple=True,
+    metavar="ENV",
+    help="Put back changes made outside promote in ENV even under on_drift: block (repeatable).",
+)
 @pass_context
 def run_command(
-    ctx: Context, to: str | None, approve: tuple[str, ...], plan_file: Path | None
+    ctx: Context,
+    to: str | None,
+    approve: tuple[str, ...],
+    plan_file: Path | None,
+    accept_drift: tuple[str, ...],
 ) -> None:
     """Carry config and ESVs up the chain to ENV, stage by stage."""
     if to is None and plan_file is None:
         raise click.UsageError("give --to ENV or --plan FILE")
-    handle_errors(ctx, lambda: _run(ctx, to, approve, plan_file))
+    handle_errors(ctx, lambda: _run(ctx, to, approve, plan_file, accept_drift=accept_drift))
 
 
 def _run(
@@ -173,6 +199,7 @@ def _run(
     plan_file: Path | None,
     *,
     opener: Opener | None = None,
+    accept_drift: tuple[str, ...] = (),
 ) -> int:
     """The body of ``run``; ``opener`` opens the tenants (tests inject faulty ones)."""
     workspace = _workspace(ctx)

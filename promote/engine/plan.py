@@ -36,7 +36,7 @@ from promote.engine.diff import (
     diff_objects,
 )
 from promote.engine.drift import Drift, find_drift
-from promote.errors import LockedError, PromoteError
+from promote.errors import BlockedError, LockedError, PromoteError, TenantError
 from promote.state.applied import Applied, read_applied
 from promote.state.base import StateStore
 from promote.state.fingerprints import Fingerprints
@@ -208,9 +208,9 @@ def _plan_stage(
         return _blocked(workspace, env, lower, list(workspace.broken[env]))
     try:
         return build_stage(workspace, env, lower, tenants, **kw)
-    except LockedError:
-        raise
-    except (PromoteError, EsvError) as error:
+    except (BlockedError, TenantError, EsvError) as error:
+        # The environment's own problems (its file, its tenant kind, its tenant unreachable);
+        # a store that cannot be written or a lock held elsewhere stop the whole plan.
         problems = list(getattr(error, "problems", ()) or ())
         if not problems:
             envfile = workspace.environments[env]
@@ -604,7 +604,9 @@ def _inputs_fingerprint(
     mutable: bool,
     fingerprints: Fingerprints,
 ) -> str:
-    # Secrets enter only as keyed fingerprints, and only those being written.
+    # Secrets enter only as keyed fingerprints, and only those being written (so a saved
+    # plan is refused when one of their values changed). The first such plan of a workspace
+    # creates the key: without one, a value cannot be pinned without exposing it.
     written = {w.id: fingerprints.of(w.value) for w in writes if isinstance(w.value, SecretValue)}
     return _digest(
         {

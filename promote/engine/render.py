@@ -209,6 +209,15 @@ def plan_to_json(plan: Plan) -> dict[str, Any]:
     }
 
 
+def plan_error_json(to: str, problems: list[Problem], message: str) -> dict[str, Any]:
+    """What ``plan --format json`` prints when the workspace as a whole cannot be planned
+    (SPEC 4.3): still one ``promote.plan/1`` object, with no stages and every problem."""
+    errors = [_problem_json(p) for p in problems] or [
+        {"location": "", "path": "", "message": message, "text": message}
+    ]
+    return {"format": PLAN_FORMAT, "to": to, "stages": [], "errors": errors}
+
+
 def render_json(data: Any) -> str:
     """Stable, indented JSON text with a final newline."""
     return json.dumps(data, indent=2, ensure_ascii=False) + "\n"

@@ -29,11 +29,16 @@ PREFIX = "fp2"
 _ID_LABEL = b"promote fingerprint key id"
 
 
-class Fingerprints:
-    """Makes and checks keyed fingerprints; the key is fetched on first use (a plan that
-    compares no secret never reads or creates it)."""
+KeySource = Callable[[bool], bytes | None]
+"""Returns the key; with ``True`` creates it when there is none yet (else ``None``)."""
 
-    def __init__(self, key: Callable[[], bytes]) -> None:
+
+class Fingerprints:
+    """Makes and checks keyed fingerprints. The key is read on first use and created only by
+    :meth:`of` (writing a secret): planning and comparing never write state, so a plan can
+    run with read-only access to the store."""
+
+    def __init__(self, key: KeySource) -> None:
         self._source = key
         self._key: bytes | None = None
         self._mutex = threading.Lock()
@@ -42,33 +47,39 @@ class Fingerprints:
     def ephemeral(cls) -> Fingerprints:
         """A random key of this process only: for tenants opened without a workspace, whose
         fingerprints are then comparable only within the process (others are rewritten)."""
-        return cls(lambda: _PROCESS_KEY)
+        return cls(lambda create: _PROCESS_KEY)
 
-    def _get(self) -> bytes:
+    def _get(self, *, create: bool) -> bytes | None:
         with self._mutex:
             if self._key is None:
-                self._key = self._source()
+                self._key = self._source(create)
             return self._key
 
-    @property
-    def key_id(self) -> str:
-        """12 hex characters naming the key (not derived from anything secret but the key,
-        through an HMAC, so it reveals nothing of it)."""
-        return hmac.new(self._get(), _ID_LABEL, hashlib.sha256).hexdigest()[:12]
+    def _make(self, key: bytes, value: SecretValue | str) -> str:
+        secret = value if isinstance(value, SecretValue) else SecretValue(value)
+        key_id = hmac.new(key, _ID_LABEL, hashlib.sha256).hexdigest()[:12]
+        return f"{PREFIX}:{key_id}:{secret.keyed_digest(key)}"
 
     def of(self, value: SecretValue | str) -> str:
-        """``fp2:<key id>:<hmac>`` of ``value``."""
-        secret = value if isinstance(value, SecretValue) else SecretValue(value)
-        return f"{PREFIX}:{self.key_id}:{secret.keyed_digest(self._get())}"
+        """``fp2:<key id>:<hmac>`` of ``value`` (the key is created if there is none)."""
+        key = self._get(create=True)
+        assert key is not None
+        return self._make(key, value)
+
+    def peek(self, value: SecretValue | str) -> str | None:
+        """:meth:`of` when a key exists already; ``None`` otherwise (nothing is created)."""
+        key = self._get(create=False)
+        return None if key is None else self._make(key, value)
 
     def matches(self, stored: str, value: SecretValue | str) -> bool | None:
         """Whether ``stored`` is the fingerprint of ``value``; ``None`` when it cannot be told
-        (not a keyed fingerprint, or one made with another key)."""
+        (not a keyed fingerprint, one made with another key, or no key here)."""
         prefix, _, rest = stored.partition(":")
         key_id, _, digest = rest.partition(":")
-        if prefix != PREFIX or not digest or key_id != self.key_id:
+        mine = self.peek(value) if prefix == PREFIX and digest else None
+        if mine is None or mine.split(":")[1] != key_id:
             return None
-        return hmac.compare_digest(self.of(value), stored)
+        return hmac.compare_digest(mine, stored)
 
 
 _PROCESS_KEY = secrets.token_bytes(32)
@@ -77,7 +88,7 @@ _PROCESS_KEY = secrets.token_bytes(32)
 def fingerprints_for(store: StateStore, environ: Mapping[str, str]) -> Fingerprints:
     """The workspace's fingerprints: keyed with ``PROMOTE_FINGERPRINT_KEY`` when set (at
     least :data:`MIN_KEY_CHARS` characters; shorter is a ``BlockedError`` that never shows
-    it), else with the store's key, created there on first use."""
+    it), else with the store's key, created there when a secret is first written."""
     text = environ.get(KEY_VARIABLE)
     if text is not None:
         if len(text) < MIN_KEY_CHARS:
@@ -88,11 +99,5 @@ def fingerprints_for(store: StateStore, environ: Mapping[str, str]) -> Fingerpri
                 "to use the key in the state store"
             )
         key = text.encode()
-        return Fingerprints(lambda: key)
-
-    def from_store() -> bytes:
-        found = store.fingerprint_key(create=True)
-        assert found is not None
-        return found
-
-    return Fingerprints(from_store)
+        return Fingerprints(lambda create: key)
+    return Fingerprints(lambda create: store.fingerprint_key(create=create))

@@ -253,8 +253,12 @@ class LocalStore:
                     pass
                 finally:
                     temp.unlink(missing_ok=True)
+            except StateFileError as error:
+                raise StateFileError(
+                    path, error.os_error, "create", "nothing was changed"
+                ) from None
             except OSError as error:
-                raise StateFileError(path, error, "create") from None
+                raise StateFileError(path, error, "create", "nothing was changed") from None
             text = read_text(path)
         if text is None:
             return None

@@ -135,7 +135,9 @@ def test_plan_changes_nothing(ws: Path) -> None:
     assert not (ws / ".promote" / "history.jsonl").exists()
 
 
-def test_plan_status_and_history_on_a_fresh_workspace_create_nothing(ws: Path) -> None:
+def test_plan_status_and_history_on_a_fresh_workspace_create_only_the_fingerprint_key(
+    ws: Path,
+) -> None:
     env = {**ENVIRON, "PROD_SMTP_PASSWORD": "p"}
     for fmt in ("text", "markdown", "json"):
         result = promote(ws, "plan", "--to", "prod", "--format", fmt, env=env)
@@ -147,7 +149,10 @@ def test_plan_status_and_history_on_a_fresh_workspace_create_nothing(ws: Path) -
     assert result.stdout.startswith("dev: differs from config (external.email)\n")
     result = promote(ws, "history", env=env)
     assert (result.exit_code, result.stdout, result.stderr) == (0, "no history yet\n", "")
-    assert not (ws / ".promote").exists()  # no tenant files, no directories, nothing
+    # The plan pins the secrets it would write with keyed fingerprints (SPEC 4.4): the key is
+    # the one thing created; no tenant files, no other directories.
+    assert [p.name for p in (ws / ".promote").iterdir()] == ["fingerprint.key"]
+    assert (ws / ".promote" / "fingerprint.key").stat().st_mode & 0o777 == 0o600
 
     # with some environments written, looking at the others still creates nothing there
     assert promote(ws, "run", "--to", "dev", env=env).exit_code == 0
@@ -440,7 +445,7 @@ def test_run_plan_with_a_file_that_is_not_a_plan(ws: Path, tmp_path: Path) -> No
     assert result.exit_code == 3
     assert "is not a JSON plan" in result.stderr
     bad.write_text(
-        '{"format": "promote.plan/1", "to": "staging", "salt": "00",'
+        '{"format": "promote.plan/1", "to": "staging",'
         ' "stages": [{"env": "dev", "fingerprint": 5}, "x"]}'
     )
     result = promote(ws, "run", "--plan", str(bad))
@@ -644,13 +649,13 @@ def test_writes_that_fail_like_a_full_disk_give_a_clear_error(ws: Path) -> None:
         check=False,
         preexec_fn=_no_file_growth,
     )
-    # Planning writes nothing; the run's first write is its journal, before any change.
+    # The first write is the fingerprint key, made while planning (the plan pins the secrets
+    # it would write), before any change.
     assert done.returncode == 1
     assert done.stdout == ""
-    assert done.stderr.startswith(f"error: cannot write {ws / '.promote' / 'runs'}/")
-    assert done.stderr.endswith(
-        ": File too large; check that the directory is writable and "
-        "the disk has free space; nothing was changed\n"
+    assert done.stderr == (
+        f"error: cannot create {ws / '.promote' / 'fingerprint.key'}: File too large; nothing "
+        "was changed; check that the directory is writable and the disk has free space\n"
     )
     assert not (ws / ".promote" / "tenants").exists()
 

@@ -215,14 +215,18 @@ def _failing_writer(after: int, code: int):  # type: ignore[no-untyped-def]
 
 
 @pytest.mark.parametrize("code", [errno.ENOSPC, errno.EROFS])
+@pytest.mark.parametrize(
+    ("writes", "failing"),
+    [(0, "fingerprint.key"), (1, "runs")],  # the key (planning), then the journal
+)
 def test_full_or_read_only_state_dir_before_the_run_changes_nothing(
-    ws: Workspace, code: int
+    ws: Workspace, code: int, writes: int, failing: str
 ) -> None:
     with tenants(ws) as ts, pytest.raises(PromoteError) as caught:
-        run(ws, "staging", ts, ambient=ambient(write=_failing_writer(0, code)))
+        run(ws, "staging", ts, ambient=ambient(write=_failing_writer(writes, code)))
     text = str(caught.value)
     assert os.strerror(code) in text and "nothing was changed" in text
-    assert str(ws.state_dir / "runs") in text
+    assert str(ws.state_dir / failing) in text
     assert held(ws, "dev") == {}
 
 

@@ -18,6 +18,7 @@ from promote.engine.diff import ABSENT
 from promote.engine.plan import build_plan, compare_secrets
 from promote.engine.session import Opener, Tenants
 from promote.errors import TenantError
+from promote.state.fingerprints import Fingerprints
 from promote.tenants.base import (
     Capabilities,
     EsvWrite,
@@ -40,6 +41,9 @@ from tests.promote.engine.workspaces import (
     write_workspace,
 )
 
+FINGERPRINTS = Fingerprints(lambda create: b"k" * 32)
+"""The workspace's keyed secret fingerprints (a fixed key)."""
+
 
 @pytest.fixture
 def ws(tmp_path: Path) -> Workspace:
@@ -48,7 +52,7 @@ def ws(tmp_path: Path) -> Workspace:
 
 def plan_of(workspace: Workspace, to: str, environ: Mapping[str, str] = ENVIRON, **kw: Any):  # type: ignore[no-untyped-def]
     with Tenants(workspace, environ=environ, **kw) as ts:
-        return build_plan(workspace, to, ts, environ=environ, salt=b"salt")
+        return build_plan(workspace, to, ts, environ=environ, fingerprints=FINGERPRINTS)
 
 
 def apply(workspace: Workspace, to: str) -> None:
@@ -68,7 +72,7 @@ def test_fresh_workspace_plans_config_arriving_at_every_stage(ws: Workspace) -> 
     assert plan.pending and not plan.blocked
 
 
-def test_plan_is_deterministic_for_the_same_state_and_salt(ws: Workspace) -> None:
+def test_plan_is_deterministic_for_the_same_state_and_key(ws: Workspace) -> None:
     first, second = plan_of(ws, "staging"), plan_of(ws, "staging")
     assert [s.tenant_fingerprint for s in first.stages] == [
         s.tenant_fingerprint for s in second.stages

@@ -38,8 +38,6 @@ def plan(*stages: Stage) -> Plan:
         to=stages[-1].env,
         chain=tuple(s.env for s in stages),
         stages=stages,
-        salt="00",
-        created="2026-01-01T00:00:00+00:00",
     )
 
 

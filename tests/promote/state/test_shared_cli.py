@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.helpers.s3 import ACCESS_KEY, SECRET_KEY, S3Server, moto_process
-from tests.promote.engine.workspaces import ENVIRON, EMAIL, env_yaml
+from tests.promote.engine.workspaces import EMAIL, ENVIRON, env_yaml
 
 PROMOTE = str(Path(sys.executable).parent / "promote")
 

@@ -19,11 +19,15 @@ from esv.errors import MISSING_ESV
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, ImmutableError, LockedError, PromoteError, TenantError
 from promote.http import RetryPolicy, StaticAuth
+from promote.state.fingerprints import Fingerprints
 from promote.tenants.aic import AicTenant, ServiceAccountAuth, open_aic
 from promote.tenants.base import EsvWrite, LockState
 
 URL = "https://openam-acme-staging.forgeblocks.com"
 SECRET = "aic-unit-Secret-991"
+KEY = b"\x01" * 32
+FINGERPRINTS = Fingerprints(lambda create: KEY)
+"""The workspace's keyed fingerprints, as the factory gives them to the tenant."""
 
 
 def b64u(n: int) -> str:
@@ -107,7 +111,7 @@ def tenant(api: Api, clock: Clock | None = None, **kwargs) -> AicTenant:
         clock=clock,
         retry=RetryPolicy(base=0.01),
         poll_interval=1.0,
-        salt=lambda n: b"\x01" * n,
+        fingerprints=FINGERPRINTS,
         **kwargs,
     )
 
@@ -361,22 +365,18 @@ def test_writes_only_what_is_asked_with_the_documented_bodies():
     created = bodies[("PUT", "/environment/secrets/esv-new", "")]
     assert created["encoding"] == "generic" and created["useInPlaceholders"] is True
     assert created["valueBase64"] == base64.b64encode(SECRET.encode()).decode()
-    salt = b"\x01" * 16
-    assert (
-        created["description"]
-        == f"promote:fp1:{salt.hex()}:{SecretValue(SECRET).fingerprint(salt)}"
-    )
+    assert created["description"] == f"promote:{FINGERPRINTS.of(SECRET)}"
+    assert created["description"].startswith("promote:fp2:")
     assert bodies[("POST", "/environment/secrets/esv-old/versions", "_action=create")] == {
         "valueBase64": base64.b64encode(SECRET.encode()).decode()
     }
     assert bodies[("POST", "/environment/secrets/esv-old", "_action=setDescription")][
         "description"
-    ].startswith("promote:fp1:")
+    ].startswith("promote:fp2:")
 
 
 def test_secret_matches_uses_the_stored_fingerprint():
-    salt = b"\x07" * 16
-    fp = SecretValue(SECRET).fingerprint(salt)
+    fp = FINGERPRINTS.of(SECRET)
     api = Api()
     api.on(
         "GET",
@@ -387,7 +387,20 @@ def test_secret_matches_uses_the_stored_fingerprint():
                     "_id": "esv-ours",
                     "activeVersion": "1",
                     "loadedVersion": "",
-                    "description": f"promote:fp1:{salt.hex()}:{fp}",
+                    "description": f"promote:{fp}",
+                },
+                {
+                    "_id": "esv-old",
+                    "activeVersion": "2",
+                    "loadedVersion": "2",
+                    # an unkeyed PBKDF2 fingerprint from before keyed fingerprints
+                    "description": "promote:fp1:0707070707:9f86d081884c7d659a2feaa0c55ad015",
+                },
+                {
+                    "_id": "esv-other-key",
+                    "activeVersion": "1",
+                    "loadedVersion": "1",
+                    "description": "promote:" + Fingerprints(lambda c: b"k" * 32).of(SECRET),
                 },
                 {
                     "_id": "esv-theirs",
@@ -409,6 +422,8 @@ def test_secret_matches_uses_the_stored_fingerprint():
     assert t.secret_matches("esv-ours", SecretValue(SECRET)) is True
     assert t.secret_matches("esv-ours", SecretValue("other")) is False
     assert t.secret_matches("esv-theirs", SecretValue(SECRET)) is None
+    assert t.secret_matches("esv-old", SecretValue(SECRET)) is None  # rewritten once
+    assert t.secret_matches("esv-other-key", SecretValue(SECRET)) is None
     assert t.secret_matches("esv-absent", SecretValue(SECRET)) is False
     assert len(api.requests) == 1  # one bulk read
 
