@@ -17,6 +17,7 @@ import click
 from esv import EsvError
 from promote.cli import Context, handle_errors, pass_context
 from promote.engine.apply import Ambient, rollback, run, run_plan
+from promote.engine.drift import drift_json
 from promote.engine.plan import build_plan
 from promote.engine.render import (
     Format,
@@ -213,11 +214,25 @@ def _run(
                     f"--to {to} does not match the plan, which goes to {saved.get('to')}"
                 )
             result = run_plan(
-                workspace, saved, tenants, approve=approve, ambient=_ambient(), store=store
+                workspace,
+                saved,
+                tenants,
+                approve=approve,
+                ambient=_ambient(),
+                store=store,
+                accept_drift=accept_drift,
             )
         else:
             assert to is not None
-            result = run(workspace, to, tenants, approve=approve, ambient=_ambient(), store=store)
+            result = run(
+                workspace,
+                to,
+                tenants,
+                approve=approve,
+                ambient=_ambient(),
+                store=store,
+                accept_drift=accept_drift,
+            )
     for note in result.notes:
         click.echo(note, err=True)
     for stage in result.plan.stages:
@@ -260,6 +275,7 @@ def status_command(ctx: Context, fmt: str) -> None:
                     "pending_esvs": list(s.pending_esvs),
                     "last": s.last.to_json() if s.last else None,
                     "drift": s.drift,
+                    "drifted": [drift_json(d) for d in s.drifted],
                     "note": s.note,
                     "readable": s.readable,
                     "lower_in_sync": s.lower_in_sync,

@@ -812,9 +812,9 @@ def _applied(
             item.secret_paths if item is not None and not tenant.capabilities.placeholders else None
         )
         if paths:
-            masked[object_id], secret_paths[object_id] = mask_secret_paths(
-                value, paths, fingerprints.of
-            )
+            masked[object_id], prints = mask_secret_paths(value, paths, fingerprints.of)
+            if prints:
+                secret_paths[object_id] = prints
         else:
             masked[object_id] = value
     variables: dict[str, tuple[str, str]] = {}

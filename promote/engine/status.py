@@ -8,10 +8,13 @@ from dataclasses import dataclass, replace
 
 from esv import EsvError
 from promote.engine.diff import diff_objects
+from promote.engine.drift import Drift, find_drift
 from promote.errors import PromoteError
+from promote.state.applied import read_applied
 from promote.state.base import StateStore
+from promote.state.fingerprints import Fingerprints
 from promote.state.history import HistoryRecord, config_digest, read_history
-from promote.tenants.base import JSON, Tenant
+from promote.tenants.base import JSON, SecretState, Tenant, VariableState
 from promote.workspace import Workspace
 
 __all__ = ["EnvironmentStatus", "environment_status"]
@@ -31,7 +34,8 @@ class EnvironmentStatus:
     pending_esvs: tuple[str, ...]
     last: HistoryRecord | None
     drift: bool | None
-    """Config differs from what the last run left; ``None`` without history."""
+    """Something changed outside promote since it last applied here; ``None`` when that
+    cannot be told (never applied, or no record of what was applied)."""
     note: str | None = None
     """Why something could not be told (the tenant could not be read, resolved config)."""
     readable: bool = True
@@ -40,6 +44,8 @@ class EnvironmentStatus:
     """When ``in_sync``: whether the stage below is itself in sync all the way down to
     ``config`` (``None``: that cannot be told). Only then is this stage "in sync with" the
     one below; otherwise it is merely the "same as" it."""
+    drifted: tuple[Drift, ...] = ()
+    """What changed outside promote (SPEC 4.5), when a record of what was applied exists."""
 
 
 def environment_status(
@@ -59,6 +65,9 @@ def environment_status(
     """
     records = read_history(store, notes=notes)
     held: dict[str, dict[str, JSON] | str] = {}
+    found_prints = getattr(tenants, "fingerprints", None)
+    fingerprints = found_prints if isinstance(found_prints, Fingerprints) else None
+    matches = (fingerprints or Fingerprints.ephemeral()).matches
 
     def config_of(env: str) -> dict[str, JSON] | str:
         if env not in held:
@@ -73,7 +82,7 @@ def environment_status(
 
     def status_of(env: str) -> EnvironmentStatus:
         if env not in found:
-            status = _status_of(workspace, tenants, env, config_of, records, listed)
+            status = _status_of(workspace, tenants, env, config_of, records, listed, store, matches)
             if status.in_sync:
                 lower = workspace.lower(env)
                 below = None if lower is None else status_of(lower)
@@ -108,6 +117,8 @@ def _status_of(
     config_of: Callable[[str], dict[str, JSON] | str],
     records: Sequence[HistoryRecord],
     listed: Sequence[str],
+    store: StateStore,
+    matches: Callable[[str, str], bool | None],
 ) -> EnvironmentStatus:
     lower = workspace.lower(env)
     last = next((r for r in reversed(records) if r.env == env), None)
@@ -136,15 +147,25 @@ def _status_of(
         in_sync = not differing
     pending: list[str] = []
     readable = True
+    variables: dict[str, VariableState] = {}
+    secrets: dict[str, SecretState] = {}
     if tenant.capabilities.esvs:
         try:
-            pending = [k for k, v in tenant.list_variables().items() if not v.loaded]
-            pending += [k for k, s in tenant.list_secrets().items() if not s.loaded]
+            variables, secrets = tenant.list_variables(), tenant.list_secrets()
+            pending = [k for k, v in variables.items() if not v.loaded]
+            pending += [k for k, s in secrets.items() if not s.loaded]
         except (PromoteError, EsvError) as error:
             pending, readable = [], False
             unreadable = f"its ESVs cannot be read: {_one_line(error)}"
             note = unreadable if note is None else f"{note}; {unreadable}"
-    drift = None if last is None else config_digest(current) != last.config_digest
+    applied = read_applied(store, env)
+    drifted: list[Drift] = []
+    if applied is not None and readable:
+        drifted = find_drift(applied, current, variables, secrets, matches=matches)
+        drift: bool | None = bool(drifted)
+    else:
+        # Without a record, the history's digest of the config the last run left.
+        drift = None if last is None else config_digest(current) != last.config_digest
     return EnvironmentStatus(
         env,
         lower or "config",
@@ -155,4 +176,5 @@ def _status_of(
         drift,
         note,
         readable=readable,
+        drifted=tuple(drifted),
     )

@@ -22,7 +22,8 @@ PROMOTE = str(Path(sys.executable).parent / "promote")
 def _hook(gate: Path) -> str:
     """A restart hook that waits until ``gate`` exists: it holds a run inside its restart."""
     code = f"import os, time\nwhile not os.path.exists({str(gate)!r}): time.sleep(0.05)"
-    return f"restart:\n  command: [{json.dumps(sys.executable)}, -c, {json.dumps(code)}]\n  timeout: 60"
+    argv = f"[{json.dumps(sys.executable)}, -c, {json.dumps(code)}]"
+    return f"restart:\n  command: {argv}\n  timeout: 60"
 
 
 def _clone(root: Path, tenants: Path, state: str, *, staging_hook: Path | None = None) -> Path:

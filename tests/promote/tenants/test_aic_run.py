@@ -385,3 +385,87 @@ def test_a_rollback_is_recorded_from_the_lower_environment(tmp_path: Path, sandb
     ), status.stdout
     assert "from  " not in history.stdout + status.stdout
     assert_no_secret(rolled, root, tmp_path / "sandbox")
+
+
+def test_console_changes_are_drift_and_a_run_puts_them_back(tmp_path: Path, sandbox: SandboxServer):
+    import httpx
+
+    root = workspace(tmp_path / "ws", sandbox)
+    assert promote(root, "run", "--to", "staging").exit_code == 0
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept-API-Version": "resource=1.0"}
+    changed = {**EMAIL, "host": "smtp.console.example.com"}
+    with httpx.Client(base_url=sandbox.url("dev"), headers=headers) as console:
+        console.put("/openidm/config/external.email", json=changed).raise_for_status()
+        console.put(
+            "/environment/variables/esv-email-provider-username",
+            json={
+                "valueBase64": base64.b64encode(b"console-user").decode(),
+                "expressionType": "string",
+            },
+            headers={"Accept-API-Version": "protocol=1.0,resource=1.0"},
+        ).raise_for_status()
+    plan = promote(root, "plan", "--to", "staging", "--format", "json")
+    assert plan.exit_code == 0, plan.stderr
+    dev = json.loads(plan.stdout)["stages"][0]
+    assert dev["status"] == "changes"
+    assert dev["drift"] == [
+        {
+            "kind": "config",
+            "object": "external.email",
+            "path": "host",
+            "applied": "&{esv.email.provider.host}",
+            "live": "smtp.console.example.com",
+        },
+        {
+            "kind": "esv",
+            "id": "esv-email-provider-username",
+            "applied": "dev-mailer",
+            "live": "console-user",
+        },
+    ]
+    text = promote(root, "plan", "--to", "dev").stdout
+    assert "changed outside promote" in text
+    assert "! esv-email-provider-username: 'dev-mailer' -> 'console-user'" in text
+    status = promote(root, "status")
+    assert "dev: differs from config (external.email)" in status.stdout
+    assert "changed outside promote: 2" in status.stdout
+    run = promote(root, "run", "--to", "dev")
+    assert run.exit_code == 0, run.stderr
+    assert held(sandbox, "dev") == {"external.email": EMAIL}
+    again = json.loads(promote(root, "plan", "--to", "dev", "--format", "json").stdout)
+    assert again["stages"][0]["drift"] == [] and again["stages"][0]["status"] == "in-sync"
+
+
+def test_secrets_are_fingerprinted_with_the_workspace_key_and_old_ones_rewritten_once(
+    tmp_path: Path, sandbox: SandboxServer
+):
+    import hashlib
+
+    import httpx
+
+    root = workspace(tmp_path / "ws", sandbox)
+    key = "a-team-wide-fingerprint-key-0123456789"
+    extra = {"PROMOTE_FINGERPRINT_KEY": key}
+    assert promote(root, "run", "--to", "dev", extra=extra).exit_code == 0
+    headers = {"Authorization": f"Bearer {TOKEN}", "Accept-API-Version": "resource=1.0"}
+    with httpx.Client(base_url=sandbox.url("dev"), headers=headers) as client:
+        (secret,) = client.get("/environment/secrets").json()["result"]
+    description = secret["description"]
+    assert description.startswith("promote:fp2:")
+    password = f"{PASSWORD}-dev".encode()
+    for digest in (hashlib.sha256, hashlib.sha1, hashlib.md5, hashlib.blake2b):
+        assert digest(password).hexdigest() not in description
+    # same key: in sync; another key: cannot be compared, rewritten once, then in sync
+    same = promote(root, "plan", "--to", "dev", "--detailed-exitcode", extra=extra)
+    assert same.exit_code == 0, same.stdout
+    other = {"PROMOTE_FINGERPRINT_KEY": "another-key-entirely-9876543210"}
+    plan = promote(root, "plan", "--to", "dev", "--format", "json", extra=other)
+    (change,) = json.loads(plan.stdout)["stages"][0]["esv_changes"]
+    assert change["id"] == "esv-email-provider-password" and change["action"] == "modify"
+    assert change["reason"].startswith("cannot be compared")
+    assert "cannot be compared" in promote(root, "plan", "--to", "dev", extra=other).stdout
+    assert promote(root, "run", "--to", "dev", extra=other).exit_code == 0
+    assert promote(root, "plan", "--to", "dev", "--detailed-exitcode", extra=other).exit_code == 0
+    short = promote(root, "plan", "--to", "dev", extra={"PROMOTE_FINGERPRINT_KEY": "short"})
+    assert short.exit_code == 3 and "short" not in short.stderr.replace("shorter", "")
+    assert "PROMOTE_FINGERPRINT_KEY is set but has 5 characters" in short.stderr

@@ -287,3 +287,51 @@ def test_a_write_reads_the_server_list_afresh(ws: Path, sandbox: SandboxServer) 
         ("POST", f"{API}/ID/test"),
         ("GET", API),
     ]
+
+
+def test_a_server_edited_in_the_okta_console_is_drift_and_a_run_puts_it_back(
+    ws: Path, sandbox: SandboxServer
+) -> None:
+    import httpx
+
+    assert promote(ws, "run", "--to", "okta").exit_code == 0
+    (server,) = _listed(sandbox)
+    # What the Okta admin console sends: the Email Servers API's update (PATCH).
+    with httpx.Client(
+        base_url=sandbox.url("okta"), headers={"Authorization": f"SSWS {TOKEN}"}
+    ) as console:
+        edited = {"host": "smtp.console.example.com", "port": 2525}
+        console.patch(f"{API}/{server['id']}", json=edited).raise_for_status()
+    plan = promote(ws, "plan", "--to", "okta", "--format", "json")
+    assert plan.exit_code == 0, plan.output
+    okta = json.loads(plan.stdout)["stages"][1]
+    assert okta["status"] == "changes"
+    assert okta["drift"] == [
+        {
+            "kind": "config",
+            "object": "external.email",
+            "path": "host",
+            "applied": "smtp.okta.example.com",
+            "live": "smtp.console.example.com",
+        },
+        {
+            "kind": "config",
+            "object": "external.email",
+            "path": "port",
+            "applied": 587,
+            "live": 2525,
+        },
+    ]
+    paths = {c["path"] for c in okta["config_changes"][0]["changes"]}
+    assert paths == {"host", "port"}  # what a run puts back
+    text = promote(ws, "plan", "--to", "okta").stdout
+    assert "changed outside promote" in text and PASSWORD not in text
+    run = promote(ws, "run", "--to", "okta")
+    assert run.exit_code == 0, run.output
+    (server,) = _listed(sandbox)
+    assert (server["host"], server["port"]) == ("smtp.okta.example.com", 587)
+    again = json.loads(promote(ws, "plan", "--to", "okta", "--format", "json").stdout)
+    assert again["stages"][1]["drift"] == [] and again["stages"][1]["status"] == "in-sync"
+    record = (ws / ".promote" / "applied" / "okta.json").read_text()
+    # Okta never returns the password: the record holds no trace of it at all.
+    assert PASSWORD not in record and "password" not in record
