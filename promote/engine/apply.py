@@ -37,7 +37,7 @@ from promote.errors import (
     StalePlanError,
 )
 from promote.files import Appender, Writer, append_line, atomic_write
-from promote.state.applied import Applied, delete_applied, write_applied
+from promote.state.applied import Applied, delete_applied, read_applied, write_applied
 from promote.state.base import StateStore
 from promote.state.factory import open_store
 from promote.state.fingerprints import Fingerprints, fingerprints_for
@@ -966,6 +966,10 @@ def rollback(
             config_digest=config_digest(held),
         )
         append_history(store, record)
+        # The rollback is promote's doing: what the tenant now holds is what was applied.
+        before = read_applied(store, env)
+        if before is not None:
+            write_applied(store, env, replace(before, config=held, secret_paths={}))
     return record
 
 

@@ -219,7 +219,7 @@ def _plan_stage(
                     envfile.relpath,
                     "tenant",
                     f"its tenant cannot be opened or read: {_one_line(error)}",
-                    hint="check tenant.url, its credentials and the network, then plan again",
+                    hint="fix its tenant settings, or plan again once it can be reached",
                 )
             ]
         return _blocked(workspace, env, lower, problems)

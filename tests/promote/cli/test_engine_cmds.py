@@ -521,7 +521,15 @@ def test_status_reports_drift_and_pending_esvs(ws: Path) -> None:
     t.close()
     result = promote(ws, "status")
     assert result.exit_code == 0
-    assert "drift: the tenant's config changed since the last run left it" in result.stdout
+    # SPEC 4.5: what changed outside promote, compared with the record of what it applied.
+    assert "  changed outside promote: " in result.stdout
+    assert "    ! external.email host: '&{esv.email.provider.host}' -> 'changed by hand'\n" in (
+        result.stdout
+    )
+    assert "    ! external.email port: " in result.stdout
+    assert "    ! esv-email-provider-password (secret): a new version (2, promote wrote 1)" in (
+        result.stdout
+    )
     assert "pending ESVs (not loaded until a restart): esv-email-provider-password" in (
         result.stdout
     )
