@@ -5,44 +5,47 @@ Imports nothing from ``promote``.
 
 from __future__ import annotations
 
-from esv.envfile import (
-    EnvironmentFile,
-    RestartHook,
-    Secret,
-    SecretSource,
-    Variable,
-    esv_values,
-    load_environment,
-    parse_environment,
-    read_secret,
-    read_secrets,
-)
-from esv.errors import (
-    EnvironmentFileError,
-    EsvError,
-    Problem,
-    ResolutionError,
-    WorkspaceFileError,
-)
-from esv.ids import ESV_ID_PATTERN, id_to_token, is_valid_id, token_to_id
-from esv.jsonfile import load_json, parse_json
-from esv.references import (
-    Reference,
-    ReferenceIndex,
-    build_index,
-    check_environment,
-    index_references,
-)
-from esv.resolver import (
-    JSON,
-    MAX_DEPTH,
-    EsvValue,
-    Resolved,
-    json_path,
-    resolve,
-    resolve_objects,
-)
-from esv.secrets import MASK, SecretValue
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers see; at run time each name loads on first use
+    from esv.envfile import (
+        EnvironmentFile,
+        RestartHook,
+        Secret,
+        SecretSource,
+        Variable,
+        esv_values,
+        load_environment,
+        parse_environment,
+        read_secret,
+        read_secrets,
+    )
+    from esv.errors import (
+        EnvironmentFileError,
+        EsvError,
+        Problem,
+        ResolutionError,
+        WorkspaceFileError,
+    )
+    from esv.ids import ESV_ID_PATTERN, id_to_token, is_valid_id, token_to_id
+    from esv.jsonfile import load_json, parse_json
+    from esv.references import (
+        Reference,
+        ReferenceIndex,
+        build_index,
+        check_environment,
+        index_references,
+    )
+    from esv.resolver import (
+        JSON,
+        MAX_DEPTH,
+        EsvValue,
+        Resolved,
+        json_path,
+        resolve,
+        resolve_objects,
+    )
+    from esv.secrets import MASK, SecretValue
 
 __all__ = [
     "ESV_ID_PATTERN",
@@ -81,3 +84,58 @@ __all__ = [
     "resolve_objects",
     "token_to_id",
 ]
+
+_EXPORTS = {
+    "EnvironmentFile": "esv.envfile",
+    "RestartHook": "esv.envfile",
+    "Secret": "esv.envfile",
+    "SecretSource": "esv.envfile",
+    "Variable": "esv.envfile",
+    "esv_values": "esv.envfile",
+    "load_environment": "esv.envfile",
+    "parse_environment": "esv.envfile",
+    "read_secret": "esv.envfile",
+    "read_secrets": "esv.envfile",
+    "EnvironmentFileError": "esv.errors",
+    "EsvError": "esv.errors",
+    "Problem": "esv.errors",
+    "ResolutionError": "esv.errors",
+    "WorkspaceFileError": "esv.errors",
+    "ESV_ID_PATTERN": "esv.ids",
+    "id_to_token": "esv.ids",
+    "is_valid_id": "esv.ids",
+    "token_to_id": "esv.ids",
+    "load_json": "esv.jsonfile",
+    "parse_json": "esv.jsonfile",
+    "Reference": "esv.references",
+    "ReferenceIndex": "esv.references",
+    "build_index": "esv.references",
+    "check_environment": "esv.references",
+    "index_references": "esv.references",
+    "JSON": "esv.resolver",
+    "MAX_DEPTH": "esv.resolver",
+    "EsvValue": "esv.resolver",
+    "Resolved": "esv.resolver",
+    "json_path": "esv.resolver",
+    "resolve": "esv.resolver",
+    "resolve_objects": "esv.resolver",
+    "MASK": "esv.secrets",
+    "SecretValue": "esv.secrets",
+}
+"""Where each public name lives: importing ``esv`` (or ``esv.errors``) loads nothing else, so
+``promote --help`` stays fast; ``from esv import resolve`` loads the resolver then."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'esv' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,11 +1,14 @@
 """The ``promote`` command line: parse options, call the core, print, exit with its code.
 
 Commands live in one module per area (``esv_cmds``, ``engine_cmds``, ``email_cmds``,
-``sandbox_cmds``); each exposes ``register(group)``. This module owns the one error handler.
+``sandbox_cmds``, ``state_cmds``), each loaded only when one of its commands runs (Click's
+lazy-loading group pattern): ``promote --help`` lists every command from :data:`COMMANDS`
+without importing any of them. This module owns the one error handler.
 """
 
 from __future__ import annotations
 
+import importlib
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -14,11 +17,98 @@ from typing import NoReturn
 
 import click
 
-from esv import EsvError
+from esv.errors import EsvError
 from promote import __version__
 from promote.errors import PromoteError
 
-__all__ = ["Context", "handle_errors", "main", "pass_context"]
+__all__ = ["COMMANDS", "Context", "handle_errors", "main", "pass_context"]
+
+COMMANDS: dict[str, tuple[str, str, str]] = {
+    "email": ("email_cmds", "email_group", "The email provider of each environment."),
+    "esv": (
+        "esv_cmds",
+        "esv_group",
+        "Inspect ESVs: referenced vs defined, what each environment holds, where each is used.",
+    ),
+    "history": ("engine_cmds", "history_command", "Promotions and rollbacks, oldest first."),
+    "init": (
+        "esv_cmds",
+        "init_cmd",
+        "Scaffold a workspace in DIRECTORY (default: the current directory).",
+    ),
+    "plan": (
+        "engine_cmds",
+        "plan_command",
+        "Show what 'run --to ENV' would change, stage by stage; changes nothing.",
+    ),
+    "resolve": (
+        "esv_cmds",
+        "resolve_cmd",
+        "The config as ENV would run it, as JSON: one OBJECT_ID -> that object, else {id: object}.",
+    ),
+    "rollback": (
+        "engine_cmds",
+        "rollback_command",
+        "Undo ENV's last promotion (recorded in the history); shows what it restores first.",
+    ),
+    "run": (
+        "engine_cmds",
+        "run_command",
+        "Carry config and ESVs up the chain to ENV, stage by stage.",
+    ),
+    "sandbox": (
+        "sandbox_cmds",
+        "sandbox_group",
+        "A local tenant server for rehearsing pipelines offline.",
+    ),
+    "state": (
+        "state_cmds",
+        "state_group",
+        "The state store: run lock, unfinished runs, history (local or S3).",
+    ),
+    "status": (
+        "engine_cmds",
+        "status_command",
+        "Each environment: in sync with the one below? pending ESVs, last promotion, drift.",
+    ),
+    "validate": (
+        "esv_cmds",
+        "validate_cmd",
+        "Check every file for every environment; nothing changes.",
+    ),
+}
+"""Every command: ``name -> (module under promote.cli, attribute, first paragraph of its
+help)``. The help is what ``--help`` lists; a test keeps it equal to the command's own."""
+
+
+class _LazyGroup(click.Group):
+    """A group whose commands are imported on first use (Click's documented pattern)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*self.commands, *COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            module, attribute, _ = COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(f"promote.cli.{module}"), attribute)
+            assert isinstance(command, click.Command)
+            _add_global_options(command)
+            self.add_command(command, cmd_name)
+        return self.commands.get(cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # As click.Group does, but a command not loaded yet is listed from COMMANDS.
+        listed = [
+            (name, self.commands.get(name) or click.Command(name, help=COMMANDS[name][2]))
+            for name in self.list_commands(ctx)
+        ]
+        listed = [(name, command) for name, command in listed if not command.hidden]
+        if not listed:
+            return
+        limit = formatter.width - 6 - max(len(name) for name, _ in listed)
+        rows = [(name, command.get_short_help_str(limit)) for name, command in listed]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
 
 
 class Context:
@@ -73,7 +163,7 @@ def handle_errors(ctx: Context, call: Callable[[], int | None]) -> None:
         sys.exit(code)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="promote")
 @click.option(
     "--workspace",
@@ -128,18 +218,6 @@ def _add_global_options(command: click.Command) -> None:
             _add_global_options(sub)
     else:
         command.params.extend(_global_options())
-
-
-def _register() -> None:
-    from promote.cli import email_cmds, engine_cmds, esv_cmds, sandbox_cmds, state_cmds
-
-    for module in (esv_cmds, engine_cmds, email_cmds, sandbox_cmds, state_cmds):
-        module.register(cli)
-    for command in cli.commands.values():
-        _add_global_options(command)
-
-
-_register()
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -8,7 +8,7 @@ from promote.cli import Context, handle_errors, pass_context
 from promote.email.probe import test_environment
 from promote.workspace import load_workspace
 
-__all__ = ["register"]
+__all__ = ["email_group"]
 
 
 @click.group("email")
@@ -43,8 +43,3 @@ def test_command(ctx: Context, env_name: str, to: str, live: bool, sender: str |
         click.echo(result.summary)
 
     handle_errors(ctx, call)
-
-
-def register(group: click.Group) -> None:
-    """Add this module's commands to ``group``."""
-    group.add_command(email_group)

@@ -36,7 +36,7 @@ from promote.state.history import read_history
 from promote.state.journal import run_in_progress, unfinished_runs
 from promote.workspace import Workspace, load_workspace
 
-__all__ = ["register"]
+__all__ = ["history_command", "plan_command", "rollback_command", "run_command", "status_command"]
 
 
 def _workspace(ctx: Context) -> Workspace:
@@ -355,10 +355,3 @@ def rollback_command(ctx: Context, env: str, approve: tuple[str, ...]) -> None:
         return 0
 
     handle_errors(ctx, call)
-
-
-def register(group: click.Group) -> None:
-    """Add this module's commands to ``group``."""
-    for command in (plan_command, run_command, status_command, history_command):
-        group.add_command(command)
-    group.add_command(rollback_command)

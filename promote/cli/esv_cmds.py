@@ -25,7 +25,7 @@ from promote.validation import (
 )
 from promote.workspace import Workspace, init_workspace, load_workspace
 
-__all__ = ["register"]
+__all__ = ["esv_group", "init_cmd", "resolve_cmd", "validate_cmd"]
 
 
 def _workspace(ctx: Context) -> Workspace:
@@ -224,9 +224,3 @@ def resolve_cmd(ctx: Context, env: str, object_ids: tuple[str, ...], show_secret
         return 0
 
     handle_errors(ctx, run)
-
-
-def register(group: click.Group) -> None:
-    """Add this module's commands to ``group``."""
-    for command in (init_cmd, validate_cmd, esv_group, resolve_cmd):
-        group.add_command(command)

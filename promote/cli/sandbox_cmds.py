@@ -12,7 +12,7 @@ import click
 from promote.cli import Context, handle_errors, pass_context
 from promote.errors import BlockedError
 
-__all__ = ["register"]
+__all__ = ["sandbox_group"]
 
 _KINDS = ("aic", "okta")
 
@@ -158,8 +158,3 @@ def serve_command(
         return 0
 
     handle_errors(ctx, call)
-
-
-def register(group: click.Group) -> None:
-    """Add ``promote sandbox serve``."""
-    group.add_command(sandbox_group)

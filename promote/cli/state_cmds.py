@@ -11,7 +11,7 @@ from promote.state.factory import open_store
 from promote.state.local import LocalStore
 from promote.workspace import load_workspace
 
-__all__ = ["register"]
+__all__ = ["state_group"]
 
 
 @click.group("state")
@@ -97,8 +97,3 @@ def push_command(ctx: Context) -> None:
         return 0
 
     handle_errors(ctx, call)
-
-
-def register(group: click.Group) -> None:
-    """Add the ``state`` group to ``group``."""
-    group.add_command(state_group)

@@ -1,0 +1,100 @@
+"""Start-up stays fast structurally: importing the CLI loads no command module and no heavy
+library, and ``--help`` lists every command from the registry exactly as Click would."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import subprocess
+import sys
+
+import click
+import pytest
+from click.testing import CliRunner
+
+from promote.cli import COMMANDS, cli
+
+HEAVY = ("deepdiff", "jinja2", "httpx", "yaml", "boto3", "botocore", "cryptography", "sqlite3")
+LOADED_BY_COMMANDS = (
+    "promote.engine",
+    "promote.email",
+    "promote.tenants",
+    "promote.state",
+    "promote.sandbox",
+    "promote.cli.engine_cmds",
+    "promote.cli.esv_cmds",
+    "esv.resolver",
+    "esv.envfile",
+)
+
+
+def _modules_after(code: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", f"{code}\nimport sys, json; print(json.dumps(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return list(json.loads(done.stdout.splitlines()[-1]))
+
+
+def test_importing_the_cli_loads_no_command_and_no_heavy_library() -> None:
+    loaded = _modules_after("import promote.cli")
+    heavy = [m for m in loaded if m.split(".")[0] in HEAVY]
+    eager = [m for m in loaded if m.startswith(LOADED_BY_COMMANDS)]
+    assert heavy == [] and eager == []
+
+
+def test_help_loads_no_command_module() -> None:
+    loaded = _modules_after(
+        "import sys\nfrom promote.cli import cli\n"
+        "try:\n    cli.main(['--help'], prog_name='promote')\nexcept SystemExit:\n    pass"
+    )
+    assert [m for m in loaded if m.startswith(("promote.cli.", "deepdiff"))] == []
+
+
+@pytest.mark.parametrize("name", sorted(COMMANDS))
+def test_the_registry_matches_each_command(name: str) -> None:
+    module, attribute, text = COMMANDS[name]
+    command = getattr(importlib.import_module(f"promote.cli.{module}"), attribute)
+    assert isinstance(command, click.Command) and command.name == name
+    assert inspect.cleandoc(command.help or "").split("\n\n")[0] == text
+
+
+def test_every_command_in_a_module_is_registered() -> None:
+    registered = {(module, attribute) for module, attribute, _ in COMMANDS.values()}
+    for module in {module for module, _, _ in COMMANDS.values()}:
+        loaded = importlib.import_module(f"promote.cli.{module}")
+        for attribute, value in vars(loaded).items():
+            top = isinstance(value, click.Command) and not any(
+                value in group.commands.values()
+                for group in vars(loaded).values()
+                if isinstance(group, click.Group)
+            )
+            if top:
+                assert (module, attribute) in registered, f"{module}.{attribute} is not listed"
+
+
+def test_help_lists_every_command_as_click_would() -> None:
+    lazy = CliRunner().invoke(cli, ["--help"], prog_name="promote")
+    eager = click.Group(
+        cli.name,
+        commands=[cli.get_command(click.Context(cli), name) for name in sorted(COMMANDS)],
+        params=cli.params,
+        help=cli.help,
+        context_settings=cli.context_settings,
+    )
+    expected = CliRunner().invoke(eager, ["--help"], prog_name="promote")
+    assert lazy.exit_code == 0 and lazy.stdout == expected.stdout
+    for name in COMMANDS:
+        assert f"\n  {name} " in lazy.stdout
+
+
+@pytest.mark.parametrize("group", ["esv", "email", "sandbox", "state"])
+def test_every_group_lists_its_commands(group: str) -> None:
+    result = CliRunner().invoke(cli, [group, "--help"])
+    command = cli.get_command(click.Context(cli), group)
+    assert isinstance(command, click.Group) and command.commands
+    for name in command.commands:
+        assert f"\n  {name} " in result.stdout
