@@ -34,6 +34,7 @@ from esv import (
     resolve_objects,
 )
 from esv.envfile import EnvironmentFile
+from esv.errors import EnvironmentFileError
 from esv.secrets import SecretValue
 from promote.tenants.factory import capabilities_for
 from promote.workspace import Workspace
@@ -105,8 +106,13 @@ def resolve_environment(
             f"(config/ holds: {known})"
         )
     objects = {i: workspace.config[i] for i in ids}
-    referenced = {ref.esv_id for ref in index_references(objects)}
-    values = environment_values(workspace, env, environ=environ, only=referenced)
+    try:
+        values = environment_values(workspace, env, environ=environ)
+    except EnvironmentFileError:
+        # Some secret cannot be read here: that matters only if these objects use it, which
+        # takes indexing their references (skipped when every secret can be read).
+        referenced = {ref.esv_id for ref in index_references(objects)}
+        values = environment_values(workspace, env, environ=environ, only=referenced)
     return resolve_objects(objects, values, source=workspace.environments[env].relpath)
 
 

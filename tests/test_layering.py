@@ -30,6 +30,7 @@ BEHIND_ONE_MODULE = {
     "deepdiff": {"promote/engine/diff.py"},
     "yaml": {"esv/envfile.py"},
     "boto3": {"promote/state/s3.py"},
+    "orjson": {"esv/jsonfile.py"},
     "botocore": {"promote/state/s3.py"},
 }
 

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 from esv import Problem, check_environment, id_to_token, index_references, is_valid_id, token_to_id
+from esv.jsonfile import dump_pretty
 from promote.cli import Context, handle_errors, pass_context
 from promote.errors import BlockedError
 from promote.validation import (
@@ -220,7 +221,7 @@ def resolve_cmd(ctx: Context, env: str, object_ids: tuple[str, ...], show_secret
         )
         shown = {i: (r.value if show_secrets else r.masked) for i, r in resolved.items()}
         output = shown[object_ids[0]] if len(object_ids) == 1 else shown
-        click.echo(json.dumps(output, indent=2, ensure_ascii=False))
+        click.echo(dump_pretty(output))
         return 0
 
     handle_errors(ctx, run)

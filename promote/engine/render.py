@@ -15,6 +15,7 @@ from typing import Any, Literal
 import jinja2
 
 from esv import MASK, Problem
+from esv.jsonfile import dump_pretty
 from promote.engine.diff import ABSENT, ObjectDiff, PathChange
 from promote.engine.drift import drift_json
 from promote.engine.plan import EsvChange, Plan, Stage
@@ -220,7 +221,7 @@ def plan_error_json(to: str, problems: list[Problem], message: str) -> dict[str,
 
 def render_json(data: Any) -> str:
     """Stable, indented JSON text with a final newline."""
-    return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return dump_pretty(data) + "\n"
 
 
 def _counts(stage: Stage) -> dict[str, int]:
