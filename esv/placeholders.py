@@ -15,6 +15,7 @@ kept verbatim. Text after ``&{`` that is not a valid token (``&{esv.my-var}``,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -30,8 +31,12 @@ __all__ = [
     "parse",
 ]
 
-_TOKEN_CHARS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.")
+_TOKEN = re.compile(r"[A-Za-z0-9_.]+")
 _SNIPPET = 60
+_SIMPLE: dict[str, Placeholder] = {}
+"""``&{token}`` placeholders without default, by token: the same few hundred ESVs are
+referenced again and again (a bounded cache: cleared when it grows past _SIMPLE_MAX)."""
+_SIMPLE_MAX = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,26 +72,32 @@ def _scan_close(text: str, start: int, open_char: str, close_char: str) -> int:
 
 def _parse_at(text: str, start: int, close_char: str) -> tuple[Placeholder, int] | None:
     """Parse a placeholder whose token starts at ``start``; ``(placeholder, end)`` or None."""
-    open_char = "{" if close_char == "}" else "<"
-    index = start
-    length = len(text)
-    while index < length and text[index] in _TOKEN_CHARS:
-        index += 1
-    token = text[start:index]
-    if not token or index >= length:
+    found = _TOKEN.match(text, start)
+    if found is None:
         return None
+    index = found.end()
+    if index >= len(text):
+        return None
+    token = found.group()
     default: tuple[Segment, ...] | None = None
     if text[index] == close_char:
-        end = index + 1
-    elif text[index] == "|":
+        simple = _SIMPLE.get(token)
+        if simple is None:
+            if len(_SIMPLE) >= _SIMPLE_MAX:
+                _SIMPLE.clear()
+            esv_id = token_to_id(token) if token.startswith("esv.") else None
+            simple = _SIMPLE[token] = Placeholder(token, None, "&{" + token + "}", esv_id)
+        return simple, index + 1
+    open_char = "{" if close_char == "}" else "<"
+    if text[index] == "|":
         close = _scan_close(text, index + 1, open_char, close_char)
         if close < 0:
             return None
         default = parse(text[index + 1 : close])
-        end = close + 1
     else:
         return None
     esv_id = token_to_id(token) if token.startswith("esv.") else None
+    end = close + 1
     raw = "&{" + token
     if default is not None:
         raw += "|" + "".join(s if isinstance(s, str) else s.raw for s in default)

@@ -12,6 +12,7 @@ Layout (SPEC 1)::
 from __future__ import annotations
 
 import difflib
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -157,16 +158,33 @@ def _config(root: Path, problems: list[Problem]) -> dict[str, Any]:
     config_dir = root / "config"
     if not config_dir.is_dir():
         return config
-    for path in sorted(config_dir.rglob("*.json")):
-        relative = path.relative_to(config_dir)
-        if any(part.startswith(".") for part in relative.parts) or not path.is_file():
-            continue
-        object_id = relative.as_posix()[: -len(".json")]
+    for parts in _json_files(str(config_dir)):
+        relative = "/".join(parts)
         try:
-            config[object_id] = load_json(path, relpath=f"config/{relative.as_posix()}")
+            config[relative[: -len(".json")]] = load_json(
+                config_dir.joinpath(*parts), relpath=f"config/{relative}"
+            )
         except EsvError as error:
             problems.extend(error.problems)
     return config
+
+
+def _json_files(top: str) -> list[tuple[str, ...]]:
+    """Every ``*.json`` file under ``top`` outside hidden directories, as path parts relative
+    to it, sorted part by part (os.scandir: a tenth of what pathlib costs per file)."""
+    found: list[tuple[str, ...]] = []
+    for directory, subdirectories, files in os.walk(top):
+        subdirectories[:] = [d for d in subdirectories if not d.startswith(".")]
+        relative = os.path.relpath(directory, top)
+        prefix = () if relative == "." else tuple(relative.split(os.sep))
+        found += [
+            (*prefix, name)
+            for name in files
+            if name.endswith(".json")
+            and not name.startswith(".")
+            and os.path.isfile(os.path.join(directory, name))
+        ]
+    return sorted(found)
 
 
 def load_workspace(
