@@ -179,8 +179,19 @@ def plan_corpus(root: Path, *, objects: int) -> dict[str, str]:
     (root / "config" / "obj").mkdir(parents=True)
     (root / "promote.yaml").write_text("chain: [dev, staging]\n")
     variables = {f"esv-p{i}": f"value-{i}" for i in range(200)}
+    variables["esv-email-host"] = "smtp.example.com"
+    variables["esv-email-port"] = '{value: "587", type: int}'
     for name in ("dev", "staging"):
         _env_file(root / "environments" / f"{name}.yaml", name, variables, {})
+    email = {
+        "host": "&{esv.email.host}",
+        "port": {"$int": "&{esv.email.port}"},
+        "from": "noreply@example.com",
+        "auth": {"enable": False},
+        "starttls": {"enable": True},
+        "smtpProperties": [],
+    }
+    (root / "config" / "external.email.json").write_text(json.dumps(email, indent=2))
     for n in range(objects):
         document = {
             "id": n,
@@ -195,7 +206,7 @@ def plan_corpus(root: Path, *, objects: int) -> dict[str, str]:
 
 def change_fraction(root: Path, fraction: float) -> None:
     """Modify ``fraction`` of the objects (deterministically)."""
-    paths = sorted((root / "config").rglob("*.json"))
+    paths = sorted((root / "config" / "obj").rglob("*.json"))
     rng = random.Random(SEED)
     for path in rng.sample(paths, int(len(paths) * fraction)):
         document = json.loads(path.read_text())

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import os
 from typing import Any
 
 import orjson
@@ -17,8 +17,10 @@ from esv.resolver import MAX_DEPTH, json_path
 
 __all__ = [
     "SURROGATE_MESSAGE",
+    "canonical_bytes",
     "depth_exceeds",
     "dump_pretty",
+    "loads",
     "is_encodable",
     "load_json",
     "parse_json",
@@ -161,19 +163,39 @@ def dump_pretty(document: Any) -> str:
     return text.decode()
 
 
-def load_json(path: Path, *, relpath: str) -> Any:
+def canonical_bytes(document: Any) -> bytes:
+    """``document`` as compact JSON with sorted keys: equal exactly when the documents are
+    equal as JSON (``true`` is not ``1``, ``1`` is not ``1.0``), whatever their key order."""
+    try:
+        return orjson.dumps(document, option=orjson.OPT_SORT_KEYS)
+    except TypeError:
+        text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+        return text.encode()
+
+
+def loads(text: str | bytes) -> Any:
+    """JSON text promote wrote itself (a tenant's stored config): orjson, json for what it
+    refuses (integers beyond 64 bits)."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
+def load_json(path: str | os.PathLike[str], *, relpath: str) -> Any:
     """Read and parse one config file (see :func:`parse_json`)."""
     return parse_json(read_text(path, relpath=relpath), relpath=relpath)
 
 
-def read_text(path: Path, *, relpath: str) -> str:
+def read_text(path: str | os.PathLike[str], *, relpath: str) -> str:
     """One workspace file's text (config JSON, environment YAML), read as UTF-8.
 
     Raises :class:`~esv.errors.WorkspaceFileError` naming ``relpath`` when the file cannot be
     read or is not UTF-8 text.
     """
     try:
-        return path.read_text(encoding="utf-8")
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
     except UnicodeDecodeError:
         raise WorkspaceFileError(relpath, "is not UTF-8 text") from None
     except OSError as error:

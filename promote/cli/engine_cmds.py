@@ -10,13 +10,12 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import click
 
 from esv import EsvError
 from promote.cli import Context, handle_errors, pass_context
-from promote.engine.apply import Ambient, rollback, run, run_plan
 from promote.engine.drift import drift_json
 from promote.engine.plan import build_plan
 from promote.engine.render import (
@@ -35,6 +34,12 @@ from promote.state.factory import open_store
 from promote.state.history import read_history
 from promote.state.journal import run_in_progress, unfinished_runs
 from promote.workspace import Workspace, load_workspace
+
+if TYPE_CHECKING:
+    from promote.engine.apply import Ambient
+
+# promote.engine.apply (and through it hooks, verify gates, the email stack) is imported by
+# the commands that change tenants, when they run: plan, status and history never load it.
 
 __all__ = ["history_command", "plan_command", "rollback_command", "run_command", "status_command"]
 
@@ -136,6 +141,8 @@ def _progress(line: str) -> None:
 def _ambient(stdin: IO[str] | None = None, stderr: IO[str] | None = None) -> Ambient:
     """Ask for approval only when a person is there (stdin and stderr are terminals); show
     progress only on a terminal."""
+    from promote.engine.apply import Ambient
+
     stdin = stdin or sys.stdin
     stderr = stderr or sys.stderr
     interactive = stdin.isatty() and stderr.isatty()
@@ -203,6 +210,8 @@ def _run(
     accept_drift: tuple[str, ...] = (),
 ) -> int:
     """The body of ``run``; ``opener`` opens the tenants (tests inject faulty ones)."""
+    from promote.engine.apply import run, run_plan
+
     workspace = _workspace(ctx)
     store = open_store(workspace)
     tenants_of = Tenants(workspace, opener=opener, store=store)
@@ -335,6 +344,8 @@ def rollback_command(ctx: Context, env: str, approve: tuple[str, ...]) -> None:
     """Undo ENV's last promotion (recorded in the history); shows what it restores first."""
 
     def call() -> int:
+        from promote.engine.apply import rollback
+
         workspace = _workspace(ctx)
         store = open_store(workspace)
         notes: list[str] = []

@@ -8,13 +8,16 @@ last promotion; ``environment_status`` and ``read_history`` answer ``status`` an
 
 from __future__ import annotations
 
-from promote.engine.apply import Ambient, RunResult, check_saved_plan, rollback, run, run_plan
-from promote.engine.diff import ABSENT, ObjectDiff, PathChange, diff_object, diff_objects
-from promote.engine.plan import EsvChange, Plan, Stage, build_plan
-from promote.engine.render import MARKDOWN_LIMIT, PLAN_FORMAT, plan_to_json, render_plan
-from promote.engine.session import Tenants
-from promote.engine.status import EnvironmentStatus, environment_status
-from promote.state.history import HistoryRecord, read_history
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # at run time each name loads on first use (see __getattr__)
+    from promote.engine.apply import Ambient, RunResult, check_saved_plan, rollback, run, run_plan
+    from promote.engine.diff import ABSENT, ObjectDiff, PathChange, diff_object, diff_objects
+    from promote.engine.plan import EsvChange, Plan, Stage, build_plan
+    from promote.engine.render import MARKDOWN_LIMIT, PLAN_FORMAT, plan_to_json, render_plan
+    from promote.engine.session import Tenants
+    from promote.engine.status import EnvironmentStatus, environment_status
+    from promote.state.history import HistoryRecord, read_history
 
 __all__ = [
     "ABSENT",
@@ -42,3 +45,44 @@ __all__ = [
     "run",
     "run_plan",
 ]
+
+_EXPORTS = {
+    "annotations": "__future__",
+    "Ambient": "promote.engine.apply",
+    "RunResult": "promote.engine.apply",
+    "check_saved_plan": "promote.engine.apply",
+    "rollback": "promote.engine.apply",
+    "run": "promote.engine.apply",
+    "run_plan": "promote.engine.apply",
+    "ABSENT": "promote.engine.diff",
+    "ObjectDiff": "promote.engine.diff",
+    "PathChange": "promote.engine.diff",
+    "diff_object": "promote.engine.diff",
+    "diff_objects": "promote.engine.diff",
+    "EsvChange": "promote.engine.plan",
+    "Plan": "promote.engine.plan",
+    "Stage": "promote.engine.plan",
+    "build_plan": "promote.engine.plan",
+    "MARKDOWN_LIMIT": "promote.engine.render",
+    "PLAN_FORMAT": "promote.engine.render",
+    "plan_to_json": "promote.engine.render",
+    "render_plan": "promote.engine.render",
+    "Tenants": "promote.engine.session",
+    "EnvironmentStatus": "promote.engine.status",
+    "environment_status": "promote.engine.status",
+    "HistoryRecord": "promote.state.history",
+    "read_history": "promote.state.history",
+}
+"""Where each public name lives: importing one engine module (``promote.engine.plan``) does
+not import the others (``apply`` and, through it, the email stack)."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promote.engine' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

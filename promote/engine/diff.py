@@ -12,9 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from deepdiff import DeepDiff
-from deepdiff.helper import notpresent
-
+from esv.jsonfile import canonical_bytes
 from esv.resolver import json_path
 
 __all__ = [
@@ -90,9 +88,13 @@ class ObjectDiff:
 def _same(before: JSON, after: JSON) -> bool:
     # ``==`` alone treats true as 1 (and 1 as 1.0); marshal's bytes tell the types apart and
     # cost a fraction of ``json.dumps``. Version 2 writes no back-references, so equal values
-    # give equal bytes whatever object identity they have. Key order may differ between
-    # reads: then DeepDiff decides (and finds nothing).
-    return bool(before == after) and marshal.dumps(before, 2) == marshal.dumps(after, 2)
+    # give equal bytes whatever object identity they have. When key order differs between
+    # reads (a record written with sorted keys, a tenant's own order), canonical JSON decides.
+    if not before == after:
+        return False
+    if marshal.dumps(before, 2) == marshal.dumps(after, 2):
+        return True
+    return canonical_bytes(before) == canonical_bytes(after)
 
 
 def _top_level(value: JSON, *, side: Literal["before", "after"]) -> tuple[PathChange, ...]:
@@ -141,6 +143,10 @@ def _changes(
                 _changes(before[key], after[key], at, out)
         return
     if isinstance(before, list) and isinstance(after, list):
+        # Imported here: most plans never diff an array, and deepdiff costs ~80 ms to load.
+        from deepdiff import DeepDiff
+        from deepdiff.helper import notpresent
+
         tree = DeepDiff(before, after, view="tree", threshold_to_diff_deeper=0)
         for levels in tree.values():
             for level in levels:

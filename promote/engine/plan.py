@@ -22,6 +22,7 @@ from esv import MASK, EnvironmentFileError, EsvError, Problem, SecretValue
 from esv.envfile import EnvironmentFile, esv_values, read_secrets
 from esv.errors import MISSING_ESV
 from esv.ids import id_to_token
+from esv.jsonfile import canonical_bytes
 from esv.references import ReferenceIndex, build_index, check_environment
 from esv.resolver import EsvValue, Resolved, json_path, resolve, resolve_objects
 from promote.email import EMAIL_OBJECT, email_problems
@@ -265,9 +266,7 @@ class Texts:
         hit = self._texts.get(object_id)
         if hit is not None and hit[0] is value:
             return hit[1]
-        text = json.dumps(
-            value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str
-        )
+        text = canonical_bytes(value).decode()
         self._texts[object_id] = (value, text)
         return text
 

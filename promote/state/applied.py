@@ -45,7 +45,8 @@ class Applied:
             "variables": {k: list(v) for k, v in self.variables.items()},
             "secrets": dict(self.secrets),
         }
-        return (json.dumps(data, sort_keys=True, separators=(",", ":")) + "\n").encode()
+        # Objects keep their key order (the tenant's), so comparing them later is cheap.
+        return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
 
 def _name(env: str) -> str:

@@ -36,6 +36,7 @@ from esv import Problem
 from esv.conversions import TYPES
 from esv.errors import MISSING_ESV
 from esv.ids import is_valid_id
+from esv.jsonfile import loads
 from esv.references import index_references
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, ImmutableError, LockedError, TenantError
@@ -346,7 +347,7 @@ class LocalTenant:
     def read_config(self, ids: Collection[str]) -> dict[str, JSON]:
         """The given config objects as stored; ids not held are omitted."""
         with self._read("read config") as conn:
-            return {key: json.loads(text) for key, text in _select_config(conn, ids).items()}
+            return {key: loads(text) for key, text in _select_config(conn, ids).items()}
 
     def put_config(self, object_id: str, value: JSON) -> None:
         """Create or replace one config object; ``ImmutableError`` when immutable."""
