@@ -8,29 +8,32 @@ engine runs after an environment's apply and restart.
 
 from __future__ import annotations
 
-from promote.email.checks import EMAIL_OBJECT, check_email, check_recipient, email_problems
-from promote.email.dispatch import EmailTestable, Transports, outbox_of, send_test_email
-from promote.email.errors import (
-    EmailAuthError,
-    EmailConnectError,
-    EmailError,
-    EmailRateLimitError,
-    EmailRejectedError,
-    EmailTimeoutError,
-    EmailTlsError,
-    VerifyError,
-)
-from promote.email.model import (
-    TEST_BODY,
-    TEST_SUBJECT,
-    Address,
-    GraphProvider,
-    SmtpProvider,
-    parse_address,
-    provider_from_config,
-)
-from promote.email.outbox import Outbox
-from promote.email.verify import VerifyContext, run_verify
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # at run time each name loads on first use (see __getattr__)
+    from promote.email.checks import EMAIL_OBJECT, check_email, check_recipient, email_problems
+    from promote.email.dispatch import EmailTestable, Transports, outbox_of, send_test_email
+    from promote.email.errors import (
+        EmailAuthError,
+        EmailConnectError,
+        EmailError,
+        EmailRateLimitError,
+        EmailRejectedError,
+        EmailTimeoutError,
+        EmailTlsError,
+        VerifyError,
+    )
+    from promote.email.model import (
+        TEST_BODY,
+        TEST_SUBJECT,
+        Address,
+        GraphProvider,
+        SmtpProvider,
+        parse_address,
+        provider_from_config,
+    )
+    from promote.email.outbox import Outbox
+    from promote.email.verify import VerifyContext, run_verify
 
 __all__ = [
     "EMAIL_OBJECT",
@@ -60,3 +63,45 @@ __all__ = [
     "run_verify",
     "send_test_email",
 ]
+
+_EXPORTS = {
+    "EMAIL_OBJECT": "promote.email.checks",
+    "check_email": "promote.email.checks",
+    "check_recipient": "promote.email.checks",
+    "email_problems": "promote.email.checks",
+    "EmailTestable": "promote.email.dispatch",
+    "Transports": "promote.email.dispatch",
+    "outbox_of": "promote.email.dispatch",
+    "send_test_email": "promote.email.dispatch",
+    "EmailAuthError": "promote.email.errors",
+    "EmailConnectError": "promote.email.errors",
+    "EmailError": "promote.email.errors",
+    "EmailRateLimitError": "promote.email.errors",
+    "EmailRejectedError": "promote.email.errors",
+    "EmailTimeoutError": "promote.email.errors",
+    "EmailTlsError": "promote.email.errors",
+    "VerifyError": "promote.email.errors",
+    "TEST_BODY": "promote.email.model",
+    "TEST_SUBJECT": "promote.email.model",
+    "Address": "promote.email.model",
+    "GraphProvider": "promote.email.model",
+    "SmtpProvider": "promote.email.model",
+    "parse_address": "promote.email.model",
+    "provider_from_config": "promote.email.model",
+    "Outbox": "promote.email.outbox",
+    "VerifyContext": "promote.email.verify",
+    "run_verify": "promote.email.verify",
+}
+"""Where each public name lives: the checks (which a plan needs) load without the senders
+(SMTP, Microsoft Graph and httpx), which only ``email test`` and verify gates need."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'promote.email' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value

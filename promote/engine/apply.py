@@ -43,7 +43,7 @@ from promote.state.factory import open_store
 from promote.state.fingerprints import Fingerprints, fingerprints_for
 from promote.state.history import HistoryRecord, append_history, config_digest, now, read_history
 from promote.state.journal import Journal, prune_finished, run_lock, unfinished_runs
-from promote.tenants.base import JSON, PromotionReport, Tenant
+from promote.tenants.base import JSON, PromotionReport, SecretState, Tenant
 from promote.workspace import Workspace
 
 __all__ = [
@@ -679,6 +679,8 @@ def _apply_stage(
     envfile = workspace.environments[env]
     notes: list[str] = []
     holder = f"promote run {run_id}"
+    secret_states: Mapping[str, SecretState] | None = None
+    """The tenant's secrets as listed after the restart (the record reuses them)."""
 
     def step(name: str, ids: Collection[str] = ()) -> None:
         journal.step(env, name, sorted(ids))
@@ -731,7 +733,7 @@ def _apply_stage(
         tenant.restart()
         _wait_ready(tenant, envfile, _restart_timeout(envfile), ambient)
         done.append("restarted", completes="restart")
-        _check_loaded(tenant, stage)
+        secret_states = _check_loaded(tenant, stage)
     if envfile.verify:
         step("verify")
         ctx = VerifyContext(
@@ -746,7 +748,8 @@ def _apply_stage(
     after = _config_after(tenant, stage)
     record = _stage_record(stage, run_id, report_id, config_digest(after), ambient, earlier)
     append_history(journal.store, record)
-    write_applied(journal.store, env, _applied(tenant, stage, envfile, after, fingerprints))
+    applied = _applied(tenant, stage, envfile, after, fingerprints, secret_states)
+    write_applied(journal.store, env, applied)
     return notes
 
 
@@ -800,6 +803,7 @@ def _applied(
     envfile: EnvironmentFile,
     config: Mapping[str, JSON],
     fingerprints: Fingerprints,
+    secret_states: Mapping[str, SecretState] | None = None,
 ) -> Applied:
     """The record of what ``stage`` left in ``tenant`` (drift is measured against it): its
     config (secret-derived values of resolved config masked, kept as keyed fingerprints),
@@ -821,7 +825,7 @@ def _applied(
     secrets: dict[str, int] = {}
     if tenant.capabilities.esvs:
         variables = {key: (v.value, v.type) for key, v in envfile.variables.items()}
-        held = tenant.list_secrets()
+        held = secret_states if secret_states is not None else tenant.list_secrets()
         secrets = {key: held[key].version for key in envfile.secrets if key in held}
     return Applied(masked, secret_paths, variables, secrets)
 
@@ -875,13 +879,15 @@ def _wait_ready(tenant: Tenant, envfile: EnvironmentFile, timeout: float, ambien
         ambient.sleep(min(ambient.poll_seconds, max(timeout - waited, 0.0)))
 
 
-def _check_loaded(tenant: Tenant, stage: Stage) -> None:
-    """Every ESV the stage wrote (added or modified) is held, of its kind, and loaded."""
+def _check_loaded(tenant: Tenant, stage: Stage) -> Mapping[str, SecretState] | None:
+    """Every ESV the stage wrote (added or modified) is held, of its kind, and loaded.
+    Returns the secrets as listed (``None`` when nothing needed checking)."""
     written = {w.id: w.kind for w in stage.esv_writes if w.action != "delete"}
     if not written:
-        return
+        return None
     loaded = {key for key, state in tenant.list_variables().items() if state.loaded}
-    loaded_secrets = {key for key, state in tenant.list_secrets().items() if state.loaded}
+    secret_states = tenant.list_secrets()
+    loaded_secrets = {key for key, state in secret_states.items() if state.loaded}
     pending = sorted(
         esv_id
         for esv_id, kind in written.items()
@@ -892,6 +898,7 @@ def _check_loaded(tenant: Tenant, stage: Stage) -> None:
             f"{stage.env}: after the restart these ESVs are still not loaded: "
             f"{', '.join(pending)}; restart the environment again, then run again"
         )
+    return secret_states
 
 
 def rollback(

@@ -25,8 +25,7 @@ from esv.ids import id_to_token
 from esv.jsonfile import canonical_bytes
 from esv.references import ReferenceIndex, build_index, check_environment
 from esv.resolver import EsvValue, Resolved, json_path, resolve, resolve_objects
-from promote.email import EMAIL_OBJECT, email_problems
-from promote.email.checks import TEMPLATE_PREFIX
+from promote.email.checks import EMAIL_OBJECT, TEMPLATE_PREFIX, email_problems
 from promote.engine.diff import (
     ABSENT,
     Action,

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import html
 import json
-from typing import Any, Literal
-
-import jinja2
+from functools import cache
+from typing import TYPE_CHECKING, Any, Literal
 
 from esv import MASK, Problem
 from esv.jsonfile import dump_pretty
 from promote.engine.diff import ABSENT, ObjectDiff, PathChange
 from promote.engine.drift import drift_json
 from promote.engine.plan import EsvChange, Plan, Stage
+
+if TYPE_CHECKING:
+    import jinja2
 
 __all__ = [
     "MARKDOWN_LIMIT",
@@ -101,7 +103,11 @@ def _md(text: str) -> str:
     return html.escape(str(text), quote=False).replace("|", "&#124;").replace("\n", " ")
 
 
+@cache
 def _environment() -> jinja2.Environment:
+    # Made on first use: a JSON plan never loads jinja2.
+    import jinja2
+
     env = jinja2.Environment(
         loader=jinja2.PackageLoader("promote", "templates"),
         autoescape=False,
@@ -122,12 +128,9 @@ def _environment() -> jinja2.Environment:
     return env
 
 
-_ENV = _environment()
-
-
 def render_template(name: str, **context: Any) -> str:
     """Render one of the package's templates (``promote/templates/<name>``)."""
-    return _ENV.get_template(name).render(**context)
+    return _environment().get_template(name).render(**context)
 
 
 def _change_json(change: PathChange) -> dict[str, Any]:
@@ -255,7 +258,7 @@ def _object_rank(object_id: str) -> int:
 
 
 def _render_markdown(plan: Plan, limit: int) -> str:
-    module: Any = _ENV.get_template("plan.md.j2").make_module({"counts": _counts})
+    module: Any = _environment().get_template("plan.md.j2").make_module({"counts": _counts})
     head = str(module.summary(plan))
     stages = [stage for stage in plan.stages if stage.status != "in-sync"]
     details = [_details(module, stage) for stage in stages]

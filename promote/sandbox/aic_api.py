@@ -16,7 +16,7 @@ import json
 import sqlite3
 import threading
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
 
@@ -25,7 +25,7 @@ from esv.ids import is_valid_id
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, LockedError
 from promote.sandbox.routes import SandboxRequest, SandboxResponse, error, match
-from promote.tenants.base import EsvWrite, PromotionReport, VariableState
+from promote.tenants.base import EsvWrite, PromotionReport, SecretState, VariableState
 from promote.tenants.local import LocalTenant
 
 __all__ = ["EXPRESSION_TYPES", "AicApi"]
@@ -152,21 +152,35 @@ class AicApi:
             self.lower.close()
 
     # -- variables ----------------------------------------------------------------------
-    def _variable_json(self, esv_id: str) -> dict[str, Any] | None:
-        state = self.tenant.list_variables().get(esv_id)
+    def _variable_json(
+        self,
+        esv_id: str,
+        states: Mapping[str, VariableState] | None = None,
+        descriptions: Mapping[str, str] | None = None,
+    ) -> dict[str, Any] | None:
+        """One variable as the API shows it; ``states`` / ``descriptions``: read once for a
+        whole listing (one query each, not one per variable)."""
+        state = (states if states is not None else self.tenant.list_variables()).get(esv_id)
         if state is None:
             return None
+        description = (
+            descriptions.get(esv_id, "") if descriptions is not None else self._description(esv_id)
+        )
         return {
             "_id": esv_id,
-            "description": self._description(esv_id),
+            "description": description,
             "expressionType": state.type,
             "loaded": state.loaded,
             "valueBase64": base64.b64encode(state.value.encode()).decode(),
         }
 
     def _list_variables(self, request: SandboxRequest, _: dict[str, str]) -> SandboxResponse:
-        ids = sorted(self.tenant.list_variables())
-        items = [self._variable_json(i) for i in ids]
+        states = self.tenant.list_variables()
+        descriptions = {
+            str(row[0]): str(row[1] or "")
+            for row in self._meta.execute("SELECT id, description FROM esv_meta")
+        }
+        items = [self._variable_json(i, states, descriptions) for i in sorted(states)]
         if _version(request.headers.get("accept-api-version")).get("resource") == "2.0":
             # The v2 list omits values: read each variable for its value.
             items = [{k: v for k, v in i.items() if k != "valueBase64"} for i in items if i]
@@ -228,14 +242,23 @@ class AicApi:
         return SandboxResponse(200, found)
 
     # -- secrets ------------------------------------------------------------------------
-    def _secret_json(self, esv_id: str) -> dict[str, Any] | None:
-        state = self.tenant.list_secrets().get(esv_id)
+    def _secret_json(
+        self,
+        esv_id: str,
+        states: Mapping[str, SecretState] | None = None,
+        metas: Mapping[str, tuple[Any, ...]] | None = None,
+    ) -> dict[str, Any] | None:
+        """One secret as the API shows it; ``states`` / ``metas``: read once for a listing."""
+        state = (states if states is not None else self.tenant.list_secrets()).get(esv_id)
         if state is None:
             return None
-        row = self._meta.execute(
-            "SELECT description, encoding, use_in_placeholders FROM esv_meta WHERE id = ?",
-            (esv_id,),
-        ).fetchone()
+        if metas is not None:
+            row = metas.get(esv_id)
+        else:
+            row = self._meta.execute(
+                "SELECT description, encoding, use_in_placeholders FROM esv_meta WHERE id = ?",
+                (esv_id,),
+            ).fetchone()
         description, encoding, placeholders = row if row else ("", "generic", 1)
         return {
             "_id": esv_id,
@@ -248,8 +271,14 @@ class AicApi:
         }
 
     def _list_secrets(self, request: SandboxRequest, _: dict[str, str]) -> SandboxResponse:
-        ids = sorted(self.tenant.list_secrets())
-        return _page(request, [self._secret_json(i) for i in ids])
+        states = self.tenant.list_secrets()
+        metas = {
+            str(row[0]): tuple(row[1:])
+            for row in self._meta.execute(
+                "SELECT id, description, encoding, use_in_placeholders FROM esv_meta"
+            )
+        }
+        return _page(request, [self._secret_json(i, states, metas) for i in sorted(states)])
 
     def _get_secret(self, _: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         found = self._secret_json(params["id"])
