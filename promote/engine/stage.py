@@ -1,0 +1,291 @@
+"""Apply one stage of a walk: ESVs, config (direct writes or promotion), restart hook and
+restart, the loaded check, verify gates, then the history record and the record of what was
+applied. The journal is written before each step (:func:`apply_stage`)."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from esv import EsvError, SecretValue
+from esv.envfile import EnvironmentFile, Secret, SecretSource, read_secret
+from promote.email.verify import VerifyContext, run_verify
+from promote.engine.ambient import DEFAULT_RESTART_TIMEOUT, Ambient
+from promote.engine.drift import mask_secret_paths
+from promote.engine.hooks import run_restart_hook
+from promote.engine.plan import Stage
+from promote.errors import (
+    PromoteError,
+)
+from promote.state.applied import Applied, write_applied
+from promote.state.fingerprints import Fingerprints
+from promote.state.history import HistoryRecord, append_history, config_digest, now
+from promote.state.journal import Journal
+from promote.tenants.base import JSON, SecretState, Tenant
+from promote.workspace import Workspace
+
+__all__ = ["Progress", "STEP_WORDS", "apply_stage", "stage_changes"]
+
+
+STEP_WORDS = {
+    "esvs": "writing ESVs",
+    "config": "the config step",
+    "restart": "the restart",
+    "verify": "verification",
+    "record": "recording the history",
+}
+
+
+@dataclass
+class Progress:
+    """What one stage has done so far, and the step under way."""
+
+    done: list[str] = field(default_factory=list)
+    step: str | None = None
+    completed: set[str] = field(default_factory=set)
+    """Steps that finished: ``esvs``, ``config``, ``restart``."""
+    report_id: str | None = None
+
+    def append(self, item: str, *, completes: str | None = None) -> None:
+        self.done.append(item)
+        if completes is not None:
+            self.completed.add(completes)
+
+
+def apply_stage(
+    workspace: Workspace,
+    stage: Stage,
+    tenants: Mapping[str, Tenant],
+    journal: Journal,
+    run_id: str,
+    done: Progress,
+    ambient: Ambient,
+    earlier: Journal | None,
+    fingerprints: Fingerprints,
+) -> list[str]:
+    env = stage.env
+    tenant = tenants[env]
+    envfile = workspace.environments[env]
+    notes: list[str] = []
+    holder = f"promote run {run_id}"
+    secret_states: Mapping[str, SecretState] | None = None
+    """The tenant's secrets as listed after the restart (the record reuses them)."""
+
+    def step(name: str, ids: Collection[str] = ()) -> None:
+        journal.step(env, name, sorted(ids))
+        done.step = name
+        if ambient.before_step is not None:
+            ambient.before_step(env, name)
+
+    if stage.esv_writes:
+        step("esvs", [w.id for w in stage.esv_writes])
+        try:
+            tenant.write_esvs(stage.esv_writes)
+        except BaseException:
+            if not tenant.capabilities.atomic_esv_writes:
+                # One request per ESV: some may be written (the tenant's error names them).
+                done.append("some ESV writes may have been made, as the error lists")
+            raise
+        done.append(f"ESVs written: {', '.join(w.id for w in stage.esv_writes)}", completes="esvs")
+    report_id = None
+    if stage.config_changes:
+        step("config", [d.object for d in stage.config_changes])
+        if stage.via == "direct":
+            for object_id, value in stage.config_writes.items():
+                tenant.put_config(object_id, value)
+            for object_id in stage.config_deletes:
+                tenant.delete_config(object_id)
+        else:
+            report = tenant.promote_from(
+                tenants[stage.source],
+                holder=holder,
+                description=f"promote run {run_id}: {stage.source} -> {env}",
+            )
+            report_id = done.report_id = report.id
+        done.append(
+            f"config {'written' if stage.via == 'direct' else 'promoted'}", completes="config"
+        )
+    if stage.restart:
+        step("restart")
+        if envfile.restart is not None:
+            post = {"post": ambient.post} if ambient.post is not None else {}
+            summary = run_restart_hook(
+                envfile.restart,
+                env=env,
+                cwd=workspace.root,
+                environ=ambient.environ,
+                secrets=_secrets_in_play(workspace, ambient.environ),
+                **post,
+            )
+            notes.append(f"{env}: restart hook {summary}")
+            done.append("restart hook ran")
+        tenant.restart()
+        _wait_ready(tenant, envfile, _restart_timeout(envfile), ambient)
+        done.append("restarted", completes="restart")
+        secret_states = _check_loaded(tenant, stage)
+    if envfile.verify:
+        step("verify")
+        ctx = VerifyContext(
+            env=envfile, tenant=tenant, resolved=stage.resolved, workspace=workspace
+        )
+        if ambient.transports is not None:
+            ctx = replace(ctx, transports=ambient.transports)
+        summary_line = run_verify(ctx)
+        if summary_line:
+            notes.append(summary_line)
+    step("record")
+    after = _config_after(tenant, stage)
+    record = _stage_record(stage, run_id, report_id, config_digest(after), ambient, earlier)
+    append_history(journal.store, record)
+    applied = _applied(tenant, stage, envfile, after, fingerprints, secret_states)
+    write_applied(journal.store, env, applied)
+    return notes
+
+
+def _stage_record(
+    stage: Stage,
+    run_id: str,
+    report_id: str | None,
+    digest: str,
+    ambient: Ambient,
+    earlier: Journal | None,
+) -> HistoryRecord:
+    """The history record of an applied stage; when this run finishes ``earlier``, what
+    that run changed in this environment first, then what this run added to it."""
+    changes = stage_changes(stage)
+    before = earlier.begun_changes(stage.env) if earlier is not None else {}
+
+    def merged(key: str) -> tuple[str, ...]:
+        return tuple(dict.fromkeys([*before.get(key, ()), *changes[key]]))
+
+    return HistoryRecord(
+        time=now(ambient.wall_clock),
+        run_id=run_id,
+        env=stage.env,
+        action="promote",
+        source=stage.source,
+        config_added=merged("config_added"),
+        config_modified=merged("config_modified"),
+        config_deleted=merged("config_deleted"),
+        esvs=merged("esvs"),
+        restarted=stage.restart or bool(before.get("restart")),
+        report_id=report_id,
+        config_digest=digest,
+        notes=(f"finishes run {earlier.run_id}",) if before and earlier else (),
+    )
+
+
+def _config_after(tenant: Tenant, stage: Stage) -> Mapping[str, JSON]:
+    """What ``tenant`` holds once ``stage`` is applied: the plan's target, without reading
+    the tenant again (an AIC tenant can hold 20,000 objects).
+
+    A tenant without placeholders holds resolved config, and reading it omits write-only
+    fields (a password), so it is read back: it holds a handful of objects."""
+    if tenant.capabilities.placeholders:
+        return stage.config_after
+    return tenant.read_config(sorted(tenant.list_config_ids()))
+
+
+def _applied(
+    tenant: Tenant,
+    stage: Stage,
+    envfile: EnvironmentFile,
+    config: Mapping[str, JSON],
+    fingerprints: Fingerprints,
+    secret_states: Mapping[str, SecretState] | None = None,
+) -> Applied:
+    """The record of what ``stage`` left in ``tenant`` (drift is measured against it): its
+    config (secret-derived values of resolved config masked, kept as keyed fingerprints),
+    the variables written, and the version of each secret as the tenant shows it now."""
+    masked: dict[str, JSON] = {}
+    secret_paths: dict[str, dict[str, str]] = {}
+    for object_id, value in config.items():
+        item = stage.resolved.get(object_id)
+        paths = (
+            item.secret_paths if item is not None and not tenant.capabilities.placeholders else None
+        )
+        if paths:
+            masked[object_id], prints = mask_secret_paths(value, paths, fingerprints.of)
+            if prints:
+                secret_paths[object_id] = prints
+        else:
+            masked[object_id] = value
+    variables: dict[str, tuple[str, str]] = {}
+    secrets: dict[str, int] = {}
+    if tenant.capabilities.esvs:
+        variables = {key: (v.value, v.type) for key, v in envfile.variables.items()}
+        held = secret_states if secret_states is not None else tenant.list_secrets()
+        secrets = {key: held[key].version for key in envfile.secrets if key in held}
+    return Applied(masked, secret_paths, variables, secrets)
+
+
+def _secrets_in_play(workspace: Workspace, environ: Mapping[str, str]) -> list[SecretValue]:
+    """Every secret the workspace's environment files name that can be read here (ESV
+    secrets, tenant credentials): a restart hook runs with the whole environment, so these
+    are masked in what it prints."""
+    found: list[SecretValue] = []
+    for envfile in workspace.environments.values():
+        sources: list[Secret | SecretSource] = list(envfile.secrets.values())
+        sources += [v for v in envfile.tenant.values() if isinstance(v, SecretSource)]
+        for source in sources:
+            try:
+                found.append(read_secret(source, workspace=workspace.root, environ=environ))
+            except EsvError:
+                continue  # not set here: then it is not in the hook's environment either
+    return found
+
+
+def stage_changes(stage: Stage) -> dict[str, Any]:
+    """What applying ``stage`` changes, by id (for the journal and the history)."""
+    return {
+        "config_added": [d.object for d in stage.config_changes if d.action == "add"],
+        "config_modified": [d.object for d in stage.config_changes if d.action == "modify"],
+        "config_deleted": [d.object for d in stage.config_changes if d.action == "delete"],
+        "esvs": [f"{c.action} {c.kind} {c.id}" for c in stage.esv_changes],
+        "restart": stage.restart,
+    }
+
+
+def _restart_timeout(envfile: EnvironmentFile) -> float:
+    # How long the restart may take: tenant.restart_timeout (the hook has its own timeout).
+    value = envfile.tenant.get("restart_timeout")
+    return DEFAULT_RESTART_TIMEOUT if value is None else float(value)
+
+
+def _wait_ready(tenant: Tenant, envfile: EnvironmentFile, timeout: float, ambient: Ambient) -> None:
+    env = envfile.name
+    start = ambient.clock()
+    while tenant.restart_status() != "ready":
+        waited = ambient.clock() - start
+        if waited >= timeout:
+            raise PromoteError(
+                f"{env}: the restart did not finish within {timeout:g}s; its ESVs are written "
+                "but may not be loaded yet; run again once it is ready, or raise "
+                f"tenant.restart_timeout in {envfile.relpath}"
+            )
+        if ambient.progress is not None:
+            ambient.progress(f"{env}: waiting for the restart to finish ({waited:.0f}s)")
+        ambient.sleep(min(ambient.poll_seconds, max(timeout - waited, 0.0)))
+
+
+def _check_loaded(tenant: Tenant, stage: Stage) -> Mapping[str, SecretState] | None:
+    """Every ESV the stage wrote (added or modified) is held, of its kind, and loaded.
+    Returns the secrets as listed (``None`` when nothing needed checking)."""
+    written = {w.id: w.kind for w in stage.esv_writes if w.action != "delete"}
+    if not written:
+        return None
+    loaded = {key for key, state in tenant.list_variables().items() if state.loaded}
+    secret_states = tenant.list_secrets()
+    loaded_secrets = {key for key, state in secret_states.items() if state.loaded}
+    pending = sorted(
+        esv_id
+        for esv_id, kind in written.items()
+        if esv_id not in (loaded if kind == "variable" else loaded_secrets)
+    )
+    if pending:
+        raise PromoteError(
+            f"{stage.env}: after the restart these ESVs are still not loaded: "
+            f"{', '.join(pending)}; restart the environment again, then run again"
+        )
+    return secret_states
