@@ -53,6 +53,38 @@ class Progress:
             self.completed.add(completes)
 
 
+@dataclass
+class _StageRun:
+    """One stage being applied: what every step reads, and what the steps leave behind."""
+
+    workspace: Workspace
+    stage: Stage
+    tenants: Mapping[str, Tenant]
+    journal: Journal
+    run_id: str
+    done: Progress
+    ambient: Ambient
+    notes: list[str] = field(default_factory=list)
+    report_id: str | None = None
+    secret_states: Mapping[str, SecretState] | None = None
+    """The tenant's secrets as listed after the restart (the record reuses them)."""
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.tenants[self.stage.env]
+
+    @property
+    def envfile(self) -> EnvironmentFile:
+        return self.workspace.environments[self.stage.env]
+
+    def step(self, name: str, ids: Collection[str] = ()) -> None:
+        """Journal ``name`` (with the ids it touches) before it starts."""
+        self.journal.step(self.stage.env, name, sorted(ids))
+        self.done.step = name
+        if self.ambient.before_step is not None:
+            self.ambient.before_step(self.stage.env, name)
+
+
 def apply_stage(
     workspace: Workspace,
     stage: Stage,
@@ -64,83 +96,100 @@ def apply_stage(
     earlier: Journal | None,
     fingerprints: Fingerprints,
 ) -> list[str]:
-    env = stage.env
-    tenant = tenants[env]
-    envfile = workspace.environments[env]
-    notes: list[str] = []
-    holder = f"promote run {run_id}"
-    secret_states: Mapping[str, SecretState] | None = None
-    """The tenant's secrets as listed after the restart (the record reuses them)."""
-
-    def step(name: str, ids: Collection[str] = ()) -> None:
-        journal.step(env, name, sorted(ids))
-        done.step = name
-        if ambient.before_step is not None:
-            ambient.before_step(env, name)
-
+    """Apply ``stage``: its steps in order, each journaled first; notes for people."""
+    current = _StageRun(workspace, stage, tenants, journal, run_id, done, ambient)
     if stage.esv_writes:
-        step("esvs", [w.id for w in stage.esv_writes])
-        try:
-            tenant.write_esvs(stage.esv_writes)
-        except BaseException:
-            if not tenant.capabilities.atomic_esv_writes:
-                # One request per ESV: some may be written (the tenant's error names them).
-                done.append("some ESV writes may have been made, as the error lists")
-            raise
-        done.append(f"ESVs written: {', '.join(w.id for w in stage.esv_writes)}", completes="esvs")
-    report_id = None
+        _write_esvs(current)
     if stage.config_changes:
-        step("config", [d.object for d in stage.config_changes])
-        if stage.via == "direct":
-            for object_id, value in stage.config_writes.items():
-                tenant.put_config(object_id, value)
-            for object_id in stage.config_deletes:
-                tenant.delete_config(object_id)
-        else:
-            report = tenant.promote_from(
-                tenants[stage.source],
-                holder=holder,
-                description=f"promote run {run_id}: {stage.source} -> {env}",
-            )
-            report_id = done.report_id = report.id
-        done.append(
-            f"config {'written' if stage.via == 'direct' else 'promoted'}", completes="config"
-        )
+        _write_config(current)
     if stage.restart:
-        step("restart")
-        if envfile.restart is not None:
-            post = {"post": ambient.post} if ambient.post is not None else {}
-            summary = run_restart_hook(
-                envfile.restart,
-                env=env,
-                cwd=workspace.root,
-                environ=ambient.environ,
-                secrets=_secrets_in_play(workspace, ambient.environ),
-                **post,
-            )
-            notes.append(f"{env}: restart hook {summary}")
-            done.append("restart hook ran")
-        tenant.restart()
-        _wait_ready(tenant, envfile, _restart_timeout(envfile), ambient)
-        done.append("restarted", completes="restart")
-        secret_states = _check_loaded(tenant, stage)
-    if envfile.verify:
-        step("verify")
-        ctx = VerifyContext(
-            env=envfile, tenant=tenant, resolved=stage.resolved, workspace=workspace
+        _restart(current)
+    if current.envfile.verify:
+        _verify(current)
+    _record(current, earlier, fingerprints)
+    return current.notes
+
+
+def _write_esvs(current: _StageRun) -> None:
+    writes, tenant = current.stage.esv_writes, current.tenant
+    current.step("esvs", [w.id for w in writes])
+    try:
+        tenant.write_esvs(writes)
+    except BaseException:
+        if not tenant.capabilities.atomic_esv_writes:
+            # One request per ESV: some may be written (the tenant's error names them).
+            current.done.append("some ESV writes may have been made, as the error lists")
+        raise
+    current.done.append(f"ESVs written: {', '.join(w.id for w in writes)}", completes="esvs")
+
+
+def _write_config(current: _StageRun) -> None:
+    stage, tenant = current.stage, current.tenant
+    current.step("config", [d.object for d in stage.config_changes])
+    if stage.via == "direct":
+        for object_id, value in stage.config_writes.items():
+            tenant.put_config(object_id, value)
+        for object_id in stage.config_deletes:
+            tenant.delete_config(object_id)
+    else:
+        report = tenant.promote_from(
+            current.tenants[stage.source],
+            holder=f"promote run {current.run_id}",
+            description=f"promote run {current.run_id}: {stage.source} -> {stage.env}",
         )
-        if ambient.transports is not None:
-            ctx = replace(ctx, transports=ambient.transports)
-        summary_line = run_verify(ctx)
-        if summary_line:
-            notes.append(summary_line)
-    step("record")
+        current.report_id = current.done.report_id = report.id
+    how = "written" if stage.via == "direct" else "promoted"
+    current.done.append(f"config {how}", completes="config")
+
+
+def _restart(current: _StageRun) -> None:
+    env, envfile, ambient = current.stage.env, current.envfile, current.ambient
+    current.step("restart")
+    if envfile.restart is not None:
+        post = {"post": ambient.post} if ambient.post is not None else {}
+        summary = run_restart_hook(
+            envfile.restart,
+            env=env,
+            cwd=current.workspace.root,
+            environ=ambient.environ,
+            secrets=_secrets_in_play(current.workspace, ambient.environ),
+            **post,
+        )
+        current.notes.append(f"{env}: restart hook {summary}")
+        current.done.append("restart hook ran")
+    current.tenant.restart()
+    _wait_ready(current.tenant, envfile, _restart_timeout(envfile), ambient)
+    current.done.append("restarted", completes="restart")
+    current.secret_states = _check_loaded(current.tenant, current.stage)
+
+
+def _verify(current: _StageRun) -> None:
+    current.step("verify")
+    ctx = VerifyContext(
+        env=current.envfile,
+        tenant=current.tenant,
+        resolved=current.stage.resolved,
+        workspace=current.workspace,
+    )
+    if current.ambient.transports is not None:
+        ctx = replace(ctx, transports=current.ambient.transports)
+    summary_line = run_verify(ctx)
+    if summary_line:
+        current.notes.append(summary_line)
+
+
+def _record(current: _StageRun, earlier: Journal | None, fingerprints: Fingerprints) -> None:
+    """The history entry, then the record of what was applied (drift is measured from it)."""
+    stage, tenant, store = current.stage, current.tenant, current.journal.store
+    current.step("record")
     after = _config_after(tenant, stage)
-    record = _stage_record(stage, run_id, report_id, config_digest(after), ambient, earlier)
-    append_history(journal.store, record)
-    applied = _applied(tenant, stage, envfile, after, fingerprints, secret_states)
-    write_applied(journal.store, env, applied)
-    return notes
+    digest = config_digest(after)
+    entry = _stage_record(
+        stage, current.run_id, current.report_id, digest, current.ambient, earlier
+    )
+    append_history(store, entry)
+    applied = _applied(tenant, stage, current.envfile, after, fingerprints, current.secret_states)
+    write_applied(store, stage.env, applied)
 
 
 def _stage_record(
