@@ -1,0 +1,319 @@
+"""Plan one stage (:func:`build_stage`): what it receives, its checks, its ESV and config
+changes, effective values, drift, whether it restarts, and its digests."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from esv import EsvError
+from esv.envfile import EnvironmentFile
+from esv.ids import id_to_token
+from esv.references import ReferenceIndex, build_index
+from esv.resolver import Resolved
+from promote.engine.diff import (
+    ObjectDiff,
+    diff_objects,
+)
+from promote.engine.digests import (
+    Held,
+    Texts,
+    config_digest,
+    inputs_fingerprint,
+    tenant_fingerprint,
+)
+from promote.engine.drift import Drift, find_drift
+from promote.engine.effective import effective_changes, mask_diff, rotated_secret_paths
+from promote.engine.esv_changes import esv_changes
+from promote.engine.model import EsvChange, Stage, Status
+from promote.engine.preflight import (
+    Checks,
+    drift_problem,
+    is_email_object,
+    preflight,
+    resolve_checked,
+)
+from promote.errors import LockedError, PromoteError
+from promote.state.applied import Applied
+from promote.state.fingerprints import Fingerprints
+from promote.tenants.base import JSON, Capabilities, EsvWrite, Tenant
+from promote.workspace import Workspace
+
+__all__ = ["build_stage", "desired_config"]
+
+
+@dataclass(frozen=True)
+class StageConfig:
+    """What a stage's config becomes, from one of the two paths below."""
+
+    target: dict[str, JSON]
+    """What the tenant will hold: placeholders kept, or resolved values."""
+    changes: list[ObjectDiff]
+    resolved: dict[str, Resolved]
+    effective: list[ObjectDiff]
+    same: set[str]
+    """Held objects equal to the target's (their canonical text is shared)."""
+    inputs: JSON
+    """What of the target enters the inputs fingerprint."""
+
+
+def build_stage(
+    workspace: Workspace,
+    env: str,
+    lower: str | None,
+    tenants: Mapping[str, Tenant],
+    *,
+    environ: Mapping[str, str] = os.environ,
+    fingerprints: Fingerprints | None = None,
+    texts: Texts | None = None,
+    references: ReferenceIndex | None = None,
+    applied: Applied | None = None,
+    accept_drift: bool = False,
+) -> Stage:
+    """Plan one stage: ``env`` receiving ``config/`` (``lower`` is None) or what ``lower``
+    will hold. ``texts``: shared by the stages of one plan (see :class:`Texts`);
+    ``references``: the reference index of ``config/``, shared likewise (only objects that
+    differ from it are indexed again); ``applied``: the record of what promote last applied
+    to ``env`` (drift is measured against it); ``accept_drift``: ``on_drift: block`` does
+    not block.
+
+    Every object's references are checked; objects are resolved only where the result can
+    differ from what the tenant runs or where only resolving can find a problem: objects
+    that change, that may reference an ESV that changes or a secret, the email objects
+    (their checks read each other), and every object of a tenant without placeholders."""
+    at = _Stage(
+        workspace,
+        env,
+        lower,
+        tenants,
+        environ,
+        fingerprints or Fingerprints.ephemeral(),
+        texts if texts is not None else Texts(),
+    )
+    _check_lock(at.tenant, env)
+    desired = desired_config(workspace, env, lower, tenants)
+    references = build_index(desired, reuse=references)
+    checks = preflight(
+        workspace, at.envfile, desired, lower, at.tenant, at.mutable, environ, references
+    )
+    held = read_held(at.tenant, desired)
+    drift = _drift(at, applied, held, checks, accept_drift)
+    changes, writes = _esvs(at, checks, held, drift)
+    if at.caps.placeholders:
+        config = placeholder_config(
+            at.envfile, desired, held, checks, changes, at.mutable, at.caps, at.texts, references
+        )
+    else:
+        config = resolved_config(at.envfile, desired, held, checks, at.mutable, at.caps, at.tenant)
+    return _stage(at, checks, held, drift, changes, writes, config)
+
+
+@dataclass(frozen=True)
+class _Stage:
+    """The stage being planned, and what every step reads."""
+
+    workspace: Workspace
+    env: str
+    lower: str | None
+    tenants: Mapping[str, Tenant]
+    environ: Mapping[str, str]
+    fingerprints: Fingerprints
+    texts: Texts
+
+    @property
+    def envfile(self) -> EnvironmentFile:
+        return self.workspace.environments[self.env]
+
+    @property
+    def tenant(self) -> Tenant:
+        return self.tenants[self.env]
+
+    @property
+    def caps(self) -> Capabilities:
+        return self.tenant.capabilities
+
+    @property
+    def mutable(self) -> bool:
+        # A tenant without promotions (Okta) receives config directly wherever it stands.
+        return self.workspace.is_mutable(self.env) or not self.caps.promotion
+
+
+def _check_lock(tenant: Tenant, env: str) -> None:
+    lock = tenant.lock_state()
+    if lock.locked:
+        raise LockedError(env, lock.holder)
+
+
+def _drift(
+    at: _Stage, applied: Applied | None, held: Held, checks: Checks, accept: bool
+) -> list[Drift]:
+    """What changed outside promote; under ``on_drift: block`` (not accepted) a problem."""
+    found = find_drift(
+        applied, held.config, held.variables, held.secrets, matches=at.fingerprints.matches
+    )
+    if found and at.envfile.on_drift == "block" and not accept:
+        checks.errors.append(drift_problem(at.envfile, len(found)))
+    return found
+
+
+def _esvs(
+    at: _Stage, checks: Checks, held: Held, drift: list[Drift]
+) -> tuple[list[EsvChange], list[EsvWrite]]:
+    """The ESV changes (and writes) of a tenant that holds ESVs and whose secrets were read;
+    a secret rotated outside promote is written again."""
+    if not (at.caps.esvs and checks.secrets_ok):
+        return [], []
+    rotated_outside = {d.id for d in drift if d.kind == "esv" and d.secret}
+    return esv_changes(
+        at.envfile, checks.secrets, held.variables, held.secrets, at.tenant, rotated_outside
+    )
+
+
+def _stage(
+    at: _Stage,
+    checks: Checks,
+    held: Held,
+    drift: list[Drift],
+    changes: list[EsvChange],
+    writes: list[EsvWrite],
+    config: StageConfig,
+) -> Stage:
+    """The stage record: status, restart, digests, and what applying it writes."""
+    target, config_changes = config.target, config.changes
+    unloaded = sorted(
+        [key for key, v in held.variables.items() if not v.loaded]
+        + [key for key, s in held.secrets.items() if not s.loaded]
+    )
+    restart = at.caps.restart and at.caps.esvs and bool(changes or unloaded)
+    # The tenant's fingerprint: an object equal to the one wanted has the same text.
+    same = {key: target[key] for key in config.same}
+    status: Status = "in-sync"
+    if checks.errors:
+        status = "blocked"
+    elif config_changes or changes or restart or drift:
+        status = "changes"
+    inputs = inputs_fingerprint(at.envfile, config.inputs, writes, at.mutable, at.fingerprints)
+    return Stage(
+        env=at.env,
+        source=at.lower if at.lower is not None else "config",
+        status=status,
+        mutable=at.mutable,
+        protected=bool(at.envfile.protected),
+        via="direct" if at.mutable else "promotion",
+        missing_esvs=tuple(checks.missing),
+        errors=tuple(checks.errors),
+        warnings=tuple(checks.warnings),
+        config_changes=tuple(config_changes),
+        effective_changes=tuple(config.effective),
+        esv_changes=tuple(changes),
+        restart=restart,
+        unloaded=tuple(unloaded),
+        tenant_fingerprint=tenant_fingerprint(held, same, at.texts),
+        inputs_fingerprint=inputs,
+        drift=tuple(drift),
+        config_writes={d.object: target[d.object] for d in config_changes if d.action != "delete"},
+        config_deletes=tuple(d.object for d in config_changes if d.action == "delete"),
+        esv_writes=tuple(writes),
+        resolved=config.resolved,
+        config_after=target if at.caps.placeholders else {},
+    )
+
+
+def placeholder_config(
+    envfile: EnvironmentFile,
+    desired: dict[str, JSON],
+    held: Held,
+    checks: Checks,
+    esv_changes: list[EsvChange],
+    mutable: bool,
+    caps: Capabilities,
+    texts: Texts,
+    references: ReferenceIndex,
+) -> StageConfig:
+    """A tenant that stores placeholders receives ``desired`` as it is; only the objects
+    whose result can differ (or be wrong) are resolved (see :func:`build_stage`)."""
+    target = dict(desired)
+    changes = diff_objects(held.config, target)
+    changed = {d.object for d in changes if d.action != "delete"}
+    referencing = may_reference(target, {c.id for c in esv_changes}, texts)
+    needed = changed | referencing | may_reference(target, set(envfile.secrets), texts)
+    needed |= {key for key in target if is_email_object(key)}
+    resolve_checked(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable, caps)
+    effective: list[ObjectDiff] = []
+    if checks.resolved_ok:
+        rotated = rotated_secret_paths(envfile, checks, target, esv_changes, references)
+        effective = effective_changes(
+            held, target, checks.resolved, esv_changes, changes, references, rotated
+        )
+    same = (held.config.keys() & target.keys()) - {d.object for d in changes}
+    return StageConfig(
+        target, changes, checks.resolved, effective, same, config_digest(target, texts)
+    )
+
+
+def resolved_config(
+    envfile: EnvironmentFile,
+    desired: dict[str, JSON],
+    held: Held,
+    checks: Checks,
+    mutable: bool,
+    caps: Capabilities,
+    tenant: Tenant,
+) -> StageConfig:
+    """A tenant without placeholders (Okta) holds resolved values: everything is resolved and
+    compared with secrets masked; write-only fields it never returns are filled in where the
+    tenant knows them unchanged."""
+    resolve_checked(checks, envfile, desired, mutable, caps)
+    resolved = checks.resolved
+    target = {key: item.value for key, item in resolved.items()}
+    compared = {
+        key: tenant.reconcile_write_only(key, target[key], value) if key in target else value
+        for key, value in held.config.items()
+    }
+    diffs = diff_objects(compared, target) if checks.resolved_ok else []
+    changes = [mask_diff(d, resolved) for d in diffs]
+    return StageConfig(target, changes, resolved, [], set(), sorted(target))
+
+
+def may_reference(objects: Mapping[str, JSON], esv_ids: set[str], texts: Texts) -> set[str]:
+    """Ids of the objects whose text holds the token of one of ``esv_ids`` (``esv.a.b``): a
+    superset of those referencing them (a placeholder always holds its token as written)."""
+    if not esv_ids:
+        return set()
+    tokens = [id_to_token(esv_id) for esv_id in sorted(esv_ids)]
+    return {
+        key for key, value in objects.items() if any(token in texts(key, value) for token in tokens)
+    }
+
+
+def read_held(tenant: Tenant, desired: Mapping[str, JSON]) -> Held:
+    """Read what the tenant holds (managed config and the desired ids, ESV states)."""
+    wanted = tenant.list_config_ids() | desired.keys()
+    config = {
+        key: value for key, value in tenant.read_config(sorted(wanted)).items() if key in wanted
+    }
+    esvs = tenant.capabilities.esvs
+    variables = tenant.list_variables() if esvs else {}
+    secrets = tenant.list_secrets() if esvs else {}
+    return Held(config, variables, secrets)
+
+
+def desired_config(
+    workspace: Workspace, env: str, lower: str | None, tenants: Mapping[str, Tenant]
+) -> dict[str, JSON]:
+    # Every stage of a walk ends up holding config/ (restricted to what each tenant on the way
+    # can hold): the first by direct writes, each later one by promotion of the one below.
+    config = dict(workspace.config)
+    for name in (lower, env):
+        if name is None:
+            continue
+        try:
+            allowed = tenants[name].capabilities.config_ids
+        except (KeyError, PromoteError, EsvError):
+            if name == env:
+                raise
+            continue  # the stage below cannot be opened: its own stage says why
+        if allowed is not None:
+            config = {key: value for key, value in config.items() if key in allowed}
+    return config
