@@ -1,37 +1,12 @@
-"""An Okta org as a tenant: its one custom email server (``/api/v1/email-servers``).
-
-Okta has no ESVs, no placeholders and no promotions. The engine sends the environment's
-resolved ``external.email`` (AIC shape); this module maps it to an Okta email server:
-
-- ``auth.type`` basic (default) → ``BASIC_SMTP_AUTH``: host, port, username, password;
-- ``auth.type`` oauth2 → ``OAUTH2_CLIENT_CREDENTIALS``: host, port, username, clientId,
-  clientSecret, tokenEndpoint, tokenEndpointAuthMethod (tenant setting), scopes;
-
-always with the tenant's ``alias`` and ``enabled: true``. :func:`check_okta_email` names every
-field that Okta cannot express (MS Graph, custom ``smtpProperties``, disabled auth, ...).
-
-Okta never returns ``password`` or ``clientSecret``, and it does not hold the AIC-only fields
-(``from``, timeouts, ``starttls``...). What promote last wrote is remembered under the tenant's
-state directory (or the shared state store): the AIC-only fields as written, and a keyed
-fingerprint of each write-only value (:mod:`promote.state.fingerprints`; never the value).
-:meth:`OktaTenant.read_config` merges the live server with the remembered fields;
-:meth:`OktaTenant.reconcile_write_only` fills a write-only value in only when its fingerprint
-matches, so an unchanged secret is neither a change nor re-sent.
-
-Writes create the server disabled, test it (``POST .../{id}/test``) and only then enable it;
-updates send only the changed fields (``authType`` always for OAuth 2.0) and test again.
-Requests are paced by ``X-Rate-Limit-Remaining`` / ``X-Rate-Limit-Reset``; a 429 waits for the
-reset and is sent again.
-"""
+"""The ``okta`` tenant: an Okta org's custom email server as one environment's
+``external.email`` (:class:`OktaTenant`), and :func:`open_okta`."""
 
 from __future__ import annotations
 
 import copy
-import json
 import os
 import time
-from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Collection, Mapping, Sequence
 from email.utils import parseaddr
 from pathlib import Path
 from typing import Any, Literal
@@ -42,10 +17,9 @@ from esv.envfile import EnvironmentFile, SecretSource
 from esv.errors import EnvironmentFileError, Problem
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, PromoteError, TenantError
-from promote.files import StateFileError
-from promote.http import HttpClient, RetryPolicy, StaticAuth, scrub
+from promote.http import RetryPolicy, StaticAuth
 from promote.state.base import StateStore
-from promote.state.document import Document, tenant_document
+from promote.state.document import tenant_document
 from promote.state.fingerprints import Fingerprints
 from promote.tenants.base import (
     JSON,
@@ -58,21 +32,26 @@ from promote.tenants.base import (
     VariableState,
 )
 from promote.tenants.credentials import read_credential
+from promote.tenants.okta.http import _API, _OktaHttp
+from promote.tenants.okta.mapping import (
+    _AUTH_METHODS,
+    _OAUTH2,
+    _WRITE_ONLY,
+    DEFAULT_ALIAS,
+    EMAIL_ID,
+    _get_path,
+    _local_part,
+    _merged,
+    check_okta_email,
+    email_server_body,
+    external_email_of,
+)
+from promote.tenants.okta.records import _STATE_FILE, _Remembered, _StateFile
 from promote.workspace import Workspace
 
-__all__ = [
-    "DEFAULT_ALIAS",
-    "EMAIL_ID",
-    "OKTA_CAPABILITIES",
-    "OktaTenant",
-    "check_okta_email",
-    "email_server_body",
-    "external_email_of",
-    "open_okta",
-]
+__all__ = ["OKTA_CAPABILITIES", "OktaTenant", "open_okta"]
 
-EMAIL_ID = "external.email"
-DEFAULT_ALIAS = "promote"
+
 OKTA_CAPABILITIES = Capabilities(
     esvs=False,
     placeholders=False,
@@ -84,389 +63,6 @@ OKTA_CAPABILITIES = Capabilities(
     builtin_email="platform",
     sends_test_email=True,
 )
-
-_API = "/api/v1/email-servers"
-_BASIC = "BASIC_SMTP_AUTH"
-_OAUTH2 = "OAUTH2_CLIENT_CREDENTIALS"
-_AUTH_METHODS = ("CLIENT_SECRET_BASIC", "CLIENT_SECRET_POST")
-_OKTA_PORTS = frozenset({465, 587, 2587})
-_STATE_FILE = "okta-email-server.json"
-_STATE_FORMAT = "promote.okta-email-server/1"
-_EXCERPT_CHARS = 300
-
-# The AIC external.email keys this module knows. Those Okta does not hold (TLS, timeouts,
-# concurrency: Okta manages them) are remembered locally so they do not show as changes.
-_KNOWN_KEYS = frozenset(
-    {"_id", "type", "from", "debug", "starttls", "ssl", "threadPoolSize", "timeout"}
-    | {"writetimeout", "connectiontimeout", "smtpProperties", "auth", "host", "port"}
-)
-_AUTH_KEYS = frozenset(
-    {"enable", "type", "username", "password", "clientId", "clientSecret", "tokenEndpoint"}
-    | {"scope", "scopeDelimiter", "grantType"}
-)
-# Write-only values: (path in external.email, Okta field).
-_WRITE_ONLY = (("auth.password", "password"), ("auth.clientSecret", "clientSecret"))
-
-
-# -- mapping ----------------------------------------------------------------------------
-
-
-def check_okta_email(resolved_external_email: JSON | None, *, location: str) -> list[Problem]:
-    """Every reason the resolved ``external.email`` cannot become an Okta email server.
-
-    ``None`` (no custom provider: Okta's built-in email) is fine. Errors name the JSON path and
-    never a value; warnings flag settings Okta ignores or ports that need Okta support.
-    """
-    email = resolved_external_email
-    if email is None:
-        return []
-    if not isinstance(email, dict):
-        return [Problem(location, "", "must be a JSON object (the email provider settings)")]
-    problems: list[Problem] = []
-
-    def error(path: str, message: str, hint: str | None = None) -> None:
-        problems.append(Problem(location, path, message, hint=hint))
-
-    def warn(path: str, message: str, hint: str | None = None) -> None:
-        problems.append(Problem(location, path, message, severity="warning", hint=hint))
-
-    for path in _unresolved_paths(email, ""):
-        error(
-            path,
-            "holds a placeholder Okta cannot resolve",
-            "Okta has no ESVs or platform placeholders; define the value in the environment file",
-        )
-    kind = email.get("type", "smtp")
-    if kind != "smtp":
-        error(
-            "type",
-            "Okta email servers are SMTP servers; this provider type cannot be expressed",
-            "use type smtp with host/port, or keep this environment on AIC",
-        )
-        return problems  # the rest describes a provider Okta cannot have
-    if "mailEndpoint" in email:
-        error("mailEndpoint", "Okta cannot send through Microsoft Graph", "remove it; use SMTP")
-    _check_text(email, "host", "host", error)
-    port = email.get("port")
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        error("port", "must be an integer from 1 to 65535", 'use {"$int": "&{esv.…}"}')
-    elif port not in _OKTA_PORTS:
-        warn(
-            "port",
-            "Okta supports ports 465, 587 and 2587 by default",
-            "other ports need Okta support",
-        )
-    properties = email.get("smtpProperties", [])
-    if not isinstance(properties, list):
-        error("smtpProperties", "must be an array", "remove it: Okta takes no SMTP properties")
-    else:
-        for index, _ in enumerate(properties):
-            error(
-                f"smtpProperties[{index}]",
-                "custom SMTP properties cannot be expressed on Okta",
-                "remove it for Okta environments",
-            )
-    sender = email.get("from")
-    if not isinstance(sender, str) or "@" not in parseaddr(sender)[1]:
-        error(
-            "from",
-            'must be an email address ("Name" <address> allowed)',
-            "Okta tests the server by sending from this address",
-        )
-    for key in sorted(set(email) - _KNOWN_KEYS - {"mailEndpoint"}):
-        warn(key, "is not an Okta email server setting; ignored there")
-    auth = email.get("auth")
-    if not isinstance(auth, dict):
-        error("auth", "must be an object with enable, username and a password or OAuth 2.0 client")
-        return problems
-    _check_auth(auth, error, warn)
-    return problems
-
-
-def _check_auth(
-    auth: Mapping[str, JSON],
-    error: Callable[..., None],
-    warn: Callable[..., None],
-) -> None:
-    if auth.get("enable") is not True:
-        error("auth.enable", "must be true: an Okta custom server always authenticates")
-    _check_text(auth, "username", "auth.username", error)
-    kind = auth.get("type", "basic")
-    if kind == "basic":
-        _check_text(auth, "password", "auth.password", error)
-    elif kind == "oauth2":
-        for key in ("clientId", "clientSecret", "tokenEndpoint"):
-            _check_text(auth, key, f"auth.{key}", error)
-        endpoint = auth.get("tokenEndpoint")
-        if isinstance(endpoint, str) and endpoint and not endpoint.startswith("https://"):
-            warn("auth.tokenEndpoint", "is not an https URL; Okta expects one")
-        scope = auth.get("scope")
-        if (
-            not isinstance(scope, list)
-            or not scope
-            or not all(isinstance(s, str) and s for s in scope)
-        ):
-            error("auth.scope", "must be a non-empty array of scope names")
-        grant = auth.get("grantType", "client_credentials")
-        if grant != "client_credentials":
-            error("auth.grantType", "Okta supports only the client_credentials grant")
-    else:
-        error("auth.type", "must be basic or oauth2 on Okta")
-    for key in sorted(set(auth) - _AUTH_KEYS):
-        warn(f"auth.{key}", "is not an Okta email server setting; ignored there")
-
-
-def _check_text(
-    document: Mapping[str, JSON], key: str, path: str, error: Callable[..., None]
-) -> None:
-    value = document.get(key)
-    if not isinstance(value, str) or not value.strip():
-        error(path, "is required: a non-empty string")
-
-
-def _unresolved_paths(value: JSON, path: str) -> Iterator[str]:
-    if isinstance(value, str):
-        if "&{" in value:
-            yield path or "(value)"
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield from _unresolved_paths(item, f"{path}.{key}" if path else str(key))
-    elif isinstance(value, list):
-        for index, item in enumerate(value):
-            yield from _unresolved_paths(item, f"{path}[{index}]")
-
-
-def email_server_body(
-    email: Mapping[str, JSON], *, alias: str, token_endpoint_auth_method: str
-) -> dict[str, JSON]:
-    """The Okta create body for a resolved, checked ``external.email`` (``enabled: true``)."""
-    auth: Mapping[str, JSON] = email["auth"]
-    body: dict[str, JSON] = {
-        "alias": alias,
-        "enabled": True,
-        "host": email["host"],
-        "port": email["port"],
-        "username": auth["username"],
-    }
-    if auth.get("type", "basic") == "oauth2":
-        body["authType"] = _OAUTH2
-        body["clientId"] = auth["clientId"]
-        body["clientSecret"] = auth["clientSecret"]
-        body["tokenEndpoint"] = auth["tokenEndpoint"]
-        body["tokenEndpointAuthMethod"] = token_endpoint_auth_method
-        body["scopes"] = list(auth["scope"])
-    else:
-        body["authType"] = _BASIC
-        body["password"] = auth["password"]
-    return body
-
-
-def external_email_of(server: Mapping[str, JSON]) -> dict[str, JSON]:
-    """What an Okta email server says in AIC shape; write-only fields are absent."""
-    auth: dict[str, JSON] = {"enable": True}
-    kind = server.get("authType")
-    if kind == _OAUTH2:
-        auth["type"] = "oauth2"
-    elif kind != _BASIC:
-        auth["type"] = kind  # e.g. OAUTH2_JWT_BEARER_GRANT: shows as a change to be replaced
-    if "username" in server:
-        auth["username"] = server["username"]
-    if kind == _OAUTH2:
-        for key in ("clientId", "tokenEndpoint"):
-            if key in server:
-                auth[key] = server[key]
-        if "scopes" in server:
-            auth["scope"] = list(server["scopes"])
-    email: dict[str, JSON] = {"auth": auth}
-    for key in ("host", "port"):
-        if key in server:
-            email[key] = server[key]
-    return email
-
-
-def _leaf_paths(value: JSON, prefix: tuple[str, ...] = ()) -> Iterator[tuple[str, ...]]:
-    if isinstance(value, dict) and value:
-        for key, item in value.items():
-            yield from _leaf_paths(item, (*prefix, key))
-    else:
-        yield prefix
-
-
-def _without(document: Mapping[str, JSON], paths: Collection[tuple[str, ...]]) -> dict[str, JSON]:
-    """``document`` minus the given key paths (empty objects they leave are dropped)."""
-    result: dict[str, JSON] = {}
-    for key, value in document.items():
-        if (key,) in paths:
-            continue
-        nested = {p[1:] for p in paths if len(p) > 1 and p[0] == key}
-        if isinstance(value, dict) and nested:
-            rest = _without(value, nested)
-            if rest:
-                result[key] = rest
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
-
-
-def _merged(base: Mapping[str, JSON], top: Mapping[str, JSON]) -> dict[str, JSON]:
-    """``base`` overlaid with ``top`` (objects merged key by key, ``top`` wins)."""
-    result = copy.deepcopy(dict(base))
-    for key, value in top.items():
-        below = result.get(key)
-        if isinstance(below, dict) and isinstance(value, dict):
-            result[key] = _merged(below, value)
-        else:
-            result[key] = copy.deepcopy(value)
-    return result
-
-
-def _local_part(email: Mapping[str, JSON]) -> dict[str, JSON]:
-    """The part of ``external.email`` Okta does not hold (write-only values excluded)."""
-    held = set(_leaf_paths(external_email_of(_server_shape(email))))
-    held |= {tuple(path.split(".")) for path, _ in _WRITE_ONLY}
-    return _without(email, held)
-
-
-def _server_shape(email: Mapping[str, JSON]) -> dict[str, JSON]:
-    return email_server_body(email, alias="", token_endpoint_auth_method=_AUTH_METHODS[0])
-
-
-def _get_path(document: JSON, path: str) -> JSON:
-    for key in path.split("."):
-        if not isinstance(document, dict) or key not in document:
-            return None
-        document = document[key]
-    return document
-
-
-# -- remembered state -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Remembered:
-    """What promote last wrote to the server: AIC-only fields and write-only fingerprints."""
-
-    server_id: str
-    local: Mapping[str, JSON] = field(default_factory=dict)
-    fingerprints: Mapping[str, str] = field(default_factory=dict)
-
-
-class _StateFile:
-    """``okta-email-server.json``: a 0600 file in the tenant's state dir, replaced atomically,
-    or a record of the shared state store (Okta keeps no place for it)."""
-
-    def __init__(self, document: Document) -> None:
-        self.path = document
-
-    def load(self) -> _Remembered | None:
-        data = self._read()
-        if data is None or not isinstance(data.get("server_id"), str):
-            return None
-        return _Remembered(
-            server_id=data["server_id"],
-            local=data.get("local") or {},
-            fingerprints=data.get("fingerprints") or {},
-        )
-
-    def save(self, remembered: _Remembered) -> None:
-        data = {
-            "format": _STATE_FORMAT,
-            "server_id": remembered.server_id,
-            "local": remembered.local,
-            "fingerprints": dict(remembered.fingerprints),
-        }
-        self._write(json.dumps(data, indent=2, sort_keys=True) + "\n")
-
-    def forget(self) -> None:
-        self.path.delete()
-
-    def _read(self) -> dict[str, Any] | None:
-        try:
-            raw = self.path.read()
-            if raw is None:
-                return None
-            data = json.loads(raw)
-        except (OSError, ValueError) as error:
-            raise PromoteError(
-                f"{self.path.where}: cannot read the Okta tenant state ({type(error).__name__});"
-                " delete the file: the next plan then shows write-only values as 'will be set'"
-            ) from None
-        return data if isinstance(data, dict) else None
-
-    def _write(self, text: str) -> None:
-        try:
-            self.path.write(text.encode())
-        except OSError as error:
-            raise StateFileError(Path(self.path.where), error) from None
-
-
-# -- HTTP -------------------------------------------------------------------------------
-
-
-class _OktaHttp(HttpClient):
-    """The shared client with Okta's error objects: ``errorCode: errorSummary (errorId)``."""
-
-    def __init__(self, base_url: str, *, hidden: Callable[[], Collection[str]], **kw: Any) -> None:
-        super().__init__(base_url, **kw)
-        self._hidden = hidden
-
-    def error(self, method: str, path: str, response: httpx.Response) -> TenantError:
-        """Okta's error object as one line plus causes; other bodies as status and excerpt."""
-        message = _okta_message(response)
-        excerpt = None
-        if message is None:
-            message = response.reason_phrase or "unexpected response"
-            excerpt = self._hide(response.text)[:_EXCERPT_CHARS] if response.text else None
-        return TenantError(
-            self._hide(message) + _HINTS.get(response.status_code, ""),
-            env=self.env,
-            method=method,
-            path=path,
-            status=response.status_code,
-            body=excerpt,
-        )
-
-    def _hide(self, text: str) -> str:
-        text = scrub(text)
-        for value in self._hidden():
-            if value:
-                text = text.replace(value, "********")
-        return text
-
-
-def _okta_message(response: httpx.Response) -> str | None:
-    try:
-        body = response.json()
-    except ValueError:
-        return None
-    if not isinstance(body, dict) or not isinstance(body.get("errorCode"), str):
-        return None
-    text = f"{body['errorCode']}: {body.get('errorSummary') or 'no summary'}"
-    if body.get("errorId"):
-        text += f" ({body['errorId']})"
-    causes = [
-        str(cause.get("errorSummary"))
-        for cause in body.get("errorCauses") or []
-        if isinstance(cause, dict) and cause.get("errorSummary")
-    ]
-    if causes:
-        text += "; causes: " + "; ".join(causes)
-    return text
-
-
-_HINTS = {
-    400: " (Okta refused the email server settings: fix the fields named in"
-    " config/external.email.json"
-    " or the environment's values)",
-    401: " (the token was refused: check tenant.token, and tenant.token_type: ssws for an API"
-    " token, bearer for an OAuth access token)",
-    403: " (the token needs the okta.emailServers.manage scope, or an admin's API token)",
-    404: " (the email server is gone: run plan again)",
-    429: " (Okta's rate limit: try again after the reset)",
-}
-
-
-# -- the tenant -------------------------------------------------------------------------
 
 
 class OktaTenant:
@@ -871,9 +467,6 @@ class OktaTenant:
 _NO_PROMOTIONS = (
     "{env}: Okta has no promotions; its email server is written directly by `promote run`"
 )
-
-
-# -- factory ----------------------------------------------------------------------------
 
 
 def open_okta(
