@@ -1,0 +1,117 @@
+"""Config objects of the local tenant: read, and written directly only where the environment
+is mutable (AIC semantics: otherwise only by promotion)."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Collection, Mapping
+
+from esv.jsonfile import loads
+from promote.errors import ImmutableError, TenantError
+from promote.tenants.base import (
+    JSON,
+)
+from promote.tenants.local.database import _CHUNK, Database
+
+__all__ = ["ConfigObjects"]
+
+
+def _canonical(text: str) -> str:
+    return json.dumps(json.loads(text), sort_keys=True, separators=(",", ":"))
+
+
+def _changes(
+    current: Mapping[str, str], wanted: Mapping[str, str]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """(added, modified, deleted) ids turning ``current`` into ``wanted`` (JSON texts)."""
+    added = tuple(sorted(wanted.keys() - current.keys()))
+    deleted = tuple(sorted(current.keys() - wanted.keys()))
+    modified = tuple(
+        sorted(
+            key
+            for key in wanted.keys() & current.keys()
+            if wanted[key] != current[key] and _canonical(wanted[key]) != _canonical(current[key])
+        )
+    )
+    return added, modified, deleted
+
+
+def _select_all_config(conn: sqlite3.Connection) -> dict[str, str]:
+    return dict(conn.execute("SELECT id, json FROM config").fetchall())
+
+
+def _select_config(conn: sqlite3.Connection, ids: Collection[str]) -> dict[str, str]:
+    wanted = list(dict.fromkeys(ids))
+    result: dict[str, str] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        chunk = wanted[start : start + _CHUNK]
+        marks = ",".join("?" * len(chunk))
+        result.update(
+            conn.execute(f"SELECT id, json FROM config WHERE id IN ({marks})", chunk).fetchall()
+        )
+    return result
+
+
+def _replace_config(
+    conn: sqlite3.Connection, upserts: Mapping[str, str], deletes: Collection[str]
+) -> None:
+    conn.executemany("DELETE FROM config WHERE id = ?", [(key,) for key in deletes])
+    conn.executemany(
+        "INSERT INTO config (id, json) VALUES (?, ?) "
+        "ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+        upserts.items(),
+    )
+
+
+class ConfigObjects(Database):
+    """Config objects: ``list_config_ids``, ``read_config``, ``put_config``, ``delete_config``."""
+
+    def list_config_ids(self) -> set[str]:
+        """Ids of every config object this environment holds."""
+        with self._read("read config ids") as conn:
+            return {row[0] for row in conn.execute("SELECT id FROM config")}
+
+    def read_config(self, ids: Collection[str]) -> dict[str, JSON]:
+        """The given config objects as stored; ids not held are omitted."""
+        with self._read("read config") as conn:
+            return {key: loads(text) for key, text in _select_config(conn, ids).items()}
+
+    def put_config(self, object_id: str, value: JSON) -> None:
+        """Create or replace one config object; ``ImmutableError`` when immutable."""
+        self._check_mutable(object_id, "write")
+        text = self._encode(object_id, value)
+        with self._write(f"write config {object_id}") as conn:
+            conn.execute(
+                "INSERT INTO config (id, json) VALUES (?, ?) "
+                "ON CONFLICT (id) DO UPDATE SET json = excluded.json",
+                (object_id, text),
+            )
+
+    def delete_config(self, object_id: str) -> None:
+        """Delete one config object (absent: no-op); ``ImmutableError`` when immutable."""
+        self._check_mutable(object_id, "delete")
+        with self._write(f"delete config {object_id}") as conn:
+            conn.execute("DELETE FROM config WHERE id = ?", (object_id,))
+
+    def reconcile_write_only(self, object_id: str, desired: JSON, current: JSON) -> JSON:
+        """The local tenant returns everything it stores: ``current`` unchanged."""
+        return current
+
+    def _check_mutable(self, object_id: str, verb: str) -> None:
+        if not self.mutable:
+            raise ImmutableError(
+                f"cannot {verb} config object {object_id!r} directly: this environment is "
+                "immutable; its config changes only by promotion from the stage below "
+                "(run `promote run --to <env>`)",
+                env=self.env,
+            )
+
+    def _encode(self, object_id: str, value: JSON) -> str:
+        try:
+            return json.dumps(value, ensure_ascii=False, allow_nan=False)
+        except (TypeError, ValueError) as exc:
+            raise TenantError(
+                f"config object {object_id!r} is not plain JSON ({exc}); nothing was written",
+                env=self.env,
+            ) from None
