@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
 
 from tests.helpers.s3 import S3Server
+
+if TYPE_CHECKING:
+    from promote.sandbox import SandboxServer
 
 
 @pytest.fixture(scope="session")
@@ -20,4 +25,22 @@ def s3_server() -> Iterator[S3Server]:
     try:
         yield S3Server(f"http://{host}:{port}")
     finally:
+        server.stop()
+
+
+@pytest.fixture
+def start_sandboxes(tmp_path: Path) -> Iterator[Callable[..., SandboxServer]]:
+    """Start ``promote sandbox`` servers on 127.0.0.1 (``start(envs, tokens=..., **kw)``, state
+    under the test's tmp_path unless ``state`` is given); every one is stopped afterwards."""
+    from promote.sandbox import start_sandbox
+
+    started: list[SandboxServer] = []
+
+    def start(envs: Sequence[Any], *, state: Path | None = None, **kw: Any) -> SandboxServer:
+        server = start_sandbox(list(envs), state or tmp_path / f"sandbox-{len(started)}", **kw)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
         server.stop()

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,10 +17,8 @@ TOKEN = "sandbox-t0ken-value"
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
-    server = start_sandbox(["dev", "staging"], tmp_path / "sandbox", tokens=TOKEN)
-    yield server
-    server.stop()
+def sandbox(tmp_path: Path, start_sandboxes: Callable[..., SandboxServer]) -> SandboxServer:
+    return start_sandboxes(["dev", "staging"], state=tmp_path / "sandbox", tokens=TOKEN)
 
 
 def aic_env(name: str, url: str, **kw: object) -> str:

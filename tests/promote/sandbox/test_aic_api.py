@@ -4,23 +4,21 @@ from __future__ import annotations
 
 import base64
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
 import pytest
 
-from promote.sandbox import SandboxServer, start_sandbox
+from promote.sandbox import SandboxServer
 
 TOKEN = "api-token"
 HEADERS = {"Authorization": f"Bearer {TOKEN}", "Accept-API-Version": "protocol=1.0,resource=1.0"}
 
 
 @pytest.fixture
-def srv(tmp_path: Path) -> Iterator[SandboxServer]:
-    server = start_sandbox(["dev", "staging"], tmp_path / "state", tokens=TOKEN)
-    yield server
-    server.stop()
+def srv(tmp_path: Path, start_sandboxes: Callable[..., SandboxServer]) -> SandboxServer:
+    return start_sandboxes(["dev", "staging"], state=tmp_path / "state", tokens=TOKEN)
 
 
 @pytest.fixture

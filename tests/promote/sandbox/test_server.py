@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -18,10 +18,8 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[SandboxServer]:
-    srv = start_sandbox(["dev", "staging"], tmp_path / "state", tokens=TOKEN)
-    yield srv
-    srv.stop()
+def server(tmp_path: Path, start_sandboxes: Callable[..., SandboxServer]) -> SandboxServer:
+    return start_sandboxes(["dev", "staging"], state=tmp_path / "state", tokens=TOKEN)
 
 
 def get(server: SandboxServer, env: str, path: str, **kwargs) -> httpx.Response:

@@ -12,7 +12,7 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -22,6 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from promote.cli import cli
 from promote.sandbox import SandboxServer, start_sandbox
 from promote.sandbox.server import parse_failure
+from tests.promote.engine.workspaces import EMAIL
 
 CHAIN = ("dev", "staging", "uat", "prod")
 TOKEN = "sandbox-e2e-token"
@@ -29,20 +30,6 @@ PASSWORD = "e2e-Secret-pw-4417"
 ENVIRON = {
     "SANDBOX_TOKEN": TOKEN,
     **{f"{e.upper()}_SMTP_PASSWORD": f"{PASSWORD}-{e}" for e in CHAIN},
-}
-
-EMAIL = {
-    "host": "&{esv.email.provider.host}",
-    "port": {"$int": "&{esv.email.provider.port}"},
-    "from": '"Acme" <&{esv.email.provider.from}>',
-    "auth": {
-        "enable": True,
-        "username": "&{esv.email.provider.username}",
-        "password": "&{esv.email.provider.password}",
-    },
-    "ssl": {"enable": {"$bool": "&{esv.email.provider.use.ssl}"}},
-    "starttls": {"enable": False},
-    "smtpProperties": [],
 }
 
 
@@ -74,10 +61,8 @@ def env_yaml(
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
-    server = start_sandbox(list(CHAIN), tmp_path / "sandbox", tokens=TOKEN)
-    yield server
-    server.stop()
+def sandbox(tmp_path: Path, start_sandboxes: Callable[..., SandboxServer]) -> SandboxServer:
+    return start_sandboxes(list(CHAIN), state=tmp_path / "sandbox", tokens=TOKEN)
 
 
 def workspace(

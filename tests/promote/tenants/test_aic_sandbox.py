@@ -3,14 +3,14 @@ the scripted tests cannot show (stale statuses, encrypted secrets)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
 from promote.errors import BlockedError
 from promote.http import RetryPolicy, StaticAuth
-from promote.sandbox import SandboxServer, start_sandbox
+from promote.sandbox import SandboxServer
 from promote.tenants.aic import AicTenant
 
 TOKEN = "sandbox-unit-token"
@@ -18,10 +18,8 @@ EMAIL = {"host": "smtp.example.com", "port": 587, "from": "noreply@example.com"}
 
 
 @pytest.fixture
-def server(tmp_path: Path) -> Iterator[SandboxServer]:
-    srv = start_sandbox(["dev", "staging"], tmp_path / "sandbox", tokens=TOKEN)
-    yield srv
-    srv.stop()
+def server(tmp_path: Path, start_sandboxes: Callable[..., SandboxServer]) -> SandboxServer:
+    return start_sandboxes(["dev", "staging"], state=tmp_path / "sandbox", tokens=TOKEN)
 
 
 @pytest.fixture

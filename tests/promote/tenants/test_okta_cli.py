@@ -7,7 +7,7 @@ asserts exit codes and streams, and the last one searches everything written for
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +15,7 @@ from click.testing import CliRunner, Result
 
 from promote.cli import cli
 from promote.sandbox.okta_api import OktaApi
-from promote.sandbox.server import EnvSpec, SandboxServer, start_sandbox
+from promote.sandbox.server import EnvSpec, SandboxServer
 from tests.helpers.leaks import assert_no_leak
 
 TOKEN = "cli-Okta-T0KEN-5150"
@@ -63,12 +63,10 @@ def write_okta_env(root: Path, url: str, *, port: str = "587") -> None:
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
-    server = start_sandbox(
-        [EnvSpec("okta", "okta", mutable=True)], tmp_path / "sandbox", tokens=TOKEN
+def sandbox(tmp_path: Path, start_sandboxes: Callable[..., SandboxServer]) -> SandboxServer:
+    return start_sandboxes(
+        [EnvSpec("okta", "okta", mutable=True)], state=tmp_path / "sandbox", tokens=TOKEN
     )
-    yield server
-    server.stop()
 
 
 @pytest.fixture

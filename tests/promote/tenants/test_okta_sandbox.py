@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
@@ -15,7 +15,7 @@ from esv.secrets import SecretValue
 from promote.email import VerifyContext, run_verify
 from promote.errors import TenantError
 from promote.sandbox.okta_api import OktaApi
-from promote.sandbox.server import EnvSpec, SandboxServer, start_sandbox
+from promote.sandbox.server import EnvSpec, SandboxServer
 from promote.tenants.okta import EMAIL_ID, OktaTenant
 
 TOKEN = "okta-sandbox-T0KEN-42"
@@ -32,12 +32,10 @@ EMAIL = {
 
 
 @pytest.fixture
-def sandbox(tmp_path: Path) -> Iterator[SandboxServer]:
-    server = start_sandbox(
-        [EnvSpec("staging", "okta", mutable=True)], tmp_path / "sandbox", tokens=TOKEN
+def sandbox(tmp_path: Path, start_sandboxes: Callable[..., SandboxServer]) -> SandboxServer:
+    return start_sandboxes(
+        [EnvSpec("staging", "okta", mutable=True)], state=tmp_path / "sandbox", tokens=TOKEN
     )
-    yield server
-    server.stop()
 
 
 def org(sandbox: SandboxServer) -> OktaApi:
