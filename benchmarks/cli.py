@@ -167,8 +167,7 @@ root = Path("config")
 out = {}
 for path in sorted(root.rglob("*.json")):
     out[path.relative_to(root).as_posix()[:-5]] = json.loads(path.read_text())
-json.dump(out, sys.stdout, indent=2, ensure_ascii=False)
-sys.stdout.write("\\n")
+sys.stdout.write(json.dumps(out, indent=2, ensure_ascii=False) + "\\n")
 """
 
 
