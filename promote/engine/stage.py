@@ -179,17 +179,18 @@ def _verify(current: _StageRun) -> None:
 
 
 def _record(current: _StageRun, earlier: Journal | None, fingerprints: Fingerprints) -> None:
-    """The history entry, then the record of what was applied (drift is measured from it)."""
+    """The record of what was applied (drift is measured from it), then the history entry:
+    if either cannot be written the stage fails, its record is dropped and the history gets
+    the one entry of a failed stage."""
     stage, tenant, store = current.stage, current.tenant, current.journal.store
     current.step("record")
     after = _config_after(tenant, stage)
-    digest = config_digest(after)
-    entry = _stage_record(
-        stage, current.run_id, current.report_id, digest, current.ambient, earlier
-    )
-    append_history(store, entry)
     applied = _applied(tenant, stage, current.envfile, after, fingerprints, current.secret_states)
     write_applied(store, stage.env, applied)
+    entry = _stage_record(
+        stage, current.run_id, current.report_id, config_digest(after), current.ambient, earlier
+    )
+    append_history(store, entry)
 
 
 def _stage_record(

@@ -214,3 +214,32 @@ def test_variables_and_secrets_deleted_outside_promote_are_drift() -> None:
     )
     assert [(d.applied, d.live) for d in retyped] == [("1 (int)", "1 (string)")]
     assert "deleted outside promote" in found[1].describe()
+
+
+def test_a_record_that_cannot_be_written_fails_the_stage_and_leaves_no_record(
+    tmp_path: Path,
+) -> None:
+    import errno
+    import os
+
+    from promote.engine.apply import Ambient, run
+    from promote.engine.session import Tenants
+    from promote.errors import ApplyError
+    from promote.files import StateFileError, atomic_write
+    from promote.state.history import read_history
+    from promote.state.local import LocalStore
+    from promote.workspace import load_workspace
+
+    def full_disk_for_records(path: Path, data: bytes) -> None:
+        if "applied" in path.parts:
+            raise StateFileError(path, OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)))
+        atomic_write(path, data)
+
+    ws = load_workspace(write_workspace(tmp_path / "ws"))
+    with Tenants(ws, environ=ENVIRON) as ts, pytest.raises(ApplyError) as caught:
+        run(ws, "dev", ts, ambient=Ambient(environ=ENVIRON, write=full_disk_for_records))
+    assert "No space left on device" in str(caught.value)
+    assert caught.value.states["dev"].startswith("partially applied (ESVs written:")
+    (entry,) = read_history(LocalStore(ws.state_dir))  # one entry: the failed stage's
+    assert entry.failed
+    assert not (ws.state_dir / "applied" / "dev.json").exists()
