@@ -8,7 +8,9 @@ engine runs after an environment's apply and restart.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from esv.lazy import lazy_exports
 
 if TYPE_CHECKING:  # at run time each name loads on first use (see __getattr__)
     from promote.email.checks import EMAIL_OBJECT, check_email, check_recipient, email_problems
@@ -96,12 +98,4 @@ _EXPORTS = {
 (SMTP, Microsoft Graph and httpx), which only ``email test`` and verify gates need."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'promote.email' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -8,7 +8,9 @@ last promotion; ``environment_status`` and ``read_history`` answer ``status`` an
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from esv.lazy import lazy_exports
 
 if TYPE_CHECKING:  # at run time each name loads on first use (see __getattr__)
     from promote.engine.apply import Ambient, RunResult, check_saved_plan, rollback, run, run_plan
@@ -77,12 +79,4 @@ _EXPORTS = {
 not import the others (``apply`` and, through it, the email stack)."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'promote.engine' has no attribute {name!r}")
-    import importlib
-
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazy_exports(__name__, _EXPORTS, globals())
