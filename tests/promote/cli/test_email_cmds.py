@@ -12,7 +12,7 @@ from click.testing import CliRunner
 
 from promote.cli import cli
 from promote.email.model import TEST_SUBJECT
-from promote.sandbox.server import EnvSpec, start_sandbox
+from promote.sandbox.server import EnvSpec
 from promote.tenants.factory import open_tenant
 from promote.tenants.local import LocalTenant
 from promote.workspace import load_workspace
@@ -208,33 +208,34 @@ def test_starttls_with_a_trusted_ca_sends(tmp_path):
 OKTA_TOKEN = "okta-Sandbox-token-99"
 
 
-def test_live_okta_uses_the_org_test_endpoint(tmp_path):
-    sandbox = start_sandbox(
-        [EnvSpec("staging", "okta", mutable=True)], tmp_path / "sandbox", tokens=OKTA_TOKEN
+def _live_workspace(tmp_path, env: str, kind: str, url: str, config) -> tuple[object, dict]:  # type: ignore[no-untyped-def]
+    """A workspace whose ``env`` is a ``kind`` tenant served by the sandbox at ``url``, holding
+    ``config`` as its external.email (written through the tenant, as a run would)."""
+    token_var = f"{kind.upper()}_TOKEN"
+    text = (
+        f"tenant:\n  kind: {kind}\n  url: {url}\n  token: {{env: {token_var}}}\n"
+        + env_file(port=587, host=f"smtp.{env}.example.com").split("\n", 2)[2]
     )
-    try:
-        okta_env = (
-            "tenant:\n  kind: okta\n"
-            f"  url: {sandbox.url('staging')}\n"
-            "  token: {env: OKTA_TOKEN}\n"
-            + env_file(port=587, host="smtp.staging.example.com").split("\n", 2)[2]
-        )
-        root = make_workspace(tmp_path / "ws", {"staging": okta_env})
-        environ = {"OKTA_TOKEN": OKTA_TOKEN, "SMTP_PASSWORD": PASSWORD}
-        workspace = load_workspace(root)
-        tenant = open_tenant(
-            workspace.environments["staging"], workspace=workspace, environ=environ
-        )
-        config = dict(SMTP_CONFIG, host="smtp.staging.example.com", port=587)
-        config["from"] = "noreply@example.com"
-        config["auth"] = {"enable": True, "username": "mailer", "password": PASSWORD}
-        config["starttls"] = {"enable": True}
-        tenant.put_config("external.email", config)
-        tenant.close()
-        result = _run(root, "--env", "staging", "--to", "ops@example.com", "--live", env=environ)
-        outbox = sandbox.apis["staging"].outbox()  # type: ignore[attr-defined]
-    finally:
-        sandbox.stop()
+    root = make_workspace(tmp_path / "ws", {env: text})
+    environ = {token_var: OKTA_TOKEN, "SMTP_PASSWORD": PASSWORD}
+    workspace = load_workspace(root)
+    tenant = open_tenant(workspace.environments[env], workspace=workspace, environ=environ)
+    tenant.put_config("external.email", config)
+    tenant.close()
+    return root, environ
+
+
+def test_live_okta_uses_the_org_test_endpoint(tmp_path, start_sandboxes):
+    sandbox = start_sandboxes(
+        [EnvSpec("staging", "okta", mutable=True)], state=tmp_path / "sandbox", tokens=OKTA_TOKEN
+    )
+    config = dict(SMTP_CONFIG, host="smtp.staging.example.com", port=587)
+    config["from"] = "noreply@example.com"
+    config["auth"] = {"enable": True, "username": "mailer", "password": PASSWORD}
+    config["starttls"] = {"enable": True}
+    root, environ = _live_workspace(tmp_path, "staging", "okta", sandbox.url("staging"), config)
+    result = _run(root, "--env", "staging", "--to", "ops@example.com", "--live", env=environ)
+    outbox = sandbox.apis["staging"].outbox()  # type: ignore[attr-defined]
     assert result.exit_code == 0, result.stderr
     assert "sent by staging's tenant (okta)" in result.stdout
     assert [(m["fromAddress"], m["toAddress"]) for m in outbox][-1] == (
@@ -244,24 +245,10 @@ def test_live_okta_uses_the_org_test_endpoint(tmp_path):
     _no_secret(result, OKTA_TOKEN)
 
 
-def test_live_aic_uses_the_tenant_external_email_endpoint(tmp_path):
-    sandbox = start_sandbox(["dev"], tmp_path / "sandbox", tokens=OKTA_TOKEN)
-    try:
-        aic_env = (
-            "tenant:\n  kind: aic\n"
-            f"  url: {sandbox.url('dev')}\n"
-            "  token: {env: AIC_TOKEN}\n"
-            + env_file(port=587, host="smtp.dev.example.com").split("\n", 2)[2]
-        )
-        root = make_workspace(tmp_path / "ws", {"dev": aic_env})
-        environ = {"AIC_TOKEN": OKTA_TOKEN, "SMTP_PASSWORD": PASSWORD}
-        workspace = load_workspace(root)
-        tenant = open_tenant(workspace.environments["dev"], workspace=workspace, environ=environ)
-        tenant.put_config("external.email", SMTP_CONFIG)
-        tenant.close()
-        result = _run(root, "--env", "dev", "--to", "ops@example.com", "--live", env=environ)
-    finally:
-        sandbox.stop()
+def test_live_aic_uses_the_tenant_external_email_endpoint(tmp_path, start_sandboxes):
+    sandbox = start_sandboxes(["dev"], state=tmp_path / "sandbox", tokens=OKTA_TOKEN)
+    root, environ = _live_workspace(tmp_path, "dev", "aic", sandbox.url("dev"), SMTP_CONFIG)
+    result = _run(root, "--env", "dev", "--to", "ops@example.com", "--live", env=environ)
     assert result.exit_code == 0, result.stderr
     assert "sent by dev's tenant (aic)" in result.stdout
     [line] = (tmp_path / "sandbox" / "dev" / "outbox.jsonl").read_text().splitlines()
