@@ -9,6 +9,7 @@ import pytest
 from esv import EnvironmentFileError, EsvError, ResolutionError
 from promote.validation import check_workspace, environment_values, resolve_environment
 from promote.workspace import load_workspace
+from tests.helpers.example import okta_uat_without_template_esvs
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -146,23 +147,10 @@ def test_validate_uses_the_tenant_capabilities_without_opening_it(root: Path) ->
     ]
 
 
-def _okta_uat_without_template_esvs(root: Path) -> None:
-    path = root / "environments" / "uat.yaml"
-    path.write_text(
-        path.read_text()
-        .replace(
-            "tenant:\n  kind: local\n",
-            "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
-        )
-        .replace("  esv-brand-name: Acme (UAT)\n", "")
-        .replace("  esv-portal-url: https://id.uat.example.com/login\n", "")
-    )
-
-
 def test_an_okta_environment_is_checked_only_on_what_it_receives(root: Path) -> None:
     from promote.validation import received_config
 
-    _okta_uat_without_template_esvs(root)
+    okta_uat_without_template_esvs(root)
     ws = load_workspace(root)
     assert sorted(received_config(ws, "dev")) == ["emailTemplate/welcome", "external.email"]
     assert list(received_config(ws, "uat")) == ["external.email"]

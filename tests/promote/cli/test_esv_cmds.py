@@ -10,6 +10,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from promote.cli import cli
+from tests.helpers.example import okta_uat_without_template_esvs
 
 REPO = Path(__file__).resolve().parents[3]
 SECRETS = {"UAT_SMTP_PASSWORD": "uat-pw-Zq81x", "PROD_SMTP_PASSWORD": "prod-pw-Rk55y"}
@@ -368,16 +369,7 @@ def test_validate_int_outside_java_integer(workspace: Path) -> None:
 
 
 def test_validate_and_esv_check_of_okta_see_only_external_email(workspace: Path) -> None:
-    path = workspace / "environments" / "uat.yaml"
-    path.write_text(
-        path.read_text()
-        .replace(
-            "tenant:\n  kind: local\n",
-            "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
-        )
-        .replace("  esv-brand-name: Acme (UAT)\n", "")
-        .replace("  esv-portal-url: https://id.uat.example.com/login\n", "")
-    )
+    okta_uat_without_template_esvs(workspace)
     result = invoke(workspace, "validate", env=SECRETS)
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("valid: 4 environments")
