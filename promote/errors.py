@@ -36,7 +36,13 @@ __all__ = [
     "PromoteError",
     "StalePlanError",
     "TenantError",
+    "one_line",
 ]
+
+
+def one_line(error: Exception) -> str:
+    """``error``'s text on one line (for a note or a problem that quotes it)."""
+    return " ".join(line.strip() for line in str(error).splitlines())
 
 
 class PromoteError(ReportedError):

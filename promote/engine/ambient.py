@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 from promote.clock import WallClock, utc_now
 from promote.engine.hooks import PostHook
 from promote.engine.plan import Plan, build_plan
+from promote.engine.session import tenant_fingerprints
 from promote.files import Appender, Writer, append_line, atomic_write
 from promote.state.base import StateStore
 from promote.state.factory import open_store
@@ -93,9 +94,7 @@ class Planning:
 def fingerprints_of(
     tenants: Mapping[str, Tenant], store: StateStore, ambient: Ambient
 ) -> Fingerprints:
-    # The tenants' own (opened with the workspace's key), so the plan and the tenants agree.
-    found = getattr(tenants, "fingerprints", None)
-    return found if isinstance(found, Fingerprints) else fingerprints_for(store, ambient.environ)
+    return tenant_fingerprints(tenants) or fingerprints_for(store, ambient.environ)
 
 
 def plan_for(

@@ -19,8 +19,9 @@ from esv.references import build_index
 from promote.engine.digests import Texts
 from promote.engine.esv_changes import SECRET_WORKERS, compare_secrets
 from promote.engine.model import EsvChange, Plan, Stage, Status
+from promote.engine.session import tenant_fingerprints
 from promote.engine.stage_plan import build_stage
-from promote.errors import BlockedError, TenantError
+from promote.errors import BlockedError, TenantError, one_line
 from promote.state.applied import Applied, read_applied
 from promote.state.base import StateStore
 from promote.state.fingerprints import Fingerprints
@@ -63,7 +64,7 @@ def build_plan(
     """
     walk = workspace.walk(to)
     if fingerprints is None:
-        fingerprints = getattr(tenants, "fingerprints", None) or Fingerprints.ephemeral()
+        fingerprints = tenant_fingerprints(tenants) or Fingerprints.ephemeral()
     texts = Texts()
     references = build_index(workspace.config)  # what every stage's reference check reads
     stages = tuple(
@@ -106,15 +107,11 @@ def _plan_stage(
                 Problem(
                     envfile.relpath,
                     "tenant",
-                    f"its tenant cannot be opened or read: {_one_line(error)}",
+                    f"its tenant cannot be opened or read: {one_line(error)}",
                     hint="fix its tenant settings, or plan again once it can be reached",
                 )
             ]
         return _blocked(workspace, env, lower, problems)
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(line.strip() for line in str(error).splitlines() if line.strip())
 
 
 def _blocked(workspace: Workspace, env: str, lower: str | None, problems: list[Problem]) -> Stage:

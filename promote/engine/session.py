@@ -16,7 +16,7 @@ from promote.tenants.base import Tenant
 from promote.tenants.factory import open_tenant
 from promote.workspace import Workspace
 
-__all__ = ["Opener", "Tenants"]
+__all__ = ["Opener", "Tenants", "tenant_fingerprints"]
 
 Opener = Callable[[Workspace, str, Mapping[str, str]], Tenant]
 """Open the tenant of one environment: ``(workspace, env, environ) -> Tenant``."""
@@ -90,3 +90,10 @@ class Tenants(Mapping[str, Tenant]):
         trace: TracebackType | None,
     ) -> None:
         self.close()
+
+
+def tenant_fingerprints(tenants: Mapping[str, Tenant]) -> Fingerprints | None:
+    """The secret fingerprints ``tenants`` were opened with (a :class:`Tenants` with a state
+    store), so that a plan and the tenants agree; ``None`` for any other mapping."""
+    found = getattr(tenants, "fingerprints", None)
+    return found if isinstance(found, Fingerprints) else None

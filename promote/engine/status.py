@@ -9,7 +9,8 @@ from dataclasses import dataclass, replace
 from esv import EsvError
 from promote.engine.diff import diff_objects
 from promote.engine.drift import Drift, find_drift
-from promote.errors import PromoteError
+from promote.engine.session import tenant_fingerprints
+from promote.errors import PromoteError, one_line
 from promote.state.applied import read_applied
 from promote.state.base import StateStore
 from promote.state.fingerprints import Fingerprints
@@ -65,9 +66,7 @@ def environment_status(
     """
     records = read_history(store, notes=notes)
     held: dict[str, dict[str, JSON] | str] = {}
-    found_prints = getattr(tenants, "fingerprints", None)
-    fingerprints = found_prints if isinstance(found_prints, Fingerprints) else None
-    matches = (fingerprints or Fingerprints.ephemeral()).matches
+    matches = (tenant_fingerprints(tenants) or Fingerprints.ephemeral()).matches
 
     def config_of(env: str) -> dict[str, JSON] | str:
         if env not in held:
@@ -75,7 +74,7 @@ def environment_status(
                 tenant = tenants[env]
                 held[env] = tenant.read_config(sorted(tenant.list_config_ids()))
             except (PromoteError, EsvError) as error:
-                held[env] = _one_line(error)
+                held[env] = one_line(error)
         return held[env]
 
     found: dict[str, EnvironmentStatus] = {}
@@ -104,10 +103,6 @@ def _settled(status: EnvironmentStatus | None) -> bool | None:
     if status.in_sync is None or status.lower_in_sync is None:
         return None
     return True
-
-
-def _one_line(error: Exception) -> str:
-    return " ".join(line.strip() for line in str(error).splitlines())
 
 
 def _status_of(
@@ -156,7 +151,7 @@ def _status_of(
             pending += [k for k, s in secrets.items() if not s.loaded]
         except (PromoteError, EsvError) as error:
             pending, readable = [], False
-            unreadable = f"its ESVs cannot be read: {_one_line(error)}"
+            unreadable = f"its ESVs cannot be read: {one_line(error)}"
             note = unreadable if note is None else f"{note}; {unreadable}"
     applied = read_applied(store, env)
     drifted: list[Drift] = []
