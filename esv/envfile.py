@@ -8,6 +8,8 @@ a file are collected and raised together as one :class:`~esv.errors.EnvironmentF
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import os
 import re
@@ -27,6 +29,7 @@ from esv.secrets import SecretValue
 
 __all__ = [
     "ENVIRONMENT_KEYS",
+    "SECRET_ENCODINGS",
     "TENANT_KEYS",
     "EnvironmentFile",
     "RestartHook",
@@ -39,6 +42,9 @@ __all__ = [
     "read_secret",
     "read_secrets",
     "read_yaml",
+    "render_environment",
+    "secret_data",
+    "variable_data",
 ]
 
 ENVIRONMENT_KEYS = (
@@ -95,12 +101,27 @@ class SecretSource:
         return "inline value"
 
 
+SECRET_ENCODINGS = ("generic", "pem", "base64hmac", "base64aes")
+"""A secret's ``encoding`` on the platform (fixed when the secret is created)."""
+
+SECRET_KEYS = ("encoding", "useInPlaceholders", "base64")
+"""Keys a secret's mapping may hold beside its source."""
+
+
 @dataclass(frozen=True)
 class Secret:
-    """An ESV secret: its id and where its value comes from."""
+    """An ESV secret: its id, where its value comes from, and how the platform keeps it.
+
+    ``encoding`` and ``use_in_placeholders`` are the platform's ``encoding`` and
+    ``useInPlaceholders``, set when the secret is created. ``base64`` says the source holds
+    the value base64-encoded (fr-config-manager's ``${BASE64:NAME}``); it is decoded on read.
+    """
 
     id: str
     source: SecretSource
+    encoding: str = "generic"
+    use_in_placeholders: bool = True
+    base64: bool = False
 
 
 @dataclass(frozen=True)
@@ -445,8 +466,25 @@ def _secrets(check: _Checker, data: Any, *, protected: bool) -> dict[str, Secret
     for esv_id, spec in (section or {}).items():
         path = f"secrets.{esv_id}"
         ok = _check_id(check, esv_id, path)
+        options: dict[str, Any] = {}
+        if isinstance(spec, dict):
+            options = {key: spec[key] for key in SECRET_KEYS if key in spec}
+            spec = {key: value for key, value in spec.items() if key not in SECRET_KEYS}
         source = check.source(spec, path, inline=True)
-        if source is None or not ok:
+        encoding = options.get("encoding", "generic")
+        if encoding not in SECRET_ENCODINGS:
+            check.error(
+                f"{path}.encoding",
+                f"{_shown(encoding)} is not a secret encoding",
+                _did_you_mean(str(encoding), list(SECRET_ENCODINGS)),
+                esv_id,
+            )
+            ok = False
+        in_placeholders = check.boolean(
+            options.get("useInPlaceholders", "true"), f"{path}.useInPlaceholders"
+        )
+        encoded = check.boolean(options.get("base64", "false"), f"{path}.base64")
+        if source is None or not ok or in_placeholders is None or encoded is None:
             continue
         if source.kind == "value":
             if protected:
@@ -463,7 +501,7 @@ def _secrets(check: _Checker, data: Any, *, protected: bool) -> dict[str, Secret
                 "use {env: NAME} or {file: path}",
                 esv_id,
             )
-        out[esv_id] = Secret(esv_id, source)
+        out[esv_id] = Secret(esv_id, source, encoding, in_placeholders, encoded)
     return out
 
 
@@ -684,6 +722,20 @@ def _read(src: SecretSource, workspace: Path, environ: Mapping[str, str]) -> Sec
     return SecretValue(text)
 
 
+def _decoded(secret: Secret, value: SecretValue) -> SecretValue | str:
+    """The value itself when the source holds it base64-encoded, else ``value``; or why it
+    cannot be decoded (never the value)."""
+    if not secret.base64:
+        return value
+    try:
+        raw = base64.b64decode(value.reveal().strip(), validate=True)
+        return SecretValue(raw.decode("utf-8"))
+    except (binascii.Error, ValueError):
+        return f"{secret.source.describe()} is not base64 text (base64: true)"
+    except UnicodeDecodeError:
+        return f"{secret.source.describe()} does not decode to UTF-8 text (base64: true)"
+
+
 def read_secret(
     source: SecretSource | Secret, *, workspace: Path, environ: Mapping[str, str] = os.environ
 ) -> SecretValue:
@@ -694,6 +746,8 @@ def read_secret(
     """
     src = source.source if isinstance(source, Secret) else source
     result = _read(src, workspace, environ)
+    if isinstance(result, SecretValue) and isinstance(source, Secret):
+        result = _decoded(source, result)
     if isinstance(result, SecretValue):
         return result
     where = source.id if isinstance(source, Secret) else src.describe()
@@ -710,6 +764,8 @@ def read_secrets(
     problems: list[Problem] = []
     for esv_id, secret in env.secrets.items():
         result = _read(secret.source, workspace, environ)
+        if isinstance(result, SecretValue):
+            result = _decoded(secret, result)
         if isinstance(result, SecretValue):
             out[esv_id] = result
         else:
@@ -733,3 +789,100 @@ def esv_values(env: EnvironmentFile, secrets: Mapping[str, SecretValue]) -> dict
     for esv_id, secret in secrets.items():
         values[esv_id] = EsvValue(esv_id, secret.reveal(), "string", secret=True)
     return values
+
+
+# -- writing ---------------------------------------------------------------------------
+
+_PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@/+()-]*(?: [A-Za-z0-9_.@/+()-]+)*")
+_PRINTABLE = re.compile("[\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
+
+
+def _quote(text: str, *, force: bool = False) -> str:
+    """``text`` as a YAML scalar this module reads back as exactly ``text``: plain when that
+    is unambiguous (and not ``force``), else double-quoted with escapes for what YAML would
+    fold or refuse."""
+    if not force and _PLAIN.fullmatch(text):
+        return text
+    out = ['"']
+    for char in text:
+        if char in _ESCAPES:
+            out.append(_ESCAPES[char])
+        elif _PRINTABLE.fullmatch(char) is None or char in "\u2028\u2029":
+            code = ord(char)
+            out.append(f"\\u{code:04x}" if code <= 0xFFFF else f"\\U{code:08x}")
+        else:
+            out.append(char)
+    out.append('"')
+    return "".join(out)
+
+
+def _flow(value: Mapping[str, str]) -> str:
+    # A value is always quoted: "587" reads as the text it is, whatever YAML's typing.
+    items = (f"{_quote(k)}: {_quote(v, force=k == 'value')}" for k, v in value.items())
+    return "{" + ", ".join(items) + "}"
+
+
+def _block(data: Mapping[str, Any], indent: int, flow_entries: bool) -> list[str]:
+    pad = " " * indent
+    lines: list[str] = []
+    for key, value in data.items():
+        head = f"{pad}{_quote(key)}:"
+        if isinstance(value, str):
+            lines.append(f"{head} {_quote(value)}")
+        elif isinstance(value, list):
+            if not value:
+                lines.append(f"{head} []")
+                continue
+            lines.append(head)
+            for item in value:
+                if isinstance(item, dict):
+                    lines.append(f"{pad}  - {_flow(item)}")
+                else:
+                    lines.append(f"{pad}  - {_quote(str(item))}")
+        elif not value:
+            lines.append(f"{head} {{}}")
+        elif flow_entries and all(isinstance(v, str) for v in value.values()):
+            lines.append(f"{head} {_flow(value)}")
+        else:
+            lines.append(head)
+            lines.extend(_block(value, indent + 2, flow_entries=False))
+    return lines
+
+
+def variable_data(variable: Variable) -> str | dict[str, str]:
+    """How an environment file writes ``variable``: bare text for a string, else
+    ``{value, type}``."""
+    if variable.type == "string":
+        return variable.value
+    return {"value": variable.value, "type": variable.type}
+
+
+def secret_data(secret: Secret) -> dict[str, str]:
+    """How an environment file writes ``secret``: its source (never an inline value) and
+    the platform settings that differ from the defaults."""
+    if secret.source.kind == "value":
+        raise ValueError("inline secret values are never written by promote")
+    out: dict[str, str] = {secret.source.kind: secret.source.ref}
+    if secret.encoding != "generic":
+        out["encoding"] = secret.encoding
+    if not secret.use_in_placeholders:
+        out["useInPlaceholders"] = "false"
+    if secret.base64:
+        out["base64"] = "true"
+    return out
+
+
+def render_environment(data: Mapping[str, Any], *, header: str = "") -> str:
+    """The text of an environment file holding ``data`` (text, lists and mappings, in the
+    order given): what :func:`parse_environment` reads back as the same data. Entries of
+    ``variables`` and ``secrets`` are written on one line each (``{value: "587", type: int}``).
+    ``header`` lines are written first, as comments."""
+    lines = [f"# {line}".rstrip() for line in header.splitlines()]
+    for key, value in data.items():
+        if key in ("variables", "secrets") and isinstance(value, dict) and value:
+            lines.append(f"{_quote(key)}:")
+            lines.extend(_block(value, 2, flow_entries=True))
+        else:
+            lines.extend(_block({key: value}, 0, flow_entries=False))
+    return "\n".join(lines) + "\n"

@@ -1,9 +1,9 @@
 """The ``promote`` command line: parse options, call the core, print, exit with its code.
 
 Commands live in one module per area (``esv_cmds``, ``engine_cmds``, ``email_cmds``,
-``sandbox_cmds``, ``state_cmds``), each loaded only when one of its commands runs (Click's
-lazy-loading group pattern): ``promote --help`` lists every command from :data:`COMMANDS`
-without importing any of them. This module owns the one error handler.
+``sandbox_cmds``, ``state_cmds``, ``adopt_cmds``), each loaded only when one of its
+commands runs (Click's lazy-loading group pattern): ``promote --help`` lists every command
+from :data:`COMMANDS` without importing any of them. This module owns the one error handler.
 """
 
 from __future__ import annotations
@@ -31,6 +31,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "Inspect ESVs: referenced vs defined, what each environment holds, where each is used.",
     ),
     "history": ("engine_cmds", "history_command", "Promotions and rollbacks, oldest first."),
+    "import": (
+        "adopt_cmds",
+        "import_group",
+        "Create or update a workspace from an fr-config-manager repository or frodo exports.",
+    ),
     "init": (
         "esv_cmds",
         "init_cmd",
@@ -40,6 +45,11 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
         "engine_cmds",
         "plan_command",
         "Show what 'run --to ENV' would change, stage by stage; changes nothing.",
+    ),
+    "pull": (
+        "adopt_cmds",
+        "pull_command",
+        "Write what ENV's tenant holds into the workspace: config, variables, secret ids.",
     ),
     "resolve": (
         "esv_cmds",

@@ -61,7 +61,17 @@ def esv_changes(
         value = secrets[key]
         if key not in secret_states:
             changes.append(EsvChange(key, "secret", "add"))
-            writes.append(EsvWrite(key, "secret", "add", value))
+            declared = envfile.secrets[key]
+            writes.append(
+                EsvWrite(
+                    key,
+                    "secret",
+                    "add",
+                    value,
+                    encoding=declared.encoding,
+                    use_in_placeholders=declared.use_in_placeholders,
+                )
+            )
         elif matching[key] is not True or key in rotated_outside:
             reason = None
             if key in rotated_outside:

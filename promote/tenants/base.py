@@ -94,6 +94,10 @@ class SecretState:
     version: int
     loaded: bool
     managed: bool = True
+    encoding: str = "generic"
+    """The platform's ``encoding`` (``generic``, ``pem``, ``base64hmac``, ``base64aes``)."""
+    use_in_placeholders: bool = True
+    """The platform's ``useInPlaceholders``: false keeps it out of config placeholders."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +109,10 @@ class EsvWrite:
     action: Literal["add", "modify", "delete"]
     value: str | SecretValue | None = None
     type: str = "string"
+    encoding: str = "generic"
+    """Secrets: the ``encoding`` a new secret is created with (fixed from then on)."""
+    use_in_placeholders: bool = True
+    """Secrets: ``useInPlaceholders`` of a new secret (fixed from then on)."""
 
 
 @dataclass(frozen=True)

@@ -40,6 +40,8 @@ def _secret_state(item: Mapping[str, Any]) -> SecretState:
         version=int(active) if active.isdigit() else 0,
         loaded=loaded,
         managed=_is_managed(item),
+        encoding=str(item.get("encoding") or "generic"),
+        use_in_placeholders=bool(item.get("useInPlaceholders", True)),
     )
 
 
@@ -170,8 +172,8 @@ class Esvs(AicParts):
         if not exists:
             body = {
                 "valueBase64": encoded,
-                "encoding": "generic",
-                "useInPlaceholders": True,
+                "encoding": write.encoding,
+                "useInPlaceholders": write.use_in_placeholders,
                 "description": description,
             }
             self._http.request("PUT", path, api_version=_ESV_API, json_body=body)

@@ -1,0 +1,220 @@
+"""Turn what an import or a pull collected into workspace files, and write them all or none.
+
+Every file is first written into a temporary directory inside the workspace; only when all
+are written are they moved into place, each replaced file kept aside until the last move
+succeeded, so a failure leaves the workspace exactly as it was.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+from esv.envfile import (
+    parse_environment,
+    read_yaml,
+    render_environment,
+    secret_data,
+    variable_data,
+)
+from esv.errors import EsvError, Problem
+from esv.jsonfile import canonical_bytes, dump_pretty, load_json
+from promote.adopt.model import Collected
+from promote.errors import BlockedError
+from promote.files import SHARED, StateFileError
+from promote.workspace import DEFAULT_CHAIN, SETTINGS_FILE
+
+__all__ = ["FileChange", "ImportProblems", "plan_changes", "write_changes"]
+
+Status = Literal["new", "changed", "unchanged"]
+
+
+class ImportProblems(EsvError):
+    """The input cannot be imported (every problem listed); nothing was written (exit 3)."""
+
+
+@dataclass(frozen=True)
+class FileChange:
+    """One workspace file an import writes: its path relative to the workspace, its bytes,
+    and whether it is new, changes what is there, or is already exactly that."""
+
+    path: str
+    data: bytes
+    status: Status
+
+
+def _status(target: Path, data: bytes, *, same: bool | None = None) -> Status:
+    if not target.exists():
+        return "new"
+    if same is None:
+        same = target.read_bytes() == data
+    return "unchanged" if same else "changed"
+
+
+def _config_change(root: Path, object_id: str, value: Any) -> FileChange:
+    path = f"config/{object_id}.json"
+    data = (dump_pretty(value) + "\n").encode()
+    target = root / path
+    same = None
+    if target.is_file():
+        # Same content in another layout is the same object: a user's formatting is kept.
+        try:
+            same = canonical_bytes(load_json(target, relpath=path)) == canonical_bytes(value)
+        except EsvError:
+            same = False
+    return FileChange(path, data, _status(target, data, same=same))
+
+
+def _environment_text(root: Path, found: Collected) -> str:
+    """The environment file: what it already holds (tenant, gates, other ESVs) with the
+    collected variables and secrets written over their ids."""
+    relpath = f"environments/{found.env}.yaml"
+    target = root / relpath
+    existing: dict[str, Any] = {}
+    if target.is_file():
+        data = read_yaml(target, relpath=relpath)
+        existing = data if isinstance(data, dict) else {}
+    else:
+        existing = {
+            "description": f"{found.env}: imported from {found.label or found.origin}",
+            "tenant": {"kind": "local"},
+        }
+    variables = dict(existing.get("variables") or {})
+    secrets = dict(existing.get("secrets") or {})
+    for esv_id in found.variables:
+        secrets.pop(esv_id, None)
+    for esv_id in found.secrets:
+        variables.pop(esv_id, None)
+    variables.update({k: variable_data(v) for k, v in sorted(found.variables.items())})
+    secrets.update({k: secret_data(s) for k, s in sorted(found.secrets.items())})
+    out = {k: v for k, v in existing.items() if k not in ("variables", "secrets")}
+    out["variables"] = variables
+    out["secrets"] = secrets
+    header = ""
+    if not target.is_file():
+        header = (
+            "Written by promote from what was imported. Set tenant: to where this environment\n"
+            "lives (kind: aic or okta, url, token: {env: NAME}) before running against it."
+        )
+    return render_environment(out, header=header)
+
+
+def plan_changes(root: Path, found: Collected) -> list[FileChange]:
+    """The files ``found`` becomes in the workspace at ``root`` (which may not exist yet).
+    Raises :class:`ImportProblems` listing every problem of the input or the workspace."""
+    problems = list(found.problems)
+    changes = [_config_change(root, k, v) for k, v in sorted(found.config.items())]
+    relpath = f"environments/{found.env}.yaml"
+    try:
+        text = _environment_text(root, found)
+        parse_environment(text, name=found.env, path=root / relpath, relpath=relpath)
+    except EsvError as error:
+        problems.extend(error.problems or [Problem(relpath, "", str(error))])
+    else:
+        target = root / relpath
+        changes.append(FileChange(relpath, text.encode(), _status(target, text.encode())))
+    changes += _workspace_files(root, found.env, problems)
+    if problems:
+        count = len(problems)
+        raise ImportProblems(
+            f"{found.origin}: {count} problem{'s' if count > 1 else ''}; nothing was written",
+            problems,
+        )
+    return changes
+
+
+def _workspace_files(root: Path, env: str, problems: list[Problem]) -> list[FileChange]:
+    """``promote.yaml`` and ``.gitignore`` for a new workspace; a check that ``env`` fits
+    the chain of an existing one."""
+    env_dir = root / "environments"
+    names = sorted(p.stem for p in env_dir.glob("*.yaml")) if env_dir.is_dir() else []
+    settings = root / SETTINGS_FILE
+    changes: list[FileChange] = []
+    if settings.is_file():
+        try:
+            data = read_yaml(settings, relpath=SETTINGS_FILE)
+        except EsvError as error:
+            problems.extend(error.problems)
+            return changes
+        chain = data.get("chain") if isinstance(data, dict) else None
+        if isinstance(chain, list) and env not in chain:
+            problems.append(
+                Problem(
+                    SETTINGS_FILE,
+                    "chain",
+                    f"{env!r} is not in the chain ({' -> '.join(map(str, chain))})",
+                    hint=f"add {env} to chain: where it belongs, then import again",
+                )
+            )
+    elif env not in DEFAULT_CHAIN or any(n not in DEFAULT_CHAIN for n in names):
+        # The chain needs naming: the default order of the files there, this one last.
+        chain = [n for n in DEFAULT_CHAIN if n in names] + sorted(
+            n for n in names if n not in DEFAULT_CHAIN
+        )
+        chain = [n for n in chain if n != env] + [env]
+        text = (
+            "# The chain configuration is promoted through, lowest first.\n"
+            f"chain: [{', '.join(chain)}]\n"
+        )
+        changes.append(FileChange(SETTINGS_FILE, text.encode(), _status(settings, text.encode())))
+    ignore = root / ".gitignore"
+    if not ignore.exists():
+        changes.append(FileChange(".gitignore", b".promote/\nsecrets/\n", "new"))
+    return changes
+
+
+def write_changes(root: Path, changes: Sequence[FileChange], *, force: bool) -> None:
+    """Write every new or changed file, or none. A file that exists with other content is
+    overwritten only with ``force`` (else :class:`BlockedError` listing them, exit 3)."""
+    differing = [c.path for c in changes if c.status == "changed"]
+    if differing and not force:
+        raise BlockedError(
+            "these files exist with other content; nothing was written (rerun with --force "
+            "to overwrite them):\n" + "\n".join(f"  - {path}" for path in differing)
+        )
+    todo = [c for c in changes if c.status != "unchanged"]
+    if not todo:
+        return
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".promote-import-", dir=root))
+    except OSError as error:
+        raise StateFileError(root, error) from None
+    moved: list[tuple[Path, Path | None]] = []
+    try:
+        for index, change in enumerate(todo):
+            fd = os.open(staging / f"new-{index}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, SHARED)
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(change.data)
+                handle.flush()
+                os.fsync(handle.fileno())
+        for index, change in enumerate(todo):
+            target = root / change.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            backup = None
+            if target.exists():
+                backup = staging / f"old-{index}"
+                os.replace(target, backup)
+            moved.append((target, backup))
+            os.replace(staging / f"new-{index}", target)
+    except OSError as error:
+        for target, backup in reversed(moved):
+            try:
+                if backup is not None:
+                    os.replace(backup, target)
+                else:
+                    target.unlink(missing_ok=True)
+            except OSError:
+                pass
+        raise StateFileError(
+            root / todo[len(moved) - 1 if moved else 0].path,
+            error,
+            consequence="nothing was changed",
+        ) from None
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
