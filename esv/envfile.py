@@ -794,15 +794,17 @@ def esv_values(env: EnvironmentFile, secrets: Mapping[str, SecretValue]) -> dict
 # -- writing ---------------------------------------------------------------------------
 
 _PLAIN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@/+()-]*(?: [A-Za-z0-9_.@/+()-]+)*")
+# In block context a ':' that no space follows is part of a plain scalar (URLs stay readable).
+_PLAIN_BLOCK = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@/+()-]*(?::[A-Za-z0-9_.@/+()-]+)*")
 _PRINTABLE = re.compile("[\t\n\r\x20-\x7e\xa0-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
 _ESCAPES = {'"': '\\"', "\\": "\\\\", "\n": "\\n", "\t": "\\t", "\r": "\\r"}
 
 
-def _quote(text: str, *, force: bool = False) -> str:
+def _quote(text: str, *, force: bool = False, block: bool = False) -> str:
     """``text`` as a YAML scalar this module reads back as exactly ``text``: plain when that
     is unambiguous (and not ``force``), else double-quoted with escapes for what YAML would
-    fold or refuse."""
-    if not force and _PLAIN.fullmatch(text):
+    fold or refuse. ``block``: the scalar is a value in block context."""
+    if not force and (_PLAIN.fullmatch(text) or (block and _PLAIN_BLOCK.fullmatch(text))):
         return text
     out = ['"']
     for char in text:
@@ -829,7 +831,7 @@ def _block(data: Mapping[str, Any], indent: int, flow_entries: bool) -> list[str
     for key, value in data.items():
         head = f"{pad}{_quote(key)}:"
         if isinstance(value, str):
-            lines.append(f"{head} {_quote(value)}")
+            lines.append(f"{head} {_quote(value, block=True)}")
         elif isinstance(value, list):
             if not value:
                 lines.append(f"{head} []")
@@ -839,7 +841,7 @@ def _block(data: Mapping[str, Any], indent: int, flow_entries: bool) -> list[str
                 if isinstance(item, dict):
                     lines.append(f"{pad}  - {_flow(item)}")
                 else:
-                    lines.append(f"{pad}  - {_quote(str(item))}")
+                    lines.append(f"{pad}  - {_quote(str(item), block=True)}")
         elif not value:
             lines.append(f"{head} {{}}")
         elif flow_entries and all(isinstance(v, str) for v in value.values()):

@@ -95,13 +95,24 @@ def _environment_text(root: Path, found: Collected) -> str:
     out = {k: v for k, v in existing.items() if k not in ("variables", "secrets")}
     out["variables"] = variables
     out["secrets"] = secrets
-    header = ""
-    if not target.is_file():
+    if target.is_file():
+        header = _leading_comments(target.read_text(encoding="utf-8"))
+    else:
         header = (
             "Written by promote from what was imported. Set tenant: to where this environment\n"
             "lives (kind: aic or okta, url, token: {env: NAME}) before running against it."
         )
     return render_environment(out, header=header)
+
+
+def _leading_comments(text: str) -> str:
+    """The comment lines a file starts with (kept when promote rewrites it), without ``#``."""
+    lines = []
+    for line in text.splitlines():
+        if not line.startswith("#"):
+            break
+        lines.append(line[1:].removeprefix(" "))
+    return "\n".join(lines)
 
 
 def plan_changes(root: Path, found: Collected) -> list[FileChange]:
