@@ -13,7 +13,7 @@ import binascii
 import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
@@ -36,6 +36,7 @@ __all__ = [
     "Secret",
     "SecretSource",
     "Variable",
+    "edit_environment",
     "esv_values",
     "load_environment",
     "parse_environment",
@@ -888,3 +889,75 @@ def render_environment(data: Mapping[str, Any], *, header: str = "") -> str:
         else:
             lines.extend(_block({key: value}, 0, flow_entries=False))
     return "\n".join(lines) + "\n"
+
+
+def _entry_line(esv_id: str, data: str | dict[str, str]) -> str:
+    if isinstance(data, str):
+        return f"  {_quote(esv_id)}: {_quote(data, block=True)}"
+    return f"  {_quote(esv_id)}: {_flow(data)}"
+
+
+def _section_bounds(lines: list[str], name: str) -> tuple[int, int] | None:
+    """``(start, end)``: the line of top-level key ``name`` and the line after its block."""
+    start = next((i for i, line in enumerate(lines) if re.match(rf"{name}\s*:", line)), None)
+    if start is None:
+        return None
+    end = start + 1
+    while end < len(lines) and (not lines[end].strip() or lines[end][0] in " \t#"):
+        end += 1
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1  # blank lines after the block belong to what follows
+    return start, end
+
+
+def _entry_key(line: str) -> str | None:
+    match = re.match(r"  ([^\s#:][^:]*?|\"[^\"]*\"|'[^']*')\s*:(?:\s|$)", line)
+    if match is None:
+        return None
+    return match.group(1).strip("\"'")
+
+
+def edit_environment(
+    text: str,
+    section: str,
+    entries: Mapping[str, str | dict[str, str]],
+    remove: Collection[str] = (),
+) -> str:
+    """``text`` with each entry of ``entries`` (as :func:`variable_data` / :func:`secret_data`
+    give them) written into top-level ``section`` (``variables`` or ``secrets``): an entry
+    already there is replaced in place, a new one appended to the section, the section
+    created when absent; the entries named in ``remove`` are dropped. Every other line
+    (comments included) is kept as it was. ``ValueError`` when the section is written in
+    flow style (``variables: {a: b}``)."""
+    lines = text.splitlines()
+    bounds = _section_bounds(lines, section)
+    if bounds is None:
+        lines.append(f"{section}:")
+        bounds = (len(lines) - 1, len(lines))
+    start, end = bounds
+    written = lines[start].split(":", 1)[1].split(" #", 1)[0].strip()
+    if written == "{}":
+        lines[start] = f"{section}:"
+    elif written:
+        raise ValueError(f"{section}: is written in flow style")
+    todo = dict(entries)
+    block = lines[start + 1 : end]
+    kept: list[str] = []
+    index = 0
+    while index < len(block):
+        key = _entry_key(block[index])
+        stop = index + 1
+        if key is not None:  # an entry: its line and the more-indented lines under it
+            while stop < len(block) and (block[stop].startswith("   ") or not block[stop].strip()):
+                stop += 1
+            while stop > index + 1 and not block[stop - 1].strip():
+                stop -= 1
+        if key is not None and key in todo:
+            kept.append(_entry_line(key, todo.pop(key)))
+        elif key is not None and key in remove:
+            pass
+        else:
+            kept.extend(block[index:stop])
+        index = stop
+    kept.extend(_entry_line(key, data) for key, data in todo.items())
+    return "\n".join([*lines[: start + 1], *kept, *lines[end:]]) + "\n"

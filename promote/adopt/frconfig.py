@@ -47,7 +47,9 @@ def _json(path: Path, root: Path, found: Collected) -> Any:
 def read_fr_config_manager(root: Path, *, env: str, environ: Mapping[str, str]) -> Collected:
     """Everything of ``root`` promote can place, for environment ``env``; variable values
     referenced as ``${NAME}`` come from ``environ``."""
-    found = Collected(env, f"fr-config-manager repository {root}", "an fr-config-manager repository")
+    found = Collected(
+        env, f"fr-config-manager repository {root}", "an fr-config-manager repository"
+    )
     if not root.is_dir():
         found.problem(str(root), "", "is not a directory")
         return found

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from esv.envfile import (
+    edit_environment,
     parse_environment,
     read_yaml,
     render_environment,
@@ -31,7 +32,9 @@ from promote.workspace import DEFAULT_CHAIN, SETTINGS_FILE
 
 __all__ = ["FileChange", "ImportProblems", "plan_changes", "write_changes"]
 
-Status = Literal["new", "changed", "unchanged"]
+Status = Literal["new", "updated", "changed", "unchanged"]
+"""``updated``: only added to (new ESVs in an environment file); ``changed``: what the file
+holds would be replaced, which needs ``--force``."""
 
 
 class ImportProblems(EsvError):
@@ -46,6 +49,8 @@ class FileChange:
     path: str
     data: bytes
     status: Status
+    replaced: tuple[str, ...] = ()
+    """ESVs of an environment file whose entry would be replaced."""
 
 
 def _status(target: Path, data: bytes, *, same: bool | None = None) -> Status:
@@ -70,39 +75,58 @@ def _config_change(root: Path, object_id: str, value: Any) -> FileChange:
     return FileChange(path, data, _status(target, data, same=same))
 
 
-def _environment_text(root: Path, found: Collected) -> str:
-    """The environment file: what it already holds (tenant, gates, other ESVs) with the
-    collected variables and secrets written over their ids."""
+def _new_environment(found: Collected) -> str:
+    data = {
+        "description": f"{found.env}: imported from {found.label or found.origin}",
+        "tenant": {"kind": "local"},
+        "variables": {k: variable_data(v) for k, v in sorted(found.variables.items())},
+        "secrets": {k: secret_data(s) for k, s in sorted(found.secrets.items())},
+    }
+    header = (
+        "Written by promote from what was imported. Set tenant: to where this environment\n"
+        "lives (kind: aic or okta, url, token: {env: NAME}) before running against it."
+    )
+    return render_environment(data, header=header)
+
+
+def _environment_change(root: Path, found: Collected) -> FileChange:
+    """The environment file: a new one, or the one there with the collected variables and
+    secrets written into it line by line (its other lines and comments kept). Replacing an
+    ESV it already holds with something else is an overwrite; adding one is not."""
     relpath = f"environments/{found.env}.yaml"
     target = root / relpath
-    existing: dict[str, Any] = {}
-    if target.is_file():
-        data = read_yaml(target, relpath=relpath)
-        existing = data if isinstance(data, dict) else {}
-    else:
-        existing = {
-            "description": f"{found.env}: imported from {found.label or found.origin}",
-            "tenant": {"kind": "local"},
-        }
-    variables = dict(existing.get("variables") or {})
-    secrets = dict(existing.get("secrets") or {})
-    for esv_id in found.variables:
-        secrets.pop(esv_id, None)
-    for esv_id in found.secrets:
-        variables.pop(esv_id, None)
-    variables.update({k: variable_data(v) for k, v in sorted(found.variables.items())})
-    secrets.update({k: secret_data(s) for k, s in sorted(found.secrets.items())})
-    out = {k: v for k, v in existing.items() if k not in ("variables", "secrets")}
-    out["variables"] = variables
-    out["secrets"] = secrets
-    if target.is_file():
-        header = _leading_comments(target.read_text(encoding="utf-8"))
-    else:
-        header = (
-            "Written by promote from what was imported. Set tenant: to where this environment\n"
-            "lives (kind: aic or okta, url, token: {env: NAME}) before running against it."
-        )
-    return render_environment(out, header=header)
+    if not target.is_file():
+        text = _new_environment(found)
+        parse_environment(text, name=found.env, path=target, relpath=relpath)
+        return FileChange(relpath, text.encode(), "new")
+    old_text = target.read_text(encoding="utf-8")
+    old = parse_environment(old_text, name=found.env, path=target, relpath=relpath)
+    variables = {
+        k: variable_data(v) for k, v in sorted(found.variables.items()) if old.variables.get(k) != v
+    }
+    secrets = {
+        k: secret_data(s) for k, s in sorted(found.secrets.items()) if old.secrets.get(k) != s
+    }
+    replaced = sorted({*variables, *secrets} & {*old.variables, *old.secrets})
+    try:
+        text = edit_environment(old_text, "variables", variables, remove=secrets)
+        text = edit_environment(text, "secrets", secrets, remove=variables)
+    except ValueError as error:
+        raise ImportProblems(
+            f"cannot write into {relpath}",
+            [
+                Problem(
+                    relpath,
+                    str(error).split(":")[0],
+                    "is written on one line (flow style)",
+                    hint="write it as a block, one ESV per line, then try again",
+                )
+            ],
+        ) from None
+    parse_environment(text, name=found.env, path=target, relpath=relpath)
+    if text == old_text:
+        return FileChange(relpath, text.encode(), "unchanged")
+    return FileChange(relpath, text.encode(), "changed" if replaced else "updated", tuple(replaced))
 
 
 def _leading_comments(text: str) -> str:
@@ -122,13 +146,9 @@ def plan_changes(root: Path, found: Collected) -> list[FileChange]:
     changes = [_config_change(root, k, v) for k, v in sorted(found.config.items())]
     relpath = f"environments/{found.env}.yaml"
     try:
-        text = _environment_text(root, found)
-        parse_environment(text, name=found.env, path=root / relpath, relpath=relpath)
+        changes.append(_environment_change(root, found))
     except EsvError as error:
         problems.extend(error.problems or [Problem(relpath, "", str(error))])
-    else:
-        target = root / relpath
-        changes.append(FileChange(relpath, text.encode(), _status(target, text.encode())))
     changes += _workspace_files(root, found.env, problems)
     if problems:
         count = len(problems)
@@ -182,7 +202,11 @@ def _workspace_files(root: Path, env: str, problems: list[Problem]) -> list[File
 def write_changes(root: Path, changes: Sequence[FileChange], *, force: bool) -> None:
     """Write every new or changed file, or none. A file that exists with other content is
     overwritten only with ``force`` (else :class:`BlockedError` listing them, exit 3)."""
-    differing = [c.path for c in changes if c.status == "changed"]
+    differing = [
+        c.path + (f" ({', '.join(c.replaced)})" if c.replaced else "")
+        for c in changes
+        if c.status == "changed"
+    ]
     if differing and not force:
         raise BlockedError(
             "these files exist with other content; nothing was written (rerun with --force "
