@@ -10,7 +10,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, TYPE_CHECKING, Any, Literal, cast
 
 import click
 
@@ -92,9 +92,20 @@ def _note_unfinished(store: StateStore) -> None:
 @click.option(
     "--detailed-exitcode", is_flag=True, help="Exit 5 when changes are pending (0: none)."
 )
+@click.option(
+    "--comment",
+    type=click.Choice(["github", "gitlab"]),
+    default=None,
+    help="Also keep one comment with the Markdown plan on the pull/merge request (CI).",
+)
 @pass_context
 def plan_command(
-    ctx: Context, to: str, fmt: str, out: Path | None, detailed_exitcode: bool
+    ctx: Context,
+    to: str,
+    fmt: str,
+    out: Path | None,
+    detailed_exitcode: bool,
+    comment: str | None,
 ) -> None:
     """Show what 'run --to ENV' would change, stage by stage; changes nothing."""
 
@@ -119,6 +130,8 @@ def plan_command(
         with Tenants(workspace, store=store) as tenants:
             plan = build_plan(workspace, to, tenants, store=store)
         emit(render_plan(plan, cast(Format, fmt)))
+        if comment is not None:
+            _post_comment(comment, render_plan(plan, "markdown"), workspace.root, to)
         if plan.blocked:
             blocked = [stage.env for stage in plan.stages if stage.status == "blocked"]
             raise BlockedError(
@@ -128,6 +141,20 @@ def plan_command(
         return 5 if detailed_exitcode and plan.pending else 0
 
     handle_errors(ctx, call)
+
+
+def _post_comment(provider: str, markdown: str, root: Path, to: str) -> None:
+    from promote.comment import post_comment
+
+    # The key tells this workspace's comment from another chain's in the same pull request.
+    try:
+        where = root.relative_to(Path.cwd().resolve()).as_posix()
+    except ValueError:
+        where = root.name
+    done, path = post_comment(
+        cast(Literal["github", "gitlab"], provider), markdown, f"{where}:{to}", os.environ
+    )
+    click.echo(f"plan comment {done} ({path})", err=True)
 
 
 def _confirm(question: str) -> bool:
