@@ -124,7 +124,7 @@ class _LazyGroup(click.Group):
 class Context:
     """Options shared by every command."""
 
-    def __init__(self, workspace: Path | None, debug: bool) -> None:
+    def __init__(self, workspace: Path | None = None, debug: bool = False) -> None:
         self.workspace_option = workspace
         self.debug = debug
 

@@ -11,6 +11,7 @@ from esv.errors import Problem
 from promote.adopt.model import Collected
 from promote.adopt.writer import FileChange, plan_changes, write_changes
 from promote.cli import Context, handle_errors, pass_context
+from promote.cli.completion import complete_envs, complete_object_ids
 from promote.errors import BlockedError
 
 __all__ = ["import_group", "pull_command"]
@@ -65,7 +66,12 @@ _FORCE = click.option(
     "--force", is_flag=True, help="Overwrite files that exist with other content."
 )
 _ENV = click.option(
-    "--env", "env", required=True, metavar="ENV", help="The environment the import describes."
+    "--env",
+    "env",
+    required=True,
+    metavar="ENV",
+    shell_complete=complete_envs,
+    help="The environment the import describes.",
 )
 
 
@@ -124,7 +130,9 @@ def frodo_command(ctx: Context, path: Path, env: str, force: bool) -> None:
 
 @click.command("pull")
 @_ENV
-@click.argument("object_ids", nargs=-1, metavar="[OBJECT_ID]...")
+@click.argument(
+    "object_ids", nargs=-1, metavar="[OBJECT_ID]...", shell_complete=complete_object_ids
+)
 @_FORCE
 @pass_context
 def pull_command(ctx: Context, env: str, object_ids: tuple[str, ...], force: bool) -> None:

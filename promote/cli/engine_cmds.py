@@ -16,6 +16,7 @@ import click
 
 from esv import EsvError
 from promote.cli import Context, handle_errors, pass_context
+from promote.cli.completion import complete_envs
 from promote.engine.drift import drift_json
 from promote.engine.plan import build_plan
 from promote.engine.render import (
@@ -74,7 +75,14 @@ def _note_unfinished(store: StateStore) -> None:
 
 
 @click.command("plan")
-@click.option("--to", "to", required=True, metavar="ENV", help="Last environment of the walk.")
+@click.option(
+    "--to",
+    "to",
+    required=True,
+    metavar="ENV",
+    shell_complete=complete_envs,
+    help="Last environment of the walk.",
+)
 @click.option(
     "--format",
     "fmt",
@@ -193,11 +201,19 @@ def _read_plan(path: Path) -> Any:
 
 
 @click.command("run")
-@click.option("--to", "to", default=None, metavar="ENV", help="Last environment of the walk.")
+@click.option(
+    "--to",
+    "to",
+    default=None,
+    metavar="ENV",
+    shell_complete=complete_envs,
+    help="Last environment of the walk.",
+)
 @click.option(
     "--approve",
     multiple=True,
     metavar="ENV",
+    shell_complete=complete_envs,
     help="Approve changes to a protected environment (repeatable).",
 )
 @click.option(
@@ -211,6 +227,7 @@ def _read_plan(path: Path) -> Any:
     "--accept-drift",
     multiple=True,
     metavar="ENV",
+    shell_complete=complete_envs,
     help="Put back changes made outside promote in ENV even under on_drift: block (repeatable).",
 )
 @pass_context
@@ -333,7 +350,14 @@ def status_command(ctx: Context, fmt: str) -> None:
 
 
 @click.command("history")
-@click.option("--env", "env", default=None, metavar="ENV", help="Only this environment.")
+@click.option(
+    "--env",
+    "env",
+    default=None,
+    metavar="ENV",
+    shell_complete=complete_envs,
+    help="Only this environment.",
+)
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context
 def history_command(ctx: Context, env: str | None, fmt: str) -> None:
@@ -359,11 +383,19 @@ def history_command(ctx: Context, env: str | None, fmt: str) -> None:
 
 
 @click.command("rollback")
-@click.option("--env", "env", required=True, metavar="ENV", help="Environment to roll back.")
+@click.option(
+    "--env",
+    "env",
+    required=True,
+    metavar="ENV",
+    shell_complete=complete_envs,
+    help="Environment to roll back.",
+)
 @click.option(
     "--approve",
     multiple=True,
     metavar="ENV",
+    shell_complete=complete_envs,
     help="Approve rolling back a protected environment.",
 )
 @pass_context
