@@ -454,3 +454,34 @@ def test_secrets_are_fingerprinted_with_the_workspace_key_and_old_ones_rewritten
     short = promote(root, "plan", "--to", "dev", extra={"PROMOTE_FINGERPRINT_KEY": "short"})
     assert short.exit_code == 3 and "short" not in short.stderr.replace("shorter", "")
     assert "PROMOTE_FINGERPRINT_KEY is set but has 5 characters" in short.stderr
+
+
+def test_a_new_secret_is_created_with_its_encoding_and_placeholder_setting(
+    tmp_path: Path, sandbox: SandboxServer
+):
+    import httpx
+
+    root = workspace(tmp_path / "ws", sandbox)
+    dev = root / "environments" / "dev.yaml"
+    dev.write_text(
+        dev.read_text()
+        + "  esv-signing-key: {env: SIGNING_KEY_B64, encoding: pem, useInPlaceholders: false, "
+        "base64: true}\n"
+    )
+    key = "-----BEGIN PRIVATE KEY-----\nMIIfixture\n-----END PRIVATE KEY-----"
+    encoded = base64.b64encode(key.encode()).decode()
+    result = promote(root, "run", "--to", "dev", extra={"SIGNING_KEY_B64": encoded})
+    assert result.exit_code == 0, result.output
+    got = httpx.get(
+        f"{sandbox.url('dev')}/environment/secrets/esv-signing-key",
+        headers={"Authorization": f"Bearer {TOKEN}"},
+    ).json()
+    assert (got["encoding"], got["useInPlaceholders"]) == ("pem", False)
+    from esv import SecretValue
+
+    held_by = sandbox.apis["dev"].tenant  # type: ignore[attr-defined]
+    assert held_by.secret_matches("esv-signing-key", SecretValue(key)) is True  # decoded once
+    from tests.helpers.leaks import assert_no_leak
+
+    for index, text in enumerate(written_texts(result, root)):
+        assert_no_leak(text, [key, encoded], f"written text {index}")
