@@ -35,6 +35,7 @@ from esv import (
 )
 from esv.envfile import EnvironmentFile
 from esv.errors import EnvironmentFileError
+from esv.references import encrypted_values
 from esv.secrets import SecretValue
 from promote.tenants.factory import capabilities_for
 from promote.workspace import Workspace
@@ -170,7 +171,7 @@ def _under(problem: Problem, resolved: Mapping[str, Resolved]) -> bool:
 def _check_one(workspace: Workspace, env: str, environ: Mapping[str, str]) -> list[Problem]:
     file = workspace.environments[env]
     objects = received_config(workspace, env)
-    problems = list(file.warnings)
+    problems = list(file.warnings) + encrypted_values(objects)
     found = check_environment(objects, file)
     problems += found
     if any(p.severity == "error" for p in found):

@@ -3,16 +3,16 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from esv.envfile import Secret, SecretSource, Variable
 from esv.errors import Problem
 from esv.ids import is_valid_id
 from esv.jsonfile import canonical_bytes
-from esv.resolver import json_path
+from esv.references import encrypted_values
 
-__all__ = ["Collected", "crypto_paths", "env_name", "suggest_esv"]
+__all__ = ["Collected", "env_name", "env_secret"]
 
 _OBJECT_ID = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+-]*(?:/[A-Za-z0-9_][A-Za-z0-9_.@+-]*)*")
 
@@ -21,29 +21,6 @@ def env_name(esv_id: str) -> str:
     """fr-config-manager's environment-variable name for an ESV: upper case, ``-`` as ``_``
     (``esv-ldap-port`` -> ``ESV_LDAP_PORT``)."""
     return esv_id.upper().replace("-", "_")
-
-
-def crypto_paths(value: Any, path: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
-    """JSON paths of the values IDM encrypted (``{"$crypto": ...}``) inside ``value``."""
-    if isinstance(value, dict):
-        if "$crypto" in value:
-            return [path]
-        found: list[tuple[str | int, ...]] = []
-        for key, item in value.items():
-            found += crypto_paths(item, (*path, key))
-        return found
-    if isinstance(value, list):
-        return [p for index, item in enumerate(value) for p in crypto_paths(item, (*path, index))]
-    return []
-
-
-def suggest_esv(object_id: str, path: tuple[str | int, ...]) -> str:
-    """An ESV id for a value at ``path`` of ``object_id``: the platform's own names for the
-    email provider (``esv-email-provider-password``), else the object's id and the key."""
-    prefix = "email-provider" if object_id == "external.email" else object_id
-    last = next((str(part) for part in reversed(path) if isinstance(part, str)), "value")
-    slug = re.sub(r"[^a-z0-9]+", "-", f"{prefix}-{last}".lower()).strip("-")
-    return f"esv-{slug}"[:128]
 
 
 @dataclass
@@ -104,16 +81,8 @@ class Collected:
         self.config[object_id] = value
         self.sources[key] = source
         self.imported.append(f"{source} -> config/{object_id}.json")
-        for path in crypto_paths(value):
-            esv_id = suggest_esv(object_id, path)
-            token = "esv." + esv_id[len("esv-") :].replace("-", ".")
-            self.warn(
-                f"config/{object_id}.json",
-                json_path(path),
-                "holds a value IDM encrypted with the source tenant's keys ($crypto); no "
-                "other tenant can decrypt it",
-                f'put "&{{{token}}}" there and add secret {esv_id} to environments/{self.env}.yaml',
-            )
+        for problem in encrypted_values({object_id: value}):
+            self.warnings.append(replace(problem, location=f"config/{object_id}.json"))
 
     def add_variable(self, variable: Variable, source: str) -> None:
         if not self._new_esv(variable.id, source):

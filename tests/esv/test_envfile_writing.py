@@ -126,3 +126,20 @@ def test_a_base64_source_is_decoded_and_a_bad_one_named(tmp_path: Path) -> None:
     assert "not base64!" not in str(caught.value)
     got = read_secrets(env, workspace=tmp_path, environ={"A": encoded, "B": encoded})
     assert got["esv-a"].reveal() == value
+
+
+def test_a_secret_kept_out_of_placeholders_cannot_be_referenced() -> None:
+    from esv.references import check_environment, encrypted_values
+
+    env = parse(
+        "secrets:\n"
+        "  esv-label-key: {env: K, encoding: pem, useInPlaceholders: false}\n"
+        "  esv-unused-label: {env: U, useInPlaceholders: false}\n"
+    )
+    problems = check_environment({"external.email": {"key": "&{esv.label.key}"}}, env)
+    (problem,) = problems  # the unused label secret is not "unused": labels use it
+    assert problem.severity == "error"
+    assert "useInPlaceholders: false, yet config references it (external.email)" in str(problem)
+    (warning,) = encrypted_values({"external.email": {"auth": {"password": {"$crypto": {}}}}})
+    assert str(warning).startswith("external.email: auth.password: holds a value IDM encrypted")
+    assert '"&{esv.email.provider.password}"' in str(warning)
