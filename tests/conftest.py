@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
+from tests.helpers.ci_api import FakeCiApi, serve
+from tests.helpers.example import copy_example
 from tests.helpers.s3 import S3Server
 
 if TYPE_CHECKING:
@@ -44,3 +46,15 @@ def start_sandboxes(tmp_path: Path) -> Iterator[Callable[..., SandboxServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def example(tmp_path: Path) -> Path:
+    """A copy of the shipped example workspace in ``tmp_path / "ws"``."""
+    return copy_example(tmp_path / "ws")
+
+
+@pytest.fixture
+def ci_api() -> Iterator[FakeCiApi]:
+    """The fake GitHub and GitLab comment APIs on 127.0.0.1 (tests.helpers.ci_api)."""
+    yield from serve()

@@ -180,25 +180,17 @@ def test_a_failing_hook_that_prints_a_secret_shows_it_masked(tmp_path: Path) -> 
 
 
 def test_a_url_hook_is_shown_without_its_credentials(tmp_path: Path) -> None:
-    from http.server import BaseHTTPRequestHandler, HTTPServer
-    from threading import Thread
+    from tests.helpers.http import QuietHandler, serving
 
     password, token = "Url-PASSWORD-in-userinfo-3141", "Url-TOKEN-in-query-2718"
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802
-            self.send_response(204 if self.path.startswith("/ok") else 500)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.reply(204 if self.path.startswith("/ok") else 500)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = HTTPServer(("127.0.0.1", 0), Handler)
-    Thread(target=httpd.serve_forever, daemon=True).start()
-    base = f"http://ops:{password}@127.0.0.1:{httpd.server_address[1]}"
     outputs: list[tuple[str, str]] = []
-    try:
+    with serving(Handler) as url:
+        base = url.replace("http://", f"http://ops:{password}@")
         for path, code in (("ok", 0), ("fail", 1)):
             hook = f"restart:\n  url: {base}/{path}?token={token}\n"
             root = write_workspace(
@@ -209,10 +201,7 @@ def test_a_url_hook_is_shown_without_its_credentials(tmp_path: Path) -> None:
             )
             text = result.stdout + result.stderr
             assert result.exit_code == code, text
-            shown = f"POST http://127.0.0.1:{httpd.server_address[1]}/{path}"
+            shown = f"POST {url}/{path}"
             assert shown in text
             outputs.append((f"run ({path} hook)", text))
             _search_all(root, outputs, [*SECRETS, password, token])
-    finally:
-        httpd.shutdown()
-        httpd.server_close()

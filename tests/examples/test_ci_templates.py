@@ -6,17 +6,15 @@ from __future__ import annotations
 
 import os
 import re
-import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
-from tests.helpers.ci_api import GITHUB_TOKEN, GITLAB_TOKEN, FakeCiApi, serve
+from tests.helpers.ci_api import GITHUB_TOKEN, GITLAB_TOKEN, FakeCiApi
 
 REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "examples" / "ci"
@@ -31,19 +29,6 @@ SECRETS = {
     "AIC_TOKEN": "ci-aic-token-5005",
 }
 BIN = Path(sys.executable).parent
-
-
-@pytest.fixture
-def api() -> Iterator[FakeCiApi]:
-    yield from serve()
-
-
-@pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    root = tmp_path / "repo"
-    shutil.copytree(REPO / "environments", root / "environments")
-    shutil.copytree(REPO / "config", root / "config")
-    return root
 
 
 @pytest.mark.parametrize(
@@ -84,10 +69,12 @@ def _run(command: str, cwd: Path, env: dict[str, str]) -> subprocess.CompletedPr
     )
 
 
-def test_the_github_workflow_steps_plan_and_run_the_example(ws: Path, api: FakeCiApi) -> None:
+def test_the_github_workflow_steps_plan_and_run_the_example(
+    example: Path, ci_api: FakeCiApi
+) -> None:
     workflow: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())
     runner = {
-        "GITHUB_API_URL": api.url,
+        "GITHUB_API_URL": ci_api.url,
         "GITHUB_REPOSITORY": "acme/identity",
         "GITHUB_REF": "refs/pull/12/merge",
     }
@@ -101,22 +88,22 @@ def test_the_github_workflow_steps_plan_and_run_the_example(ws: Path, api: FakeC
             if "promote " not in step.get("run", ""):
                 continue
             env = {k: _github_value(str(v), runner) for k, v in step.get("env", {}).items()}
-            cwd = ws / _github_value(step.get("working-directory", "."), runner)
+            cwd = example / _github_value(step.get("working-directory", "."), runner)
             done = _run(_github_value(step["run"], runner), cwd, {**runner, **env})
             assert done.returncode == 0, (name, done.stdout, done.stderr)
             ran.append(step["run"])
     assert len(ran) == 6
-    assert (ws / "plan.json").is_file()
-    notes = [c["body"] for items in api.comments.values() for c in items]
+    assert (example / "plan.json").is_file()
+    notes = [c["body"] for items in ci_api.comments.values() for c in items]
     assert len(notes) == 1 and notes[0].startswith("<!-- promote-plan: ")
     for value in SECRETS.values():
         assert value not in notes[0]
 
 
-def test_the_gitlab_jobs_plan_and_run_the_example(ws: Path, api: FakeCiApi) -> None:
+def test_the_gitlab_jobs_plan_and_run_the_example(example: Path, ci_api: FakeCiApi) -> None:
     pipeline: dict[str, Any] = yaml.safe_load(GITLAB.read_text())
     runner = {
-        "CI_API_V4_URL": f"{api.url}/api/v4",
+        "CI_API_V4_URL": f"{ci_api.url}/api/v4",
         "CI_PROJECT_ID": "7",
         "CI_MERGE_REQUEST_IID": "4",
         "GITLAB_TOKEN": GITLAB_TOKEN,
@@ -134,23 +121,25 @@ def test_the_gitlab_jobs_plan_and_run_the_example(ws: Path, api: FakeCiApi) -> N
             assert job["resource_group"] == f"promote-{variables['STAGE']}"
         if name in ("run-uat", "run-prod"):
             assert job["rules"][0]["when"] == "manual"
-        done = _run("\n".join(script), ws, {**runner, **variables})
+        done = _run("\n".join(script), example, {**runner, **variables})
         assert done.returncode == 0, (name, done.stdout, done.stderr)
-    assert (ws / "plan.json").is_file()
-    notes = [c["body"] for items in api.comments.values() for c in items]
+    assert (example / "plan.json").is_file()
+    notes = [c["body"] for items in ci_api.comments.values() for c in items]
     assert len(notes) == 1 and "promote-plan" in notes[0]
 
 
-def test_a_blocked_plan_fails_the_check_and_still_comments(ws: Path, api: FakeCiApi) -> None:
+def test_a_blocked_plan_fails_the_check_and_still_comments(
+    example: Path, ci_api: FakeCiApi
+) -> None:
     workflow: dict[str, Any] = yaml.safe_load(WORKFLOW.read_text())
     (step,) = [s for s in workflow["jobs"]["plan"]["steps"] if "promote " in s.get("run", "")]
     runner = {
-        "GITHUB_API_URL": api.url,
+        "GITHUB_API_URL": ci_api.url,
         "GITHUB_REPOSITORY": "acme/identity",
         "GITHUB_REF": "refs/pull/12/merge",
         "GITHUB_TOKEN": GITHUB_TOKEN,
     }
-    done = _run(_github_value(step["run"], runner), ws, runner)  # no UAT/PROD secrets
+    done = _run(_github_value(step["run"], runner), example, runner)  # no UAT/PROD secrets
     assert done.returncode == 3, done.stderr
-    (note,) = [c["body"] for items in api.comments.values() for c in items]
+    (note,) = [c["body"] for items in ci_api.comments.values() for c in items]
     assert "UAT_SMTP_PASSWORD" in note and "blocked" in note.lower()

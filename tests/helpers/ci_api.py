@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
+
+from tests.helpers.http import QuietHandler, serving
 
 GITHUB_TOKEN = "ghs_fakeGitHubToken0123456789"
 GITLAB_TOKEN = "glpat-fakeGitLabToken-98765"
@@ -48,22 +49,13 @@ _GITLAB_ITEM = re.compile(r"(/api/v4/projects/\d+/merge_requests/\d+/notes)/(\d+
 
 
 def _handler(api: FakeCiApi) -> type[BaseHTTPRequestHandler]:
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, *args: Any) -> None:
-            pass
-
+    class Handler(QuietHandler):
         def _reply(self, status: int, body: Any) -> None:
-            data = json.dumps(body).encode()
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, body)
 
         def _handle(self) -> None:
             parts = urlsplit(self.path)
-            length = int(self.headers.get("Content-Length") or 0)
-            raw = self.rfile.read(length) if length else b""
+            raw = self.body()
             body = json.loads(raw) if raw else None
             api.requests.append(
                 Recorded(self.command, parts.path, parse_qs(parts.query), dict(self.headers), body)
@@ -116,12 +108,6 @@ def _handler(api: FakeCiApi) -> type[BaseHTTPRequestHandler]:
 def serve() -> Iterator[FakeCiApi]:
     """Serve a :class:`FakeCiApi` on 127.0.0.1 until the generator is closed."""
     api = FakeCiApi()
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _handler(api))
-    api.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(_handler(api)) as url:
+        api.url = url
         yield api
-    finally:
-        server.shutdown()
-        server.server_close()

@@ -1,8 +1,20 @@
-"""Changes to a copy of the shipped example workspace that several tests make."""
+"""The shipped example workspace: copies of it, and changes to a copy several tests make."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+"""The repository, which is itself the example workspace."""
+
+
+def copy_example(root: Path) -> Path:
+    """Copy the example's ``environments/`` and ``config/`` into ``root`` (created); return it."""
+    root.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(REPO / "environments", root / "environments")
+    shutil.copytree(REPO / "config", root / "config")
+    return root
 
 
 def okta_uat_without_template_esvs(root: Path) -> None:

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 from pathlib import Path
 
 import pytest
@@ -9,16 +8,14 @@ import pytest
 from esv import EnvironmentFileError, EsvError, ResolutionError
 from promote.validation import check_workspace, environment_values, resolve_environment
 from promote.workspace import load_workspace
-from tests.helpers.example import okta_uat_without_template_esvs
+from tests.helpers.example import copy_example, okta_uat_without_template_esvs
 
 REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:
-    shutil.copytree(REPO / "environments", tmp_path / "environments")
-    shutil.copytree(REPO / "config", tmp_path / "config")
-    return tmp_path
+    return copy_example(tmp_path)
 
 
 def test_environment_values_reads_only_what_is_asked(root: Path) -> None:

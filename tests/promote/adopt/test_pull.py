@@ -13,6 +13,7 @@ from click.testing import CliRunner, Result
 
 from promote.cli import cli
 from promote.sandbox import EnvSpec, SandboxServer
+from tests.helpers.example import copy_example
 from tests.helpers.leaks import assert_no_leak
 from tests.promote.tenants import test_aic_run as aic
 from tests.promote.tenants import test_okta_cli as okta
@@ -43,9 +44,7 @@ def forget(root: Path, env: str) -> None:
 
 
 def test_pull_from_the_local_tenant(tmp_path: Path) -> None:
-    root = tmp_path / "ws"
-    shutil.copytree(EXAMPLE / "environments", root / "environments")
-    shutil.copytree(EXAMPLE / "config", root / "config")
+    root = copy_example(tmp_path / "ws")
     environ: dict[str, str] = {}
     assert promote(root, "run", "--to", "staging", env=environ).exit_code == 0
     wanted_config = {p.name: json.loads(p.read_text()) for p in (root / "config").rglob("*.json")}

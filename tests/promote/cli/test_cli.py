@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -15,12 +14,8 @@ REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    root.mkdir()
-    shutil.copytree(REPO / "environments", root / "environments")
-    shutil.copytree(REPO / "config", root / "config")
-    return root
+def workspace(example: Path) -> Path:
+    return example
 
 
 @pytest.mark.parametrize(

@@ -4,7 +4,6 @@ way bash, zsh and fish ask for them (Click's completion protocol, in a real proc
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,11 +15,8 @@ PROMOTE = Path(sys.executable).parent / "promote"
 
 
 @pytest.fixture
-def ws(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    shutil.copytree(REPO / "environments", root / "environments")
-    shutil.copytree(REPO / "config", root / "config")
-    return root
+def ws(example: Path) -> Path:
+    return example
 
 
 def complete(words: str, cwd: Path, shell: str = "bash") -> list[str]:

@@ -2,7 +2,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 from pathlib import Path
 
@@ -18,11 +17,8 @@ INLINE = ("dev-example-password-not-secret", "staging-example-password-not-secre
 
 
 @pytest.fixture
-def workspace(tmp_path: Path) -> Path:
-    root = tmp_path / "ws"
-    shutil.copytree(REPO / "environments", root / "environments")
-    shutil.copytree(REPO / "config", root / "config")
-    return root
+def workspace(example: Path) -> Path:
+    return example
 
 
 def invoke(root: Path, *args: str, env: dict[str, str] | None = None) -> Result:

@@ -7,16 +7,16 @@ import contextlib
 import json
 import socket
 import ssl
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
 import trustme
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
+
+from tests.helpers.http import QuietHandler, serving
 
 USER = "mailer"
 PASSWORD = "smtp-Pa55word-never-shown"
@@ -166,20 +166,12 @@ def graph_server(*, secret: str = CLIENT_SECRET, mail_status: int = 202) -> Iter
     sendMail (checking the bearer token)."""
     state = GraphServer(url="")
 
-    class Handler(BaseHTTPRequestHandler):
-        def log_message(self, format: str, *args: Any) -> None:  # keep test output clean
-            pass
-
+    class Handler(QuietHandler):
         def _reply(self, status: int, body: Any = None) -> None:
-            data = json.dumps(body).encode() if body is not None else b""
-            self.send_response(status)
-            self.send_header("Content-Type", "application/json")
-            self.send_header("Content-Length", str(len(data)))
-            self.end_headers()
-            self.wfile.write(data)
+            self.reply(status, body)
 
         def do_POST(self) -> None:
-            body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
+            body = self.body()
             state.requests.append((self.path, dict(self.headers), body))
             if self.path.endswith("/token"):
                 form = {k: v[0] for k, v in parse_qs(body.decode()).items()}
@@ -199,13 +191,6 @@ def graph_server(*, secret: str = CLIENT_SECRET, mail_status: int = 202) -> Iter
             else:
                 self._reply(404)
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    state.url = f"http://127.0.0.1:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with serving(Handler) as url:
+        state.url = url
         yield state
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()

@@ -9,7 +9,6 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 from urllib.parse import quote, quote_plus
 
@@ -18,29 +17,20 @@ import pytest
 from esv import SecretValue
 from esv.envfile import RestartHook
 from promote.engine.hooks import HookError, display_url, redact, run_restart_hook
+from tests.helpers.http import QuietHandler, serving
 
 
 @pytest.fixture
 def server() -> Iterator[tuple[str, list[str]]]:
     seen: list[str] = []
 
-    class Handler(BaseHTTPRequestHandler):
+    class Handler(QuietHandler):
         def do_POST(self) -> None:  # noqa: N802
             seen.append(self.path)
-            status = 500 if self.path.split("?")[0].endswith("/fail") else 204
-            self.send_response(status)
-            self.send_header("Content-Length", "0")
-            self.end_headers()
+            self.reply(500 if self.path.split("?")[0].endswith("/fail") else 204)
 
-        def log_message(self, *args: object) -> None:
-            pass
-
-    httpd = HTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}", seen
-    httpd.shutdown()
-    httpd.server_close()
+    with serving(Handler) as url:
+        yield url, seen
 
 
 def test_http_hook_posts(server: tuple[str, list[str]], tmp_path: Path) -> None:
