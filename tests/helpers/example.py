@@ -17,16 +17,34 @@ def copy_example(root: Path) -> Path:
     return root
 
 
-def okta_uat_without_template_esvs(root: Path) -> None:
-    """Make ``uat`` an Okta org (which holds only external.email) and drop the ESVs only the
-    email template references."""
-    path = root / "environments" / "uat.yaml"
+def make_okta(root: Path, env: str) -> None:
+    """Make ``env``'s tenant an Okta org (token from ``OKTA_TOKEN``)."""
+    path = root / "environments" / f"{env}.yaml"
     path.write_text(
-        path.read_text()
-        .replace(
+        path.read_text().replace(
             "tenant:\n  kind: local\n",
             "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
         )
+    )
+
+
+def uat_port_as_secret(root: Path) -> None:
+    """Make uat's SMTP port a secret read from ``UAT_SMTP_PORT`` instead of a variable."""
+    uat = root / "environments" / "uat.yaml"
+    uat.write_text(
+        uat.read_text()
+        .replace('  esv-email-provider-port: {value: "465", type: int}\n', "")
+        .replace("secrets:\n", "secrets:\n  esv-email-provider-port: {env: UAT_SMTP_PORT}\n")
+    )
+
+
+def okta_uat_without_template_esvs(root: Path) -> None:
+    """Make ``uat`` an Okta org (which holds only external.email) and drop the ESVs only the
+    email template references."""
+    make_okta(root, "uat")
+    path = root / "environments" / "uat.yaml"
+    path.write_text(
+        path.read_text()
         .replace("  esv-brand-name: Acme (UAT)\n", "")
         .replace("  esv-portal-url: https://id.uat.example.com/login\n", "")
     )

@@ -8,7 +8,12 @@ import pytest
 from esv import EnvironmentFileError, EsvError, ResolutionError
 from promote.validation import check_workspace, environment_values, resolve_environment
 from promote.workspace import load_workspace
-from tests.helpers.example import copy_example, okta_uat_without_template_esvs
+from tests.helpers.example import (
+    copy_example,
+    make_okta,
+    okta_uat_without_template_esvs,
+    uat_port_as_secret,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -54,13 +59,7 @@ def test_check_workspace_stand_ins_and_every_environment(root: Path) -> None:
 
 
 def test_an_okta_environment_gets_the_checks_of_its_tenant_kind(root: Path) -> None:
-    path = root / "environments" / "uat.yaml"
-    path.write_text(
-        path.read_text().replace(
-            "tenant:\n  kind: local\n",
-            "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
-        )
-    )
+    make_okta(root, "uat")
     email = json.loads((root / "config" / "external.email.json").read_text())
     email["smtpProperties"] = ["mail.smtp.x=1"]
     (root / "config" / "external.email.json").write_text(json.dumps(email))
@@ -70,17 +69,8 @@ def test_an_okta_environment_gets_the_checks_of_its_tenant_kind(root: Path) -> N
     assert not [p for p in results["staging"] if p.path == "smtpProperties[0]"]
 
 
-def _port_is_a_secret(root: Path) -> None:
-    uat = root / "environments" / "uat.yaml"
-    uat.write_text(
-        uat.read_text()
-        .replace('  esv-email-provider-port: {value: "465", type: int}\n', "")
-        .replace("secrets:\n", "secrets:\n  esv-email-provider-port: {env: UAT_SMTP_PORT}\n")
-    )
-
-
 def test_typed_wrapper_over_an_unset_secret_is_not_an_error(root: Path) -> None:
-    _port_is_a_secret(root)
+    uat_port_as_secret(root)
     ws = load_workspace(root)
     uat = check_workspace(ws, ["uat"], environ={})["uat"]
     assert [str(p) for p in uat if p.severity == "error"] == []
@@ -122,13 +112,7 @@ def test_validate_uses_the_tenant_capabilities_without_opening_it(root: Path) ->
     from promote.tenants.factory import capabilities_for, open_tenant
     from promote.tenants.okta import OKTA_CAPABILITIES
 
-    path = root / "environments" / "prod.yaml"
-    path.write_text(
-        path.read_text().replace(
-            "tenant:\n  kind: local\n",
-            "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
-        )
-    )
+    make_okta(root, "prod")
     (root / "config" / "external.email.json").unlink()  # Okta's own email: fine when immutable
     ws = load_workspace(root)
     assert capabilities_for(ws.environments["prod"]) == OKTA_CAPABILITIES  # no token needed

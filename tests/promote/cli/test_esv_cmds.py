@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from promote.cli import cli
-from tests.helpers.example import okta_uat_without_template_esvs
+from tests.helpers.example import okta_uat_without_template_esvs, uat_port_as_secret
 
 REPO = Path(__file__).resolve().parents[3]
 SECRETS = {"UAT_SMTP_PASSWORD": "uat-pw-Zq81x", "PROD_SMTP_PASSWORD": "prod-pw-Rk55y"}
@@ -277,12 +277,7 @@ def test_validate_names_every_environment_an_error_holds_for(workspace: Path) ->
 
 
 def test_validate_typed_wrapper_over_an_unset_secret(workspace: Path) -> None:
-    uat = workspace / "environments" / "uat.yaml"
-    uat.write_text(
-        uat.read_text()
-        .replace('  esv-email-provider-port: {value: "465", type: int}\n', "")
-        .replace("secrets:\n", "secrets:\n  esv-email-provider-port: {env: UAT_SMTP_PORT}\n")
-    )
+    uat_port_as_secret(workspace)
     result = invoke(workspace, "validate")
     assert result.exit_code == 0, result.stderr
     assert result.stdout.startswith("valid: 4 environments")
