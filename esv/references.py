@@ -563,37 +563,53 @@ def check_environment(
         documents = list(index._documents.items())
         for position in sorted(walk):
             check.check(*documents[position])
-    documents_by_position = list(index._documents)
+    check.problems += _label_secrets_in_config(env, index)
+    check.problems += _unused(env, index)
+    return check.problems
+
+
+def _label_secrets_in_config(env: EnvironmentFile, index: ReferenceIndex) -> list[Problem]:
+    """An error for each ``useInPlaceholders: false`` secret that config references: the
+    platform resolves such a secret only through secret labels, never in config."""
+    documents = list(index._documents)
+    problems = []
     for esv_id, secret in env.secrets.items():
-        if not secret.use_in_placeholders and esv_id in index.esv_ids:
-            users = sorted({documents_by_position[p] for p in index._by_esv[esv_id]})
-            check.problems.append(
-                Problem(
-                    env.relpath,
-                    f"secrets.{esv_id}",
-                    f"has useInPlaceholders: false, yet config references it ({', '.join(users)})"
-                    "; the platform does not resolve such a secret in config",
-                    esv_id=esv_id,
-                    hint="remove useInPlaceholders: false (it is fixed when the secret is "
-                    "created), or stop referencing it",
-                )
+        if secret.use_in_placeholders or esv_id not in index.esv_ids:
+            continue
+        users = sorted({documents[position] for position in index._by_esv[esv_id]})
+        problems.append(
+            Problem(
+                env.relpath,
+                f"secrets.{esv_id}",
+                f"has useInPlaceholders: false, yet config references it ({', '.join(users)})"
+                "; the platform does not resolve such a secret in config",
+                esv_id=esv_id,
+                hint="remove useInPlaceholders: false (it is fixed when the secret is "
+                "created), or stop referencing it",
             )
+        )
+    return problems
+
+
+def _unused(env: EnvironmentFile, index: ReferenceIndex) -> list[Problem]:
+    """A warning for each ESV ``env`` defines that no object references (secrets kept out
+    of placeholders excepted: secret labels use them)."""
+    problems = []
     for esv_id in [*env.variables, *env.secrets]:
         declared = env.secrets.get(esv_id)
-        if declared is not None and not declared.use_in_placeholders:
-            continue  # used through secret labels, never by config
-        if esv_id not in index.esv_ids:
-            kind = "variables" if esv_id in env.variables else "secrets"
-            check.problems.append(
-                Problem(
-                    env.relpath,
-                    f"{kind}.{esv_id}",
-                    "is defined but no config object references it",
-                    severity="warning",
-                    esv_id=esv_id,
-                )
+        if esv_id in index.esv_ids or (declared is not None and not declared.use_in_placeholders):
+            continue
+        kind = "variables" if esv_id in env.variables else "secrets"
+        problems.append(
+            Problem(
+                env.relpath,
+                f"{kind}.{esv_id}",
+                "is defined but no config object references it",
+                severity="warning",
+                esv_id=esv_id,
             )
-    return check.problems
+        )
+    return problems
 
 
 def encrypted_values(objects: Mapping[str, Any]) -> list[Problem]:

@@ -15,14 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
 
-from esv.envfile import (
-    edit_environment,
-    parse_environment,
-    read_yaml,
-    render_environment,
-    secret_data,
-    variable_data,
-)
+from esv.envfile import parse_environment, read_yaml
+from esv.envwrite import edit_environment, render_environment, secret_data, variable_data
 from esv.errors import EsvError, Problem
 from esv.jsonfile import canonical_bytes, dump_pretty, load_json
 from promote.adopt.model import Collected
@@ -220,16 +214,35 @@ def write_changes(root: Path, changes: Sequence[FileChange], *, force: bool) -> 
         staging = Path(tempfile.mkdtemp(prefix=".promote-import-", dir=root))
     except OSError as error:
         raise StateFileError(root, error) from None
-    moved: list[tuple[Path, Path | None]] = []
     try:
-        for index, change in enumerate(todo):
+        _stage(staging, todo, root)
+        _move_into_place(staging, todo, root)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _stage(staging: Path, todo: Sequence[FileChange], root: Path) -> None:
+    """Write every file into ``staging`` (durably), nothing in the workspace yet."""
+    for index, change in enumerate(todo):
+        try:
             fd = os.open(staging / f"new-{index}", os.O_WRONLY | os.O_CREAT | os.O_EXCL, SHARED)
             with os.fdopen(fd, "wb") as handle:
                 handle.write(change.data)
                 handle.flush()
                 os.fsync(handle.fileno())
-        for index, change in enumerate(todo):
-            target = root / change.path
+        except OSError as error:
+            raise StateFileError(
+                root / change.path, error, consequence="nothing was changed"
+            ) from None
+
+
+def _move_into_place(staging: Path, todo: Sequence[FileChange], root: Path) -> None:
+    """Move each staged file over its target, the target kept aside; on any failure put
+    back what was moved, so the workspace is as it was."""
+    moved: list[tuple[Path, Path | None]] = []
+    for index, change in enumerate(todo):
+        target = root / change.path
+        try:
             target.parent.mkdir(parents=True, exist_ok=True)
             backup = None
             if target.exists():
@@ -237,19 +250,13 @@ def write_changes(root: Path, changes: Sequence[FileChange], *, force: bool) -> 
                 os.replace(target, backup)
             moved.append((target, backup))
             os.replace(staging / f"new-{index}", target)
-    except OSError as error:
-        for target, backup in reversed(moved):
-            try:
-                if backup is not None:
-                    os.replace(backup, target)
-                else:
-                    target.unlink(missing_ok=True)
-            except OSError:
-                pass
-        raise StateFileError(
-            root / todo[len(moved) - 1 if moved else 0].path,
-            error,
-            consequence="nothing was changed",
-        ) from None
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+        except OSError as error:
+            for done, kept in reversed(moved):
+                try:
+                    if kept is not None:
+                        os.replace(kept, done)
+                    else:
+                        done.unlink(missing_ok=True)
+                except OSError:
+                    pass
+            raise StateFileError(target, error, consequence="nothing was changed") from None

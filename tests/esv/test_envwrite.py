@@ -10,17 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from esv.envfile import (
-    Secret,
-    SecretSource,
-    Variable,
-    edit_environment,
-    parse_environment,
-    read_secrets,
-    render_environment,
-    secret_data,
-    variable_data,
-)
+from esv.envfile import Secret, SecretSource, Variable, parse_environment, read_secrets
+from esv.envwrite import edit_environment, render_environment, secret_data, variable_data
 from esv.errors import EnvironmentFileError
 
 # Any text a variable may hold: every Unicode scalar value but the lone surrogates.
