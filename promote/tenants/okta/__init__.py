@@ -26,6 +26,7 @@ reset and is sent again.
 
 from __future__ import annotations
 
+from promote.tenants.okta.factory import open_okta
 from promote.tenants.okta.mapping import (
     DEFAULT_ALIAS,
     EMAIL_ID,
@@ -33,7 +34,7 @@ from promote.tenants.okta.mapping import (
     email_server_body,
     external_email_of,
 )
-from promote.tenants.okta.tenant import OKTA_CAPABILITIES, OktaTenant, open_okta
+from promote.tenants.okta.tenant import OKTA_CAPABILITIES, OktaTenant
 
 __all__ = [
     "DEFAULT_ALIAS",

@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import copy
-import os
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
 from email.utils import parseaddr
@@ -13,8 +12,6 @@ from typing import Any, Literal
 
 import httpx
 
-from esv.envfile import EnvironmentFile, SecretSource
-from esv.errors import EnvironmentFileError, Problem
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, PromoteError, TenantError
 from promote.http import RetryPolicy, StaticAuth
@@ -31,7 +28,6 @@ from promote.tenants.base import (
     Tenant,
     VariableState,
 )
-from promote.tenants.credentials import read_credential
 from promote.tenants.okta.http import _API, _OktaHttp
 from promote.tenants.okta.mapping import (
     _AUTH_METHODS,
@@ -46,10 +42,10 @@ from promote.tenants.okta.mapping import (
     email_server_body,
     external_email_of,
 )
+from promote.tenants.okta.pacing import RateLimited
 from promote.tenants.okta.records import _STATE_FILE, _Remembered, _StateFile
-from promote.workspace import Workspace
 
-__all__ = ["OKTA_CAPABILITIES", "OktaTenant", "open_okta"]
+__all__ = ["OKTA_CAPABILITIES", "OktaTenant"]
 
 
 OKTA_CAPABILITIES = Capabilities(
@@ -65,7 +61,7 @@ OKTA_CAPABILITIES = Capabilities(
 )
 
 
-class OktaTenant:
+class OktaTenant(RateLimited):
     """An Okta org's custom email server as the ``external.email`` of one environment."""
 
     capabilities = OKTA_CAPABILITIES
@@ -405,126 +401,7 @@ class OktaTenant:
             ) from None
         return sender, to
 
-    def _request(
-        self,
-        method: str,
-        path: str,
-        *,
-        json_body: JSON = None,
-        ok: Collection[int] = (),
-    ) -> httpx.Response:
-        """One request, paced by the rate-limit headers; a 429 waits for the reset. Anything
-        but a GET forgets the server list read so far."""
-        if method != "GET":
-            self._servers = None
-        for attempt in range(1, self._attempts + 1):
-            self._pace()
-            response = self._http.request(method, path, json_body=json_body, ok=(*ok, 429))
-            if response.status_code != 429:
-                return response
-            wait = self._wait_for_reset(response, attempt)
-            if attempt == self._attempts or wait > self._max_wait:
-                raise self._http.error(method, path, response)
-            self._sleep(wait)
-            self._remaining = None
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _pace(self) -> None:
-        if self._remaining is None or self._reset is None:
-            return
-        if self._remaining > self._pace_below:
-            return
-        wait = self._reset - self._clock()
-        if wait > 0:
-            self._sleep(min(wait, self._max_wait))
-        self._remaining = None
-
-    def _note_rate_limit(self, response: httpx.Response) -> None:
-        remaining = response.headers.get("X-Rate-Limit-Remaining")
-        reset = response.headers.get("X-Rate-Limit-Reset")
-        try:
-            self._remaining = int(remaining) if remaining is not None else None
-            self._reset = float(reset) if reset is not None else None
-        except ValueError:
-            self._remaining = self._reset = None
-
-    def _wait_for_reset(self, response: httpx.Response, attempt: int) -> float:
-        reset = response.headers.get("X-Rate-Limit-Reset")
-        retry_after = response.headers.get("Retry-After")
-        try:
-            if reset is not None:
-                return max(0.0, float(reset) - self._clock())
-            if retry_after is not None:
-                return max(0.0, float(retry_after))
-        except ValueError:
-            pass
-        return float(2 ** (attempt - 1))
-
-    def _json(self, response: httpx.Response) -> Any:
-        return self._http.json_of(response)
-
 
 _NO_PROMOTIONS = (
     "{env}: Okta has no promotions; its email server is written directly by `promote run`"
 )
-
-
-def open_okta(
-    env: EnvironmentFile,
-    *,
-    workspace: Workspace,
-    environ: Mapping[str, str] = os.environ,
-    transport: httpx.BaseTransport | None = None,
-    clock: Callable[[], float] = time.time,
-    sleep: Callable[[float], None] = time.sleep,
-    store: StateStore | None = None,
-    fingerprints: Fingerprints | None = None,
-) -> OktaTenant:
-    """The Okta tenant of ``env`` (``tenant: {kind: okta, url, token, token_type, alias}``);
-    what it remembers of the server goes to ``store`` when given (the shared state store).
-
-    Raises ``EnvironmentFileError`` naming every bad tenant key, and the esv error for an
-    unreadable token (by its source, never its value).
-    """
-    tenant = env.tenant
-    problems: list[Problem] = []
-
-    def bad(key: str, message: str) -> None:
-        problems.append(Problem(env.relpath, f"tenant.{key}", message))
-
-    url = tenant.get("url")
-    if not isinstance(url, str) or not url.startswith(("https://", "http://")):
-        bad("url", "must be the org's URL, e.g. https://acme.okta.com")
-    token = tenant.get("token")
-    if not isinstance(token, SecretSource):
-        bad("token", "must name where the API token is: {env: OKTA_TOKEN} or {file: path}")
-    token_type = tenant.get("token_type", "ssws")
-    if token_type not in ("ssws", "bearer"):
-        bad("token_type", "must be ssws (API token) or bearer (OAuth access token)")
-    alias = tenant.get("alias", DEFAULT_ALIAS)
-    if not isinstance(alias, str) or not alias.strip():
-        bad("alias", "must be a non-empty string")
-    method = tenant.get("token_endpoint_auth_method", _AUTH_METHODS[0])
-    if method not in _AUTH_METHODS:
-        bad("token_endpoint_auth_method", "must be CLIENT_SECRET_BASIC or CLIENT_SECRET_POST")
-    email_test = env.verify.get("email_test") if isinstance(env.verify, Mapping) else None
-    test_to = email_test.get("to") if isinstance(email_test, Mapping) else None
-    if problems:
-        raise EnvironmentFileError(env.relpath, problems)
-    assert isinstance(token, SecretSource) and isinstance(url, str)
-    secret = read_credential(env, "token", token, workspace=workspace.root, environ=environ)
-    return OktaTenant(
-        env.name,
-        url=url,
-        token=secret,
-        state_dir=workspace.state_dir / "tenants" / env.name,
-        records=store,
-        fingerprints=fingerprints,
-        token_type=str(token_type),
-        alias=str(alias),
-        token_endpoint_auth_method=str(method),
-        test_to=test_to if isinstance(test_to, str) else None,
-        transport=transport,
-        clock=clock,
-        sleep=sleep,
-    )
