@@ -43,16 +43,7 @@ def rollback(
     and nothing changes.
     """
     ambient = ambient or Ambient()
-    if env not in workspace.chain:
-        raise BlockedError(
-            f"unknown environment {env!r}; the chain is {' -> '.join(workspace.chain)}"
-        )
-    unknown = sorted(set(approve) - set(workspace.chain))
-    if unknown:
-        raise BlockedError(
-            f"--approve names environments not in the chain: {', '.join(unknown)}; "
-            f"the chain is {' -> '.join(workspace.chain)}"
-        )
+    _check_names(workspace, env, approve)
     run_id = new_run_id(ambient.wall_clock)
     store = store or open_run_store(workspace, ambient)
     with run_lock(
@@ -68,37 +59,75 @@ def rollback(
                 f"{env}: nothing to roll back: no promotion into this environment that has "
                 "not been rolled back already; nothing was changed"
             )
-        protected = workspace.environments[env].protected
-        if protected and env not in approve and ambient.confirm is not None:
-            if not ambient.confirm("\n".join([*preview, f"{env} is protected; roll it back?"])):
-                raise BlockedError(f"{env} was not rolled back (not approved); nothing was changed")
-        else:
-            if notes is not None:
-                notes.extend(preview)
-            if protected and env not in approve:
-                raise BlockedError(
-                    f"{env} is protected: rolling it back needs approval; review what it "
-                    f"restores, then run again with --approve {env}; nothing was changed"
-                )
+        _approve(workspace, env, preview, approve, ambient, notes)
         report = tenant.rollback(holder=f"promote rollback {run_id}")
-        held = tenant.read_config(sorted(tenant.list_config_ids()))
-        record = HistoryRecord(
-            time=now(ambient.wall_clock),
-            run_id=run_id,
-            env=env,
-            action="rollback",
-            source=report.source or "",
-            config_added=tuple(report.added),
-            config_modified=tuple(report.modified),
-            config_deleted=tuple(report.deleted),
-            report_id=report.id,
-            config_digest=config_digest(held),
+        return _record(store, env, tenant, report, run_id, ambient)
+
+
+def _check_names(workspace: Workspace, env: str, approve: Collection[str]) -> None:
+    if env not in workspace.chain:
+        raise BlockedError(
+            f"unknown environment {env!r}; the chain is {' -> '.join(workspace.chain)}"
         )
-        append_history(store, record)
-        # The rollback is promote's doing: what the tenant now holds is what was applied.
-        before = read_applied(store, env)
-        if before is not None:
-            write_applied(store, env, replace(before, config=held, secret_paths={}))
+    unknown = sorted(set(approve) - set(workspace.chain))
+    if unknown:
+        raise BlockedError(
+            f"--approve names environments not in the chain: {', '.join(unknown)}; "
+            f"the chain is {' -> '.join(workspace.chain)}"
+        )
+
+
+def _approve(
+    workspace: Workspace,
+    env: str,
+    preview: list[str],
+    approve: Collection[str],
+    ambient: Ambient,
+    notes: list[str] | None,
+) -> None:
+    """Show what the rollback does (in the question, or in ``notes``); a protected
+    environment goes on only when ``approve`` names it or the person says yes."""
+    protected = workspace.environments[env].protected
+    if protected and env not in approve and ambient.confirm is not None:
+        if not ambient.confirm("\n".join([*preview, f"{env} is protected; roll it back?"])):
+            raise BlockedError(f"{env} was not rolled back (not approved); nothing was changed")
+        return
+    if notes is not None:
+        notes.extend(preview)
+    if protected and env not in approve:
+        raise BlockedError(
+            f"{env} is protected: rolling it back needs approval; review what it "
+            f"restores, then run again with --approve {env}; nothing was changed"
+        )
+
+
+def _record(
+    store: StateStore,
+    env: str,
+    tenant: Tenant,
+    report: PromotionReport,
+    run_id: str,
+    ambient: Ambient,
+) -> HistoryRecord:
+    """The rollback in the history, and what the tenant now holds as what was applied (the
+    rollback is promote's doing, not drift)."""
+    held = tenant.read_config(sorted(tenant.list_config_ids()))
+    record = HistoryRecord(
+        time=now(ambient.wall_clock),
+        run_id=run_id,
+        env=env,
+        action="rollback",
+        source=report.source or "",
+        config_added=tuple(report.added),
+        config_modified=tuple(report.modified),
+        config_deleted=tuple(report.deleted),
+        report_id=report.id,
+        config_digest=config_digest(held),
+    )
+    append_history(store, record)
+    before = read_applied(store, env)
+    if before is not None:
+        write_applied(store, env, replace(before, config=held, secret_paths={}))
     return record
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,8 +117,39 @@ def apply_walk(
     skipped = tuple(stage.env for stage in plan.stages if not stage.changed)
     if not to_apply:
         return WalkResult(run_id, (), skipped, ())
+    walk = _Walk(
+        workspace,
+        tenants,
+        store,
+        _start_journal(store, run_id, plan, to_apply, approved, ambient),
+        run_id,
+        ambient,
+        earlier,
+        fingerprints,
+        states={stage.env: "in sync (skipped)" for stage in plan.stages},
+    )
+    walk.states.update({stage.env: "untouched" for stage in to_apply})
+    notes: list[str] = []
+    applied: list[str] = []
+    for stage in to_apply:
+        notes += walk.apply(stage, nothing_applied_yet=not applied)
+        walk.states[stage.env] = "applied"
+        applied.append(stage.env)
+    _finish_quietly(walk.journal, "done")
+    return WalkResult(run_id, tuple(applied), skipped, tuple(notes))
+
+
+def _start_journal(
+    store: StateStore,
+    run_id: str,
+    plan: Plan,
+    to_apply: Sequence[Stage],
+    approved: Sequence[str],
+    ambient: Ambient,
+) -> Journal:
+    """The run's journal, written before any stage changes anything."""
     try:
-        journal = Journal.start(
+        return Journal.start(
             store,
             run_id=run_id,
             to=plan.to,
@@ -129,47 +160,68 @@ def apply_walk(
         )
     except PromoteError as error:
         raise PromoteError(f"{error}; nothing was changed") from None
-    states = {stage.env: "in sync (skipped)" for stage in plan.stages}
-    states.update({stage.env: "untouched" for stage in to_apply})
-    notes: list[str] = []
-    applied: list[str] = []
-    for stage in to_apply:
+
+
+@dataclass
+class _Walk:
+    """One run's walk: what each stage's apply needs, and the state each environment is in."""
+
+    workspace: Workspace
+    tenants: Mapping[str, Tenant]
+    store: StateStore
+    journal: Journal
+    run_id: str
+    ambient: Ambient
+    earlier: Journal | None
+    fingerprints: Fingerprints
+    states: dict[str, str]
+
+    def apply(self, stage: Stage, *, nothing_applied_yet: bool) -> list[str]:
+        """Apply one stage and mark it done in the journal; its notes. A failure records
+        what the stage did, finishes the journal and raises with every environment's state."""
         done = Progress()
         try:
-            notes += apply_stage(
-                workspace, stage, tenants, journal, run_id, done, ambient, earlier, fingerprints
+            notes = apply_stage(
+                self.workspace,
+                stage,
+                self.tenants,
+                self.journal,
+                self.run_id,
+                done,
+                self.ambient,
+                self.earlier,
+                self.fingerprints,
             )
-            journal.stage_done(stage.env)
+            self.journal.stage_done(stage.env)
+            return notes
         except KeyboardInterrupt:
-            states[stage.env] = _partial(done, "interrupted")
-            _forget_applied_quietly(store, stage.env, done)
-            _finish_quietly(journal, "interrupted")
+            self.states[stage.env] = _partial(done, "interrupted")
+            _forget_applied_quietly(self.store, stage.env, done)
+            _finish_quietly(self.journal, "interrupted")
             raise InterruptedRun(
-                _state_text("interrupted", states) + "\nthe next 'promote run' finishes this run"
+                _state_text("interrupted", self.states)
+                + "\nthe next 'promote run' finishes this run"
             ) from None
         except (PromoteError, EsvError) as error:
-            states[stage.env] = _partial(done)
-            _record_failed(store, stage, tenants[stage.env], run_id, done, ambient)
-            _finish_quietly(journal, "failed")
-            if isinstance(error, LockedError) and not applied and not done.done:
+            self.states[stage.env] = _partial(done)
+            tenant = self.tenants[stage.env]
+            _record_failed(self.store, stage, tenant, self.run_id, done, self.ambient)
+            _finish_quietly(self.journal, "failed")
+            if isinstance(error, LockedError) and nothing_applied_yet and not done.done:
                 raise  # locked before anything changed: exit 4, as SPEC 4.1 says
-            raise ApplyError(_stage_failure(stage.env, error), states) from error
+            raise ApplyError(_stage_failure(stage.env, error), self.states) from error
         except Exception as error:
             # A bug, or an OSError from a tenant: its text may hold a value, so only its type
             # is named (--debug shows the chained traceback). The journal stays unfinished.
-            states[stage.env] = _partial(done)
-            _forget_applied_quietly(store, stage.env, done)
-            _finish_quietly(journal, "aborted", error=type(error).__name__)
+            self.states[stage.env] = _partial(done)
+            _forget_applied_quietly(self.store, stage.env, done)
+            _finish_quietly(self.journal, "aborted", error=type(error).__name__)
             raise ApplyError(
                 f"{stage.env} failed: {_unexpected(error)}; this is a bug in promote (rerun "
                 "with --debug for the traceback and report it); the next 'promote run' "
                 "finishes this run",
-                states,
+                self.states,
             ) from error
-        states[stage.env] = "applied"
-        applied.append(stage.env)
-    _finish_quietly(journal, "done")
-    return WalkResult(run_id, tuple(applied), skipped, tuple(notes))
 
 
 def _record_failed(
