@@ -105,6 +105,47 @@ def _settled(status: EnvironmentStatus | None) -> bool | None:
     return True
 
 
+def _compared(
+    workspace: Workspace,
+    tenant: Tenant,
+    env: str,
+    current: dict[str, JSON],
+    config_of: Callable[[str], dict[str, JSON] | str],
+    listed: Sequence[str],
+) -> tuple[bool | None, tuple[str, ...], str | None]:
+    """Whether ``env`` holds what the stage below holds: in sync (None: cannot tell), the
+    objects that differ, and why it cannot tell."""
+    lower = workspace.lower(env)
+    below = dict(workspace.config) if lower is None else config_of(lower)
+    if isinstance(below, str):
+        # The lower's own entry (listed before this one) carries the whole error.
+        why = "(above)" if lower in listed else f"({below})"
+        return None, (), f"cannot compare: {lower} cannot be read {why}"
+    if not tenant.capabilities.placeholders:
+        return None, (), "holds resolved config; 'promote plan' compares it"
+    allowed = tenant.capabilities.config_ids
+    if allowed is not None:
+        below = {key: value for key, value in below.items() if key in allowed}
+    differing = tuple(d.object for d in diff_objects(current, below))
+    return not differing, differing, None
+
+
+def _esvs(
+    tenant: Tenant,
+) -> tuple[dict[str, VariableState], dict[str, SecretState], list[str], bool, str | None]:
+    """The tenant's variables and secrets, those not loaded yet, whether they could be read,
+    and why not."""
+    if not tenant.capabilities.esvs:
+        return {}, {}, [], True, None
+    try:
+        variables, secrets = tenant.list_variables(), tenant.list_secrets()
+    except (PromoteError, EsvError) as error:
+        return {}, {}, [], False, f"its ESVs cannot be read: {one_line(error)}"
+    pending = [k for k, v in variables.items() if not v.loaded]
+    pending += [k for k, s in secrets.items() if not s.loaded]
+    return variables, secrets, pending, True, None
+
+
 def _status_of(
     workspace: Workspace,
     tenants: Mapping[str, Tenant],
@@ -124,35 +165,10 @@ def _status_of(
             env, lower or "config", None, (), (), last, None, unreadable, readable=False
         )
     tenant = tenants[env]
-    below = dict(workspace.config) if lower is None else config_of(lower)
-    in_sync: bool | None
-    note: str | None = None
-    differing: tuple[str, ...] = ()
-    if isinstance(below, str):
-        # The lower's own entry (listed before this one) carries the whole error.
-        why = "(above)" if lower in listed else f"({below})"
-        in_sync, note = None, f"cannot compare: {lower} cannot be read {why}"
-    elif not tenant.capabilities.placeholders:
-        in_sync, note = None, "holds resolved config; 'promote plan' compares it"
-    else:
-        allowed = tenant.capabilities.config_ids
-        if allowed is not None:
-            below = {key: value for key, value in below.items() if key in allowed}
-        differing = tuple(d.object for d in diff_objects(current, below))
-        in_sync = not differing
-    pending: list[str] = []
-    readable = True
-    variables: dict[str, VariableState] = {}
-    secrets: dict[str, SecretState] = {}
-    if tenant.capabilities.esvs:
-        try:
-            variables, secrets = tenant.list_variables(), tenant.list_secrets()
-            pending = [k for k, v in variables.items() if not v.loaded]
-            pending += [k for k, s in secrets.items() if not s.loaded]
-        except (PromoteError, EsvError) as error:
-            pending, readable = [], False
-            unreadable = f"its ESVs cannot be read: {one_line(error)}"
-            note = unreadable if note is None else f"{note}; {unreadable}"
+    in_sync, differing, note = _compared(workspace, tenant, env, current, config_of, listed)
+    variables, secrets, pending, readable, unreadable_esvs = _esvs(tenant)
+    if unreadable_esvs is not None:
+        note = unreadable_esvs if note is None else f"{note}; {unreadable_esvs}"
     applied = read_applied(store, env)
     drifted: list[Drift] = []
     if applied is not None and readable:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Collection, Iterator, Mapping
 from email.utils import parseaddr
+from typing import Any
 
 from esv.errors import Problem
 from promote.tenants.base import (
@@ -86,25 +87,8 @@ def check_okta_email(resolved_external_email: JSON | None, *, location: str) -> 
     if "mailEndpoint" in email:
         error("mailEndpoint", "Okta cannot send through Microsoft Graph", "remove it; use SMTP")
     _check_text(email, "host", "host", error)
-    port = email.get("port")
-    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
-        error("port", "must be an integer from 1 to 65535", 'use {"$int": "&{esv.…}"}')
-    elif port not in _OKTA_PORTS:
-        warn(
-            "port",
-            "Okta supports ports 465, 587 and 2587 by default",
-            "other ports need Okta support",
-        )
-    properties = email.get("smtpProperties", [])
-    if not isinstance(properties, list):
-        error("smtpProperties", "must be an array", "remove it: Okta takes no SMTP properties")
-    else:
-        for index, _ in enumerate(properties):
-            error(
-                f"smtpProperties[{index}]",
-                "custom SMTP properties cannot be expressed on Okta",
-                "remove it for Okta environments",
-            )
+    _check_port(email.get("port"), error, warn)
+    _check_properties(email.get("smtpProperties", []), error)
     sender = email.get("from")
     if not isinstance(sender, str) or "@" not in parseaddr(sender)[1]:
         error(
@@ -120,6 +104,33 @@ def check_okta_email(resolved_external_email: JSON | None, *, location: str) -> 
         return problems
     _check_auth(auth, error, warn)
     return problems
+
+
+_Report = Callable[..., None]
+"""Adds a problem: ``(path, message, hint=None)``."""
+
+
+def _check_port(port: Any, error: _Report, warn: _Report) -> None:
+    if isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535:
+        error("port", "must be an integer from 1 to 65535", 'use {"$int": "&{esv.…}"}')
+    elif port not in _OKTA_PORTS:
+        warn(
+            "port",
+            "Okta supports ports 465, 587 and 2587 by default",
+            "other ports need Okta support",
+        )
+
+
+def _check_properties(properties: Any, error: _Report) -> None:
+    if not isinstance(properties, list):
+        error("smtpProperties", "must be an array", "remove it: Okta takes no SMTP properties")
+        return
+    for index, _ in enumerate(properties):
+        error(
+            f"smtpProperties[{index}]",
+            "custom SMTP properties cannot be expressed on Okta",
+            "remove it for Okta environments",
+        )
 
 
 def _check_auth(
