@@ -26,9 +26,24 @@ def esv_changes(
     tenant: Tenant,
     rotated_outside: Collection[str] = (),
 ) -> tuple[list[EsvChange], list[EsvWrite]]:
+    """What ``envfile`` changes in the tenant's ESVs: deletes first (an id that moves from
+    variable to secret, or back, is deleted, then added), then variables by value and type,
+    then secrets as the tenant compares them (``rotated_outside``: written again)."""
     changes: list[EsvChange] = []
     writes: list[EsvWrite] = []
-    # Deletes first: an id that moves from variable to secret (or back) is deleted, then added.
+    _deletes(envfile, variables, secret_states, changes, writes)
+    _variables(envfile, variables, changes, writes)
+    _secrets(envfile, secrets, secret_states, tenant, rotated_outside, changes, writes)
+    return changes, writes
+
+
+def _deletes(
+    envfile: EnvironmentFile,
+    variables: Mapping[str, VariableState],
+    secret_states: Mapping[str, SecretState],
+    changes: list[EsvChange],
+    writes: list[EsvWrite],
+) -> None:
     for key, state in sorted(variables.items()):
         if state.managed and key not in envfile.variables:
             changes.append(EsvChange(key, "variable", "delete", state.type, before=state.value))
@@ -37,6 +52,14 @@ def esv_changes(
         if secret_state.managed and key not in envfile.secrets:
             changes.append(EsvChange(key, "secret", "delete"))
             writes.append(EsvWrite(key, "secret", "delete"))
+
+
+def _variables(
+    envfile: EnvironmentFile,
+    variables: Mapping[str, VariableState],
+    changes: list[EsvChange],
+    writes: list[EsvWrite],
+) -> None:
     for key, variable in sorted(envfile.variables.items()):
         held = variables.get(key)
         if held is None:
@@ -54,14 +77,25 @@ def esv_changes(
                 )
             )
             writes.append(EsvWrite(key, "variable", "modify", variable.value, variable.type))
+
+
+def _secrets(
+    envfile: EnvironmentFile,
+    secrets: Mapping[str, SecretValue],
+    secret_states: Mapping[str, SecretState],
+    tenant: Tenant,
+    rotated_outside: Collection[str],
+    changes: list[EsvChange],
+    writes: list[EsvWrite],
+) -> None:
     # Secrets the tenant holds are compared by the tenant (never read back), a few at once.
     known = {key: secrets[key] for key in sorted(envfile.secrets) if key in secret_states}
     matching = compare_secrets(tenant, known)
     for key in sorted(envfile.secrets):
         value = secrets[key]
         if key not in secret_states:
-            changes.append(EsvChange(key, "secret", "add"))
             declared = envfile.secrets[key]
+            changes.append(EsvChange(key, "secret", "add"))
             writes.append(
                 EsvWrite(
                     key,
@@ -80,7 +114,6 @@ def esv_changes(
                 reason = _UNCOMPARABLE
             changes.append(EsvChange(key, "secret", "modify", reason=reason))
             writes.append(EsvWrite(key, "secret", "modify", value))
-    return changes, writes
 
 
 _UNCOMPARABLE = (
