@@ -72,6 +72,9 @@ class Capabilities:
     not testable."""
     sends_test_email: bool = False
     """The tenant sends a test email through its own provider: it is :class:`EmailTestable`."""
+    concurrent_reads: bool = False
+    """``list_config_ids``, ``read_config``, ``list_variables`` and ``list_secrets`` may run
+    at once from several threads (a REST tenant: the reads of a plan overlap their latency)."""
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,9 @@ class AicTenant(ConfigObjects, Esvs, Restarts, Promotions):
     :meth:`reports`; ``None`` (no stage below) leaves it ``None``.
     """
 
-    capabilities = Capabilities(sends_test_email=True, atomic_esv_writes=False)
+    capabilities = Capabilities(
+        sends_test_email=True, atomic_esv_writes=False, concurrent_reads=True
+    )
     last_test: tuple[str, str] | None = None
     """Always None: writing ``external.email`` sends no test message."""
 
