@@ -62,16 +62,23 @@ def test_email_test_runs_never_leak_the_password(tmp_path):
     assert SECRET not in _written(root)
 
 
+def _email_values(sender: EsvValue, password: str) -> dict[str, EsvValue]:
+    """The email provider's ESV values: a fixed host and port, ``sender``, a secret password."""
+    return {
+        "esv-email-provider-host": EsvValue("esv-email-provider-host", "h"),
+        "esv-email-provider-port": EsvValue("esv-email-provider-port", "587", "int"),
+        "esv-email-provider-from": sender,
+        "esv-email-provider-password": EsvValue(
+            "esv-email-provider-password", password, secret=True
+        ),
+    }
+
+
 def test_problems_and_provider_records_never_show_secrets():
     doc = json.loads(json.dumps(SMTP_CONFIG))
     doc["host"] = "&{esv.email.provider.password} bad host"
     doc["from"] = "&{esv.email.provider.password}"
-    values = {
-        "esv-email-provider-host": EsvValue("esv-email-provider-host", "h"),
-        "esv-email-provider-port": EsvValue("esv-email-provider-port", "587", "int"),
-        "esv-email-provider-from": EsvValue("esv-email-provider-from", "a@b.example"),
-        "esv-email-provider-password": EsvValue("esv-email-provider-password", SECRET, secret=True),
-    }
+    values = _email_values(EsvValue("esv-email-provider-from", "a@b.example"), SECRET)
     resolved = resolve(doc, values, object_id="external.email")
     problems = check_email(
         {"external.email": resolved},
@@ -136,14 +143,10 @@ def test_secret_derived_containers_and_addresses_stay_masked():
     doc["smtpProperties"] = {"$array": "&{esv.email.provider.password}"}
     doc["from"] = "&{esv.email.provider.from}"
     canary_from = "leak-jürgen@example.com"
-    values = {
-        "esv-email-provider-host": EsvValue("esv-email-provider-host", "h"),
-        "esv-email-provider-port": EsvValue("esv-email-provider-port", "587", "int"),
-        "esv-email-provider-from": EsvValue("esv-email-provider-from", canary_from, secret=True),
-        "esv-email-provider-password": EsvValue(
-            "esv-email-provider-password", '["mail.mime.allowutf8=maybe", "x"]', secret=True
-        ),
-    }
+    values = _email_values(
+        EsvValue("esv-email-provider-from", canary_from, secret=True),
+        '["mail.mime.allowutf8=maybe", "x"]',
+    )
     resolved = resolve(doc, values, object_id="external.email")
     problems = check_email(
         {"external.email": resolved},
