@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import click
@@ -34,27 +35,32 @@ def _root(ctx: click.Context) -> Path | None:
     return None
 
 
-def _items(values: set[str], incomplete: str) -> list[CompletionItem]:
-    return [CompletionItem(v) for v in sorted(values) if v.startswith(incomplete)]
+Complete = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
 
 
-def complete_envs(
-    ctx: click.Context, _param: click.Parameter, incomplete: str
-) -> list[CompletionItem]:
+def _completing(values: Callable[[Path], set[str]]) -> Complete:
+    """A completion callback offering ``values(workspace root)`` that start with what was typed
+    (nothing outside a workspace)."""
+
+    def complete(
+        ctx: click.Context, _param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        root = _root(ctx)
+        if root is None:
+            return []
+        return [CompletionItem(v) for v in sorted(values(root)) if v.startswith(incomplete)]
+
+    complete.__doc__ = values.__doc__
+    return complete
+
+
+def _environments(root: Path) -> set[str]:
     """The environments of the workspace (``environments/<env>.yaml``)."""
-    root = _root(ctx)
-    if root is None:
-        return []
-    return _items({p.stem for p in (root / "environments").glob("*.yaml")}, incomplete)
+    return {p.stem for p in (root / "environments").glob("*.yaml")}
 
 
-def complete_object_ids(
-    ctx: click.Context, _param: click.Parameter, incomplete: str
-) -> list[CompletionItem]:
+def _object_ids(root: Path) -> set[str]:
     """The config objects of the workspace (``config/<object-id>.json``)."""
-    root = _root(ctx)
-    if root is None:
-        return []
     config = root / "config"
     ids = set()
     for directory, _dirs, names in os.walk(config):
@@ -62,20 +68,20 @@ def complete_object_ids(
             if name.endswith(".json"):
                 relative = Path(directory, name).relative_to(config).as_posix()
                 ids.add(relative[: -len(".json")])
-    return _items(ids, incomplete)
+    return ids
 
 
-def complete_esv_ids(
-    ctx: click.Context, _param: click.Parameter, incomplete: str
-) -> list[CompletionItem]:
+def _esv_ids(root: Path) -> set[str]:
     """The ESV ids the environment files define."""
-    root = _root(ctx)
-    if root is None:
-        return []
     ids: set[str] = set()
     for path in (root / "environments").glob("*.yaml"):
         try:
             ids.update(_ESV_LINE.findall(path.read_text(encoding="utf-8")))
         except (OSError, UnicodeDecodeError):
             continue
-    return _items(ids, incomplete)
+    return ids
+
+
+complete_envs = _completing(_environments)
+complete_object_ids = _completing(_object_ids)
+complete_esv_ids = _completing(_esv_ids)
