@@ -123,16 +123,6 @@ def _environment_change(root: Path, found: Collected) -> FileChange:
     return FileChange(relpath, text.encode(), "changed" if replaced else "updated", tuple(replaced))
 
 
-def _leading_comments(text: str) -> str:
-    """The comment lines a file starts with (kept when promote rewrites it), without ``#``."""
-    lines = []
-    for line in text.splitlines():
-        if not line.startswith("#"):
-            break
-        lines.append(line[1:].removeprefix(" "))
-    return "\n".join(lines)
-
-
 def plan_changes(root: Path, found: Collected) -> list[FileChange]:
     """The files ``found`` becomes in the workspace at ``root`` (which may not exist yet).
     Raises :class:`ImportProblems` listing every problem of the input or the workspace."""
