@@ -129,7 +129,14 @@ def frodo_command(ctx: Context, path: Path, env: str, force: bool) -> None:
 
 
 @click.command("pull")
-@_ENV
+@click.option(
+    "--env",
+    "env",
+    required=True,
+    metavar="ENV",
+    shell_complete=complete_envs,
+    help="The environment whose tenant to read.",
+)
 @click.argument(
     "object_ids", nargs=-1, metavar="[OBJECT_ID]...", shell_complete=complete_object_ids
 )
