@@ -279,6 +279,8 @@ def test_frodo_separate_files_into_an_empty_directory(tmp_path: Path) -> None:
         "esv-signing-key: {env: ESV_SIGNING_KEY, encoding: pem, useInPlaceholders: false}",
     ):
         assert line in env
+    goodbye = json.loads((root / "config" / "emailTemplate" / "goodbye.json").read_text())
+    assert goodbye["subject"] == {"en": "Your account was closed"}  # a template under idm
     hello = json.loads((root / "config" / "endpoint" / "hello.json").read_text())
     assert hello["source"].startswith("(function ()")  # the extracted script read back in
     assert "trees: frodo's trees export is not config promote manages" in result.stdout
