@@ -17,24 +17,31 @@ def copy_example(root: Path) -> Path:
     return root
 
 
+def edit(path: Path, *replacements: tuple[str, str]) -> None:
+    """Replace text in ``path``: each ``(old, new)`` in turn."""
+    text = path.read_text()
+    for old, new in replacements:
+        text = text.replace(old, new)
+    path.write_text(text)
+
+
 def make_okta(root: Path, env: str) -> None:
     """Make ``env``'s tenant an Okta org (token from ``OKTA_TOKEN``)."""
-    path = root / "environments" / f"{env}.yaml"
-    path.write_text(
-        path.read_text().replace(
+    edit(
+        root / "environments" / f"{env}.yaml",
+        (
             "tenant:\n  kind: local\n",
             "tenant:\n  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}\n",
-        )
+        ),
     )
 
 
 def uat_port_as_secret(root: Path) -> None:
     """Make uat's SMTP port a secret read from ``UAT_SMTP_PORT`` instead of a variable."""
-    uat = root / "environments" / "uat.yaml"
-    uat.write_text(
-        uat.read_text()
-        .replace('  esv-email-provider-port: {value: "465", type: int}\n', "")
-        .replace("secrets:\n", "secrets:\n  esv-email-provider-port: {env: UAT_SMTP_PORT}\n")
+    edit(
+        root / "environments" / "uat.yaml",
+        ('  esv-email-provider-port: {value: "465", type: int}\n', ""),
+        ("secrets:\n", "secrets:\n  esv-email-provider-port: {env: UAT_SMTP_PORT}\n"),
     )
 
 

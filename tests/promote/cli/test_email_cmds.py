@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import ssl
 from email import message_from_bytes
+from pathlib import Path
+from typing import Any
 
 import pytest
 import trustme
-from click.testing import CliRunner
+from click.testing import CliRunner, Result
 
 from promote.cli import cli
 from promote.email.model import TEST_SUBJECT
@@ -37,11 +39,18 @@ def _no_secret(result, *extra):
             assert secret not in text
 
 
-@pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
-def test_sends_through_the_environment_smtp_server(tmp_path):
+def _send_over_smtp(tmp_path: Path, to: str) -> tuple[Result, Any]:
+    """``email test --env dev --to TO`` through a loopback SMTP server that wants AUTH;
+    the result and the (stopped) server, whose mailbox holds what it received."""
     with smtp_server(auth=True) as server:
         root = make_workspace(tmp_path, {"dev": env_file(port=server.port)})
-        result = _run(root, "--env", "dev", "--to", "ops@example.com")
+        result = _run(root, "--env", "dev", "--to", to)
+    return result, server
+
+
+@pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
+def test_sends_through_the_environment_smtp_server(tmp_path):
+    result, server = _send_over_smtp(tmp_path, "ops@example.com")
     assert result.exit_code == 0, result.stderr
     assert f"via smtp 127.0.0.1:{server.port}" in result.stdout
     assert "workspace config/" in result.stdout
@@ -263,9 +272,7 @@ def test_live_aic_uses_the_tenant_external_email_endpoint(tmp_path, start_sandbo
 
 @pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
 def test_international_domain_over_smtp_is_sent_as_idna_without_allowutf8(tmp_path):
-    with smtp_server(auth=True) as server:
-        root = make_workspace(tmp_path, {"dev": env_file(port=server.port)})
-        result = _run(root, "--env", "dev", "--to", "ops@bücher.example")
+    result, server = _send_over_smtp(tmp_path, "ops@bücher.example")
     assert result.exit_code == 0, result.stderr
     assert "ops@bücher.example (as ops@xn--bcher-kva.example)" in result.stdout
     [envelope] = server.mailbox.envelopes
@@ -276,9 +283,7 @@ def test_international_domain_over_smtp_is_sent_as_idna_without_allowutf8(tmp_pa
 
 @pytest.mark.filterwarnings(PLAIN_AUTH_WARNING)
 def test_international_local_part_without_allowutf8_exits_3_with_the_hint(tmp_path):
-    with smtp_server(auth=True) as server:
-        root = make_workspace(tmp_path, {"dev": env_file(port=server.port)})
-        result = _run(root, "--env", "dev", "--to", "jürgen@bücher.example")
+    result, server = _send_over_smtp(tmp_path, "jürgen@bücher.example")
     assert result.exit_code == 3
     assert "needs mail.mime.allowutf8=true" in result.stderr
     assert '"mail.mime.allowutf8=true" to smtpProperties' in result.stderr

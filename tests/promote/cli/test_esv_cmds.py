@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from promote.cli import cli
-from tests.helpers.example import okta_uat_without_template_esvs, uat_port_as_secret
+from tests.helpers.example import edit, okta_uat_without_template_esvs, uat_port_as_secret
 
 REPO = Path(__file__).resolve().parents[3]
 SECRETS = {"UAT_SMTP_PASSWORD": "uat-pw-Zq81x", "PROD_SMTP_PASSWORD": "prod-pw-Rk55y"}
@@ -42,11 +42,10 @@ def test_validate_example(workspace: Path) -> None:
 
 
 def test_validate_reports_every_problem_with_exit_3(workspace: Path) -> None:
-    uat = workspace / "environments" / "uat.yaml"
-    uat.write_text(
-        uat.read_text()
-        .replace('{value: "465", type: int}', '{value: "58x", type: int}')
-        .replace("variables:", "varaibles_extra: 1\nvariables:")
+    edit(
+        workspace / "environments" / "uat.yaml",
+        ('{value: "465", type: int}', '{value: "58x", type: int}'),
+        ("variables:", "varaibles_extra: 1\nvariables:"),
     )
     result = invoke(workspace, "validate")
     assert result.exit_code == 3
@@ -225,11 +224,13 @@ def test_init_scaffolds_a_valid_workspace(tmp_path: Path) -> None:
 
 
 def test_lone_surrogates_are_clear_errors_not_tracebacks(workspace: Path) -> None:
-    uat = workspace / "environments" / "uat.yaml"
-    uat.write_text(uat.read_text().replace("variables:\n", 'variables:\n  esv-sur: "a\\ud800b"\n'))
-    email = workspace / "config" / "external.email.json"
-    email.write_text(
-        email.read_text().replace('"debug": false', '"debug": false, "x": "a\\ud800b"')
+    edit(
+        workspace / "environments" / "uat.yaml",
+        ("variables:\n", 'variables:\n  esv-sur: "a\\ud800b"\n'),
+    )
+    edit(
+        workspace / "config" / "external.email.json",
+        ('"debug": false', '"debug": false, "x": "a\\ud800b"'),
     )
     for args in (("validate",), ("esv", "check", "--env", "dev"), ("resolve", "--env", "dev")):
         result = invoke(workspace, *args)
@@ -335,11 +336,10 @@ def test_init_writes_files_readable_by_the_team(tmp_path: Path) -> None:
 
 
 def test_validate_int_outside_java_integer(workspace: Path) -> None:
-    uat = workspace / "environments" / "uat.yaml"
-    uat.write_text(uat.read_text().replace('{value: "465", type: int}', "99999999999"))
-    staging = workspace / "environments" / "staging.yaml"
-    staging.write_text(
-        staging.read_text().replace('{value: "465", type: int}', '{value: "2147483648", type: int}')
+    edit(workspace / "environments" / "uat.yaml", ('{value: "465", type: int}', "99999999999"))
+    edit(
+        workspace / "environments" / "staging.yaml",
+        ('{value: "465", type: int}', '{value: "2147483648", type: int}'),
     )
     result = invoke(workspace, "validate")
     assert result.exit_code == 3
@@ -348,7 +348,7 @@ def test_validate_int_outside_java_integer(workspace: Path) -> None:
         'environments/staging.yaml: variables.esv-email-provider-port: "2147483648" is outside '
         "-2147483648..2147483647, the range of an int (a Java Integer)"
     ) in result.stderr
-    staging.write_text(staging.read_text().replace('"2147483648"', '"2147483647"'))
+    edit(workspace / "environments" / "staging.yaml", ('"2147483648"', '"2147483647"'))
     result = invoke(workspace, "validate")
     assert result.exit_code == 3
     assert result.stdout == ""

@@ -5,6 +5,7 @@ stdout, stderr, exception texts and reprs, problems, .eml files, files under .pr
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import httpx
 import pytest
@@ -62,6 +63,17 @@ def test_email_test_runs_never_leak_the_password(tmp_path):
     assert SECRET not in _written(root)
 
 
+def _dev_email_problems(resolved: Any) -> list[Any]:
+    """What the email checks find in ``resolved`` external.email for a local dev stage."""
+    return check_email(
+        {"external.email": resolved},
+        env="dev",
+        location="environments/dev.yaml",
+        mutable=True,
+        capabilities=LOCAL_CAPABILITIES,
+    )
+
+
 def _email_values(sender: EsvValue, password: str) -> dict[str, EsvValue]:
     """The email provider's ESV values: a fixed host and port, ``sender``, a secret password."""
     return {
@@ -80,13 +92,7 @@ def test_problems_and_provider_records_never_show_secrets():
     doc["from"] = "&{esv.email.provider.password}"
     values = _email_values(EsvValue("esv-email-provider-from", "a@b.example"), SECRET)
     resolved = resolve(doc, values, object_id="external.email")
-    problems = check_email(
-        {"external.email": resolved},
-        env="dev",
-        location="environments/dev.yaml",
-        mutable=True,
-        capabilities=LOCAL_CAPABILITIES,
-    )
+    problems = _dev_email_problems(resolved)
     assert len(problems) >= 2
     assert all(SECRET not in f"{p} {p!r}" for p in problems)
     provider = provider_from_config(resolved.value, resolved.masked)
@@ -148,13 +154,7 @@ def test_secret_derived_containers_and_addresses_stay_masked():
         '["mail.mime.allowutf8=maybe", "x"]',
     )
     resolved = resolve(doc, values, object_id="external.email")
-    problems = check_email(
-        {"external.email": resolved},
-        env="dev",
-        location="environments/dev.yaml",
-        mutable=True,
-        capabilities=LOCAL_CAPABILITIES,
-    )
+    problems = _dev_email_problems(resolved)
     paths = sorted(p.path for p in problems if p.severity == "error")
     assert paths == ["from", "smtpProperties[0]", "smtpProperties[1]"]
     for problem in problems:

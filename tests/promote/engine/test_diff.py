@@ -82,11 +82,16 @@ def _at(tree: object, parts: tuple[str | int, ...]) -> object:
     return node
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    before=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
-    after=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
+_object_pairs = settings(max_examples=300, deadline=None)(
+    given(
+        before=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
+        after=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
+    )
 )
+"""Two small JSON objects with overlapping keys: every kind of change between them."""
+
+
+@_object_pairs
 def test_diff_is_none_exactly_when_equal_and_every_change_is_real(before, after) -> None:
     found = diff_object("o", before, after)
     if found is None:
@@ -118,11 +123,7 @@ def _deepdiff_changes(before: object, after: object) -> set[tuple[str, str, str]
     return found
 
 
-@settings(max_examples=300, deadline=None)
-@given(
-    before=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
-    after=st.dictionaries(st.text("pq", max_size=2), _json, max_size=4),
-)
+@_object_pairs
 def test_diff_reports_what_one_whole_object_deepdiff_reports(before, after) -> None:
     found = diff_object("o", before, after)
     changes = {
