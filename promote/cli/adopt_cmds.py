@@ -11,7 +11,7 @@ from esv.errors import Problem
 from promote.adopt.model import Collected
 from promote.adopt.writer import FileChange, plan_changes, write_changes
 from promote.cli import Context, handle_errors, pass_context
-from promote.cli.completion import complete_envs, complete_object_ids
+from promote.cli.completion import complete_object_ids, env_option
 from promote.errors import BlockedError
 
 __all__ = ["import_group", "pull_command"]
@@ -65,14 +65,7 @@ def _import(ctx: Context, found: Collected, force: bool) -> int:
 _FORCE = click.option(
     "--force", is_flag=True, help="Overwrite files that exist with other content."
 )
-_ENV = click.option(
-    "--env",
-    "env",
-    required=True,
-    metavar="ENV",
-    shell_complete=complete_envs,
-    help="The environment the import describes.",
-)
+_ENV = env_option("--env", "env", required=True, help="The environment the import describes.")
 
 
 @click.group("import")
@@ -129,14 +122,7 @@ def frodo_command(ctx: Context, path: Path, env: str, force: bool) -> None:
 
 
 @click.command("pull")
-@click.option(
-    "--env",
-    "env",
-    required=True,
-    metavar="ENV",
-    shell_complete=complete_envs,
-    help="The environment whose tenant to read.",
-)
+@env_option("--env", "env", required=True, help="The environment whose tenant to read.")
 @click.argument(
     "object_ids", nargs=-1, metavar="[OBJECT_ID]...", shell_complete=complete_object_ids
 )

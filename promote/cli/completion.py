@@ -12,11 +12,14 @@ import os
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any, TypeVar
 
 import click
 from click.shell_completion import CompletionItem
 
-__all__ = ["complete_envs", "complete_esv_ids", "complete_object_ids"]
+__all__ = ["complete_envs", "complete_esv_ids", "complete_object_ids", "env_option"]
+
+FC = TypeVar("FC", bound=Callable[..., Any] | click.Command)
 
 _ESV_LINE = re.compile(r"^\s{2}(esv-[a-z0-9_-]+)\s*:", re.MULTILINE)
 
@@ -85,3 +88,11 @@ def _esv_ids(root: Path) -> set[str]:
 complete_envs = _completing(_environments)
 complete_object_ids = _completing(_object_ids)
 complete_esv_ids = _completing(_esv_ids)
+
+
+def env_option(
+    *names: str, help: str, metavar: str | None = "ENV", **kwargs: Any
+) -> Callable[[FC], FC]:
+    """A ``click.option`` naming an environment of the workspace, completed from it
+    (``names`` and ``kwargs`` as ``click.option`` takes them)."""
+    return click.option(*names, metavar=metavar, shell_complete=complete_envs, help=help, **kwargs)

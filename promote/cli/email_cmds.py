@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 
 from promote.cli import Context, handle_errors, pass_context
-from promote.cli.completion import complete_envs
+from promote.cli.completion import env_option
 from promote.email.probe import test_environment
 from promote.workspace import load_workspace
 
@@ -18,14 +18,7 @@ def email_group() -> None:
 
 
 @email_group.command("test")
-@click.option(
-    "--env",
-    "env_name",
-    required=True,
-    metavar="ENV",
-    shell_complete=complete_envs,
-    help="Environment to test.",
-)
+@env_option("--env", "env_name", required=True, help="Environment to test.")
 @click.option("--to", "to", required=True, metavar="ADDRESS", help="Recipient of the test.")
 @click.option(
     "--live",

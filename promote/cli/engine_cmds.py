@@ -16,7 +16,7 @@ import click
 
 from esv import EsvError
 from promote.cli import Context, handle_errors, pass_context
-from promote.cli.completion import complete_envs
+from promote.cli.completion import env_option
 from promote.engine.drift import drift_json
 from promote.engine.plan import build_plan
 from promote.engine.render import (
@@ -75,14 +75,7 @@ def _note_unfinished(store: StateStore) -> None:
 
 
 @click.command("plan")
-@click.option(
-    "--to",
-    "to",
-    required=True,
-    metavar="ENV",
-    shell_complete=complete_envs,
-    help="Last environment of the walk.",
-)
+@env_option("--to", "to", required=True, help="Last environment of the walk.")
 @click.option(
     "--format",
     "fmt",
@@ -201,20 +194,9 @@ def _read_plan(path: Path) -> Any:
 
 
 @click.command("run")
-@click.option(
-    "--to",
-    "to",
-    default=None,
-    metavar="ENV",
-    shell_complete=complete_envs,
-    help="Last environment of the walk.",
-)
-@click.option(
-    "--approve",
-    multiple=True,
-    metavar="ENV",
-    shell_complete=complete_envs,
-    help="Approve changes to a protected environment (repeatable).",
+@env_option("--to", "to", default=None, help="Last environment of the walk.")
+@env_option(
+    "--approve", multiple=True, help="Approve changes to a protected environment (repeatable)."
 )
 @click.option(
     "--plan",
@@ -223,11 +205,9 @@ def _read_plan(path: Path) -> Any:
     default=None,
     help="Apply exactly this JSON plan; refused if any environment changed since.",
 )
-@click.option(
+@env_option(
     "--accept-drift",
     multiple=True,
-    metavar="ENV",
-    shell_complete=complete_envs,
     help="Put back changes made outside promote in ENV even under on_drift: block (repeatable).",
 )
 @pass_context
@@ -350,14 +330,7 @@ def status_command(ctx: Context, fmt: str) -> None:
 
 
 @click.command("history")
-@click.option(
-    "--env",
-    "env",
-    default=None,
-    metavar="ENV",
-    shell_complete=complete_envs,
-    help="Only this environment.",
-)
+@env_option("--env", "env", default=None, help="Only this environment.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context
 def history_command(ctx: Context, env: str | None, fmt: str) -> None:
@@ -383,21 +356,8 @@ def history_command(ctx: Context, env: str | None, fmt: str) -> None:
 
 
 @click.command("rollback")
-@click.option(
-    "--env",
-    "env",
-    required=True,
-    metavar="ENV",
-    shell_complete=complete_envs,
-    help="Environment to roll back.",
-)
-@click.option(
-    "--approve",
-    multiple=True,
-    metavar="ENV",
-    shell_complete=complete_envs,
-    help="Approve rolling back a protected environment.",
-)
+@env_option("--env", "env", required=True, help="Environment to roll back.")
+@env_option("--approve", multiple=True, help="Approve rolling back a protected environment.")
 @pass_context
 def rollback_command(ctx: Context, env: str, approve: tuple[str, ...]) -> None:
     """Undo ENV's last promotion (recorded in the history); shows what it restores first."""

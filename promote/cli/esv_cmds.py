@@ -17,7 +17,7 @@ import click
 from esv import Problem, check_environment, id_to_token, index_references, is_valid_id, token_to_id
 from esv.jsonfile import dump_pretty
 from promote.cli import Context, handle_errors, pass_context
-from promote.cli.completion import complete_envs, complete_esv_ids, complete_object_ids
+from promote.cli.completion import complete_esv_ids, complete_object_ids, env_option
 from promote.errors import BlockedError
 from promote.validation import (
     available_secrets,
@@ -114,9 +114,7 @@ def esv_group() -> None:
 
 
 @esv_group.command("check")
-@click.option(
-    "--env", "env", required=True, shell_complete=complete_envs, help="Environment to check."
-)
+@env_option("--env", "env", required=True, metavar=None, help="Environment to check.")
 @pass_context
 def check_cmd(ctx: Context, env: str) -> None:
     """Referenced vs defined in ENV: missing (error), unused and mistyped (warning).
@@ -146,13 +144,7 @@ def check_cmd(ctx: Context, env: str) -> None:
 
 
 @esv_group.command("list")
-@click.option(
-    "--env",
-    "env",
-    required=True,
-    shell_complete=complete_envs,
-    help="Environment whose ESVs to list.",
-)
+@env_option("--env", "env", required=True, metavar=None, help="Environment whose ESVs to list.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text")
 @pass_context
 def list_cmd(ctx: Context, env: str, fmt: str) -> None:
@@ -214,13 +206,7 @@ def usage_cmd(ctx: Context, esv_id: str | None) -> None:
 
 
 @click.command("resolve")
-@click.option(
-    "--env",
-    "env",
-    required=True,
-    shell_complete=complete_envs,
-    help="Environment whose values to use.",
-)
+@env_option("--env", "env", required=True, metavar=None, help="Environment whose values to use.")
 @click.argument("object_ids", nargs=-1, shell_complete=complete_object_ids)
 @click.option(
     "--show-secrets", is_flag=True, help="Print secret-derived values instead of ********."
