@@ -22,7 +22,6 @@ from promote.tenants.base import (
 )
 from promote.tenants.local.config import (
     ConfigObjects,
-    _canonical,
     _changes,
     _replace_config,
     _select_all_config,
@@ -212,15 +211,7 @@ class Promotions(ConfigObjects):
             )
             current = _select_config(conn, previous)
             restore = {key: text for key, text in previous.items() if text is not None}
-            added = tuple(sorted(restore.keys() - current.keys()))
-            modified = tuple(
-                sorted(
-                    key
-                    for key in restore.keys() & current.keys()
-                    if _canonical(restore[key]) != _canonical(current[key])
-                )
-            )
-            deleted = tuple(sorted(current.keys() - restore.keys()))
+            added, modified, deleted = _changes(current, restore)
             report = PromotionReport(
                 id=str(uuid.uuid4()),
                 type="rollback",
