@@ -42,8 +42,8 @@ def pull(
         if not tenant.capabilities.esvs:
             value = _password_placeholder(workspace, env, object_id, value, found)
         found.add_config(object_id, value, where)
-    for object_id in sorted(set(workspace.config) - set(held)):
-        if not object_ids:
+    if not object_ids:
+        for object_id in sorted(set(workspace.config) - set(held)):
             found.skipped.append(f"config/{object_id}.json: not on the tenant, kept as it is")
     if not tenant.capabilities.esvs:
         found.skipped.append(f"{where} holds no ESVs: its values are resolved before sending")

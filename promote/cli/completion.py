@@ -25,17 +25,19 @@ _ESV_LINE = re.compile(r"^\s{2}(esv-[a-z0-9_-]+)\s*:", re.MULTILINE)
 
 
 def _root(ctx: click.Context) -> Path | None:
+    """The workspace completion reads (``find_workspace`` from --workspace or here), or None."""
     from promote.cli import Context
+    from promote.errors import BlockedError
+    from promote.workspace import find_workspace
 
     # --workspace before the command is the group's parameter; after it, the callback of
     # the command's own --workspace records it in the Context object.
     options = ctx.find_object(Context)
     chosen = ctx.find_root().params.get("workspace") or (options and options.workspace_option)
-    start = Path(chosen) if chosen else Path.cwd()
-    for candidate in (start, *start.resolve().parents):
-        if (candidate / "environments").is_dir():
-            return candidate
-    return None
+    try:
+        return find_workspace(Path(chosen) if chosen else Path.cwd())
+    except BlockedError:
+        return None
 
 
 Complete = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
