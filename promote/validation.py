@@ -33,9 +33,9 @@ from esv import (
     read_secrets,
     resolve_objects,
 )
+from esv.encrypted import encrypted_values
 from esv.envfile import EnvironmentFile
 from esv.errors import EnvironmentFileError
-from esv.references import encrypted_values
 from esv.secrets import SecretValue
 from promote.tenants.factory import capabilities_for
 from promote.workspace import Workspace

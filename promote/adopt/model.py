@@ -6,11 +6,11 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from esv.encrypted import encrypted_values
 from esv.envfile import Secret, SecretSource, Variable
 from esv.errors import Problem
 from esv.ids import is_valid_id
 from esv.jsonfile import canonical_bytes
-from esv.references import encrypted_values
 
 __all__ = ["Collected", "env_name", "env_secret"]
 

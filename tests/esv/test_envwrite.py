@@ -120,7 +120,8 @@ def test_a_base64_source_is_decoded_and_a_bad_one_named(tmp_path: Path) -> None:
 
 
 def test_a_secret_kept_out_of_placeholders_cannot_be_referenced() -> None:
-    from esv.references import check_environment, encrypted_values
+    from esv.encrypted import encrypted_values
+    from esv.references import check_environment
 
     env = parse(
         "secrets:\n"
