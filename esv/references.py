@@ -25,15 +25,18 @@ from esv.conversions import (
 from esv.envfile import EnvironmentFile, Variable
 from esv.errors import MISSING_ESV, Problem
 from esv.ids import is_valid_id
+from esv.objects import DigestedObjects
 from esv.placeholders import Placeholder, Segment, invalid_tokens, parse
 from esv.resolver import json_path
 
 __all__ = [
     "Reference",
     "ReferenceIndex",
+    "Summary",
     "build_index",
     "check_environment",
     "index_references",
+    "summarise",
 ]
 
 _TYPED_WRAPPERS = frozenset({"$string", "$int", "$number", "$bool", "$list", "$array", "$object"})
@@ -186,27 +189,30 @@ def _wrapper_key(node: dict[str, Any]) -> tuple[_WrapperKey | None, Any]:
 
 
 @dataclass(frozen=True, slots=True)
-class _Summary:
-    """What one object holds that a check can find a problem in; objects sharing a summary
-    share one instance within an index.
+class Summary:
+    """What one object holds that a check can find a problem in (:func:`summarise`); objects
+    sharing a summary share one instance within an index. Plain data (tuples, text, JSON),
+    so a cache can keep it beside the object's digest.
 
     ``ids``: every ESV id referenced; ``bare``: ids that are a whole string outside any
     wrapper; ``wrappers``: the keys of its outermost wrappers that hold ESV placeholders;
     ``fixed``: it holds an invalid token or a wrapper without ESVs that cannot convert (a
-    problem in every environment).
+    problem in every environment); ``nodes``: a wrapper object of the document for each of
+    ``wrappers``, in the same order (what the check converts).
     """
 
     ids: tuple[str, ...]
     bare: tuple[str, ...]
     wrappers: tuple[_WrapperKey, ...]
     fixed: bool
+    nodes: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
 
-def _summarise(document: Any, wrappers: dict[_WrapperKey, dict[str, Any]]) -> _Summary:
-    """``document``'s summary; adds a representative node of each wrapper key to ``wrappers``."""
+def summarise(document: Any) -> Summary:
+    """What ``document`` holds that a reference check reads (see :class:`Summary`)."""
     ids: set[str] = set()
     bare: set[str] = set()
-    keys: set[_WrapperKey] = set()
+    nodes: dict[_WrapperKey, dict[str, Any]] = {}
     fixed = False
     stack: list[Any] = [document]
     while stack:
@@ -230,15 +236,17 @@ def _summarise(document: Any, wrappers: dict[_WrapperKey, dict[str, Any]]) -> _S
                 ids.update(read.ids)
                 fixed = fixed or read.invalid
                 if read.ids:
-                    keys.add(key)
-                    wrappers.setdefault(key, node)
+                    nodes.setdefault(key, node)
                 else:
                     fixed = fixed or _fails(key, node)
             else:
                 fixed = fixed or _fails(key, node)
         elif isinstance(node, list):
             stack.extend(node)
-    return _Summary(tuple(sorted(ids)), tuple(sorted(bare)), tuple(sorted(keys)), fixed)
+    keys = sorted(nodes)
+    return Summary(
+        tuple(sorted(ids)), tuple(sorted(bare)), tuple(keys), fixed, tuple(nodes[k] for k in keys)
+    )
 
 
 _FAILS: dict[_WrapperKey, bool] = {}
@@ -270,8 +278,9 @@ class ReferenceIndex:
 
     esv_ids: frozenset[str]
     """Every ESV id some object references (placeholders inside defaults included)."""
-    _documents: dict[str, Any] = field(repr=False)
-    _summaries: dict[str, _Summary] = field(repr=False)
+    _documents: Mapping[str, Any] = field(repr=False)
+    """The objects (a :class:`~esv.objects.DigestedObjects` is kept as it is, unread)."""
+    _summaries: dict[str, Summary] = field(repr=False)
     _by_esv: dict[str, list[int]] = field(repr=False)
     """ESV id -> positions of the objects referencing it; likewise below."""
     _bare: dict[str, list[int]] = field(repr=False)
@@ -300,31 +309,28 @@ def build_index(
     """
     if reuse is not None and _same_objects(reuse, objects):
         return reuse
-    old_documents = reuse._documents if reuse is not None else {}
-    documents = dict(objects)
-    summaries: dict[str, _Summary] = {}
-    shared: dict[_Summary, _Summary] = {}
+    documents = objects if isinstance(objects, DigestedObjects) else dict(objects)
+    known = objects if isinstance(objects, DigestedObjects) else None
+    summaries: dict[str, Summary] = {}
+    shared: dict[Summary, Summary] = {}
     by_esv: dict[str, list[int]] = {}
     bare: dict[str, list[int]] = {}
     wrappers: dict[_WrapperKey, tuple[dict[str, Any], list[int]]] = {}
-    nodes: dict[_WrapperKey, dict[str, Any]] = {}
     fixed: list[int] = []
-    for position, (object_id, document) in enumerate(documents.items()):
-        if old_documents.get(object_id, _ABSENT) is document:
-            assert reuse is not None
-            summary = reuse._summaries[object_id]
-            for key in summary.wrappers:
-                nodes.setdefault(key, reuse._wrappers[key][0])
-        else:
-            summary = _summarise(document, nodes)
+    for position, object_id in enumerate(documents):
+        summary = _reused(reuse, documents, object_id)
+        if summary is None:
+            summary = (
+                known.summary(object_id) if known is not None else summarise(documents[object_id])
+            )
         summary = shared.setdefault(summary, summary)
         summaries[object_id] = summary
         for esv_id in summary.ids:
             by_esv.setdefault(esv_id, []).append(position)
         for esv_id in summary.bare:
             bare.setdefault(esv_id, []).append(position)
-        for key in summary.wrappers:
-            wrappers.setdefault(key, (nodes[key], []))[1].append(position)
+        for key, node in zip(summary.wrappers, summary.nodes, strict=True):
+            wrappers.setdefault(key, (node, []))[1].append(position)
         if summary.fixed:
             fixed.append(position)
     return ReferenceIndex(
@@ -341,13 +347,32 @@ def build_index(
 _ABSENT = object()
 
 
+def _reused(
+    reuse: ReferenceIndex | None, documents: Mapping[str, Any], object_id: str
+) -> Summary | None:
+    """The summary ``reuse`` holds for the same document: the very same object, or (both
+    known by digest) the same content."""
+    if reuse is None or object_id not in reuse._summaries:
+        return None
+    old = reuse._documents
+    if isinstance(old, DigestedObjects) and isinstance(documents, DigestedObjects):
+        same = old.digest(object_id) == documents.digest(object_id)
+    elif isinstance(old, DigestedObjects) or isinstance(documents, DigestedObjects):
+        return None
+    else:
+        same = old.get(object_id, _ABSENT) is documents[object_id]
+    return reuse._summaries[object_id] if same else None
+
+
 def _same_objects(index: ReferenceIndex, objects: Mapping[str, Any]) -> bool:
     held = index._documents
-    return (
-        len(held) == len(objects)
-        and list(held) == list(objects)
-        and all(held[key] is value for key, value in objects.items())
-    )
+    if len(held) != len(objects) or list(held) != list(objects):
+        return False
+    if isinstance(held, DigestedObjects) and isinstance(objects, DigestedObjects):
+        return held is objects or all(held.digest(k) == objects.digest(k) for k in held)
+    if isinstance(held, DigestedObjects) or isinstance(objects, DigestedObjects):
+        return False
+    return all(held[key] is value for key, value in objects.items())
 
 
 class _Unknown:
@@ -544,7 +569,7 @@ def check_environment(
     elif index._documents.keys() != objects.keys():
         raise ValueError("the reference index was built for other config objects")
     check = _Check.of(env)
-    # The objects that can have a problem here: all others have none (see _Summary).
+    # The objects that can have a problem here: all others have none (see Summary).
     walk: set[int] = set(index._fixed)
     for esv_id in index.esv_ids:
         if esv_id not in env.variables and esv_id not in env.secrets:
@@ -558,9 +583,9 @@ def check_environment(
             check.problems = []
             walk.update(positions)
     if walk:
-        documents = list(index._documents.items())
+        ids = list(index._documents)
         for position in sorted(walk):
-            check.check(*documents[position])
+            check.check(ids[position], index._documents[ids[position]])
     check.problems += _label_secrets_in_config(env, index)
     check.problems += _unused(env, index)
     return check.problems

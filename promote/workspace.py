@@ -12,7 +12,6 @@ Layout (SPEC 1)::
 from __future__ import annotations
 
 import difflib
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,7 +19,7 @@ from typing import Any
 
 from esv.envfile import EnvironmentFile, load_environment, read_yaml
 from esv.errors import EsvError, Problem
-from esv.jsonfile import load_json
+from promote.configtree import ConfigTree, read_config_tree
 from promote.errors import BlockedError
 from promote.files import SHARED, atomic_write
 from promote.state.settings import StateSettings, parse_state
@@ -63,6 +62,11 @@ class Workspace:
     broken: Mapping[str, tuple[Problem, ...]] = field(default_factory=dict)
     """Environments of the chain whose file has problems, with them (only when loaded with
     ``partial=True``; such an environment is in ``chain`` but not in ``environments``)."""
+
+    def remember_config(self) -> None:
+        """Keep what was learnt of ``config`` (each file's digest) for the next command."""
+        if isinstance(self.config, ConfigTree):
+            self.config.remember()
 
     def is_mutable(self, env: str) -> bool:
         """The env file's ``mutable``, else true for the first stage only (AIC semantics)."""
@@ -153,39 +157,6 @@ def _chain(
     return tuple(dict.fromkeys(chain))
 
 
-def _config(root: Path, problems: list[Problem]) -> dict[str, Any]:
-    config: dict[str, Any] = {}
-    config_dir = root / "config"
-    if not config_dir.is_dir():
-        return config
-    top = str(config_dir)
-    for parts in _json_files(top, ()):
-        relative = "/".join(parts)
-        try:
-            config[relative[: -len(".json")]] = load_json(
-                os.path.join(top, *parts), relpath=f"config/{relative}"
-            )
-        except EsvError as error:
-            problems.extend(error.problems)
-    return config
-
-
-def _json_files(directory: str, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """Every ``*.json`` file under ``directory`` outside hidden directories, as path parts
-    relative to the top, sorted part by part (``os.scandir``: one system call per directory,
-    where pathlib costs several per file)."""
-    found: list[tuple[str, ...]] = []
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir():
-                found += _json_files(entry.path, (*prefix, entry.name))
-            elif entry.name.endswith(".json") and entry.is_file():
-                found.append((*prefix, entry.name))
-    return sorted(found)
-
-
 def load_workspace(
     root: Path | None = None, *, cwd: Path | None = None, partial: bool = False
 ) -> Workspace:
@@ -239,7 +210,7 @@ def load_workspace(
                 problems.extend(error.problems)
     if not names and not problems:
         problems.append(Problem("environments", "", "holds no environment files (<env>.yaml)"))
-    config = _config(root, problems)
+    config = read_config_tree(root, problems)
     if problems:
         count = len(problems)
         raise WorkspaceError(

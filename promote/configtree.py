@@ -1,0 +1,213 @@
+"""Reading ``config/``: every object's id at once, its document when it is read, and — for a
+file unchanged since promote last read it — its digest and reference summary from a cache,
+so that a plan of 20,000 objects reads only the files that changed.
+
+A file is unchanged when its modification and change times (to the nanosecond), size and
+inode are what they were (git's index works the same way). A file modified within the last
+two seconds before it was read is never cached: a file system's clock may not tell two
+writes in the same tick apart. The cache lives outside the workspace (``PROMOTE_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/promote``, else ``~/.cache/promote``), one file per workspace, holds
+no config value a check cannot rebuild, and is only ever a shortcut: unreadable, stale or
+from another version, it is ignored; unwritable, it is not written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import marshal
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from esv.errors import EsvError, Problem, WorkspaceFileError
+from esv.jsonfile import load_json
+from esv.objects import DigestedObjects
+from esv.references import Summary
+from promote import __version__
+
+__all__ = ["ConfigTree", "cache_path", "read_config_tree"]
+
+_FORMAT = "promote.config-cache/1"
+_RACY_NS = 2_000_000_000
+"""Files modified this close to when they were read are not cached."""
+
+_Signature = tuple[int, int, int, int]
+"""(mtime_ns, ctime_ns, size, inode)."""
+_Entry = tuple[_Signature, str, tuple[Any, ...]]
+"""(signature, digest, summary fields)."""
+
+
+def cache_path(root: Path, environ: Mapping[str, str] = os.environ) -> Path | None:
+    """Where the cache of the workspace at ``root`` is; ``None`` when there is no place
+    for it (no ``PROMOTE_CACHE_DIR``, ``XDG_CACHE_HOME`` or ``HOME``)."""
+    base: Path | None = None
+    if environ.get("PROMOTE_CACHE_DIR"):
+        base = Path(environ["PROMOTE_CACHE_DIR"])
+    elif environ.get("XDG_CACHE_HOME", "").startswith("/"):
+        base = Path(environ["XDG_CACHE_HOME"]) / "promote"
+    elif environ.get("HOME"):
+        base = Path(environ["HOME"]) / ".cache" / "promote"
+    if base is None:
+        return None
+    name = hashlib.sha256(os.fsencode(root)).hexdigest()[:32]
+    return base / "config" / f"{name}.cache"
+
+
+class ConfigTree(DigestedObjects):
+    """The workspace's config objects (see the module): a :class:`DigestedObjects` whose
+    documents are read from their files, each checked unchanged since it was listed."""
+
+    def __init__(
+        self,
+        top: str,
+        signatures: dict[str, _Signature | None],
+        hits: dict[str, _Entry],
+        loaded: dict[str, Any],
+        *,
+        cache: Path | None,
+        read_at: int,
+    ) -> None:
+        super().__init__(
+            signatures,
+            self._read,
+            digests={key: entry[1] for key, entry in hits.items()},
+            loaded=loaded,
+            summaries={key: Summary(*entry[2]) for key, entry in hits.items()},
+        )
+        self._top = top
+        self._signatures = signatures
+        self._hits = hits
+        self._cache = cache
+        self._read_at = read_at
+
+    def _read(self, ids: list[str]) -> dict[str, Any]:
+        found: dict[str, Any] = {}
+        for key in ids:
+            relpath = f"config/{key}.json"
+            path = os.path.join(self._top, *key.split("/")) + ".json"
+            document = load_json(path, relpath=relpath)
+            if _signature(path) != self._signatures[key]:
+                raise WorkspaceFileError(
+                    relpath, "changed while promote was reading the workspace; run again"
+                )
+            found[key] = document
+        return found
+
+    def remember(self) -> None:
+        """Write the cache: the entries still true, and the digest and summary of each file
+        read now that were made and that is old enough to trust. Nothing when unchanged."""
+        if self._cache is None:
+            return
+        entries: dict[str, _Entry] = {}
+        for key in self:
+            hit = self._hits.get(key)
+            if hit is not None:
+                entries[key] = hit
+                continue
+            signature = self._signatures[key]
+            digest, summary = self.known(key)
+            if signature is None or digest is None or summary is None:
+                continue
+            if self._read_at - max(signature[0], signature[1]) < _RACY_NS:
+                continue
+            entries[key] = (signature, digest, _fields(summary))
+        if entries.keys() == self._hits.keys() and len(entries) == self._cached_count:
+            return
+        _write_cache(self._cache, self._top, entries)
+
+    _cached_count = 0
+    """How many entries the cache file held when read."""
+
+
+def _fields(summary: Summary) -> tuple[Any, ...]:
+    return (summary.ids, summary.bare, summary.wrappers, summary.fixed, summary.nodes)
+
+
+def _signature(path: str) -> _Signature | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
+
+
+def read_config_tree(
+    root: Path, problems: list[Problem], environ: Mapping[str, str] = os.environ
+) -> ConfigTree:
+    """Every object of ``root/config`` (problems of unreadable or invalid files added to
+    ``problems``): files the cache vouches for are not read, the others are read and
+    checked now."""
+    config_dir = root / "config"
+    top = str(config_dir)
+    cache = cache_path(root, environ)
+    cached = _read_cache(cache, top) if cache is not None else {}
+    read_at = time.time_ns()
+    signatures: dict[str, _Signature | None] = {}
+    hits: dict[str, _Entry] = {}
+    loaded: dict[str, Any] = {}
+    if config_dir.is_dir():
+        for parts in _json_files(top, ()):
+            relative = "/".join(parts)
+            key = relative[: -len(".json")]
+            path = os.path.join(top, *parts)
+            signature = _signature(path)
+            hit = cached.get(key)
+            if hit is not None and hit[0] == signature:
+                signatures[key], hits[key] = signature, hit
+                continue
+            try:
+                loaded[key] = load_json(path, relpath=f"config/{relative}")
+            except EsvError as error:
+                problems.extend(error.problems)
+                continue
+            signatures[key] = signature
+    tree = ConfigTree(top, signatures, hits, loaded, cache=cache, read_at=read_at)
+    tree._cached_count = len(cached)
+    return tree
+
+
+def _json_files(directory: str, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
+    """Every ``*.json`` file under ``directory`` outside hidden directories, as path parts
+    relative to the top, sorted part by part (``os.scandir``: one system call per directory,
+    where pathlib costs several per file)."""
+    found: list[tuple[str, ...]] = []
+    with os.scandir(directory) as entries:
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                found += _json_files(entry.path, (*prefix, entry.name))
+            elif entry.name.endswith(".json") and entry.is_file():
+                found.append((*prefix, entry.name))
+    return sorted(found)
+
+
+def _header(top: str) -> tuple[str, str, str, str]:
+    return (_FORMAT, __version__, sys.version, top)
+
+
+def _read_cache(path: Path, top: str) -> dict[str, _Entry]:
+    try:
+        data = marshal.loads(path.read_bytes())
+    except (OSError, EOFError, ValueError, TypeError):
+        return {}
+    if not (isinstance(data, tuple) and len(data) == 2 and data[0] == _header(top)):
+        return {}
+    entries = data[1]
+    return entries if isinstance(entries, dict) else {}
+
+
+def _write_cache(path: Path, top: str, entries: dict[str, _Entry]) -> None:
+    data = marshal.dumps((_header(top), entries))
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "wb") as handle:
+            handle.write(data)
+        os.replace(temporary, path)
+    except OSError:
+        temporary.unlink(missing_ok=True)
