@@ -16,6 +16,16 @@ if TYPE_CHECKING:
     from promote.sandbox import SandboxServer
 
 
+@pytest.fixture(autouse=True)
+def _config_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
+    """Each test's workspace config cache in a directory of its own (never the user's)."""
+    path = tmp_path_factory.mktemp("config-cache")
+    monkeypatch.setenv("PROMOTE_CACHE_DIR", str(path))
+    return path
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's standalone S3 server on 127.0.0.1 (one per test session)."""

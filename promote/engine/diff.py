@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from esv.jsonfile import canonical_bytes
+from esv.objects import DigestedObjects
 from esv.resolver import json_path
 
 __all__ = [
@@ -166,11 +167,25 @@ def _sort_key(parts: tuple[str | int, ...]) -> tuple[tuple[int, str, int], ...]:
 def diff_objects(before: Mapping[str, JSON], after: Mapping[str, JSON]) -> list[ObjectDiff]:
     """Differences between two sets of objects (id -> JSON), sorted by object id.
 
-    Ids only in ``after`` are adds, only in ``before`` deletes; equal objects are skipped.
+    Ids only in ``after`` are adds, only in ``before`` deletes; equal objects are skipped
+    (by digest, without reading them, where both sides are :class:`DigestedObjects`).
     """
     result: list[ObjectDiff] = []
-    for object_id in sorted(before.keys() | after.keys()):
+    ids = sorted(before.keys() | after.keys())
+    if isinstance(before, DigestedObjects) and isinstance(after, DigestedObjects):
+        ids = [key for key in ids if not _same_digest(before, after, key)]
+        before.prefetch(ids)
+        after.prefetch(ids)
+    for object_id in ids:
         found = diff_object(object_id, before.get(object_id, ABSENT), after.get(object_id, ABSENT))
         if found is not None:
             result.append(found)
     return result
+
+
+def _same_digest(before: DigestedObjects, after: DigestedObjects, object_id: str) -> bool:
+    return (
+        object_id in before
+        and object_id in after
+        and before.digest(object_id) == after.digest(object_id)
+    )

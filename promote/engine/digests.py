@@ -1,5 +1,5 @@
-"""Content digests of a stage: each config object's canonical text (:class:`Texts`, shared by
-the stages of one plan), what the tenant holds (:func:`tenant_fingerprint`) and what the
+"""Content digests of a stage: each config object's (:class:`Digests`, shared by the stages
+of one plan), what the tenant holds (:func:`tenant_fingerprint`) and what the
 workspace asks it to hold (:func:`inputs_fingerprint`; secrets only as keyed fingerprints),
 which ``run --plan`` compares."""
 
@@ -7,64 +7,69 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from esv import SecretValue
 from esv.envfile import EnvironmentFile
-from esv.jsonfile import canonical_bytes
+from esv.objects import DigestedObjects, content_digest
 from promote.state.fingerprints import Fingerprints
 from promote.tenants.base import JSON, EsvWrite, SecretState, VariableState
 
 __all__ = [
+    "Digests",
     "Held",
-    "Texts",
     "config_digest",
     "digest",
-    "hash_texts",
+    "hash_digests",
     "inputs_fingerprint",
     "tenant_fingerprint",
-    "text_of",
 ]
 
 
 @dataclass(frozen=True)
 class Held:
-    """What the tenant holds now."""
+    """What the tenant holds now (``config`` a :class:`~esv.objects.DigestedObjects` when
+    the tenant keeps digests: only the objects that differ are read)."""
 
-    config: dict[str, JSON]
+    config: Mapping[str, JSON]
     variables: dict[str, VariableState]
     secrets: dict[str, SecretState]
 
 
-class Texts:
-    """Each config object's canonical JSON text (sorted keys), made once per plan and shared by
-    its stages (they all want the same objects): the content hash of fingerprints, and the
-    text searched for ESV tokens to find which objects may reference an ESV."""
+class Digests:
+    """Each config object's content digest, made once per plan and shared by its stages
+    (they all want the same objects); known without work for a
+    :class:`~esv.objects.DigestedObjects`."""
 
     def __init__(self) -> None:
-        self._texts: dict[str, tuple[JSON, str]] = {}
+        self._digests: dict[str, tuple[JSON, str]] = {}
 
-    def __call__(self, object_id: str, value: JSON) -> str:
-        """The text of ``value`` (cached while ``object_id`` maps to this same value)."""
-        hit = self._texts.get(object_id)
+    def __call__(self, objects: Mapping[str, JSON], object_id: str) -> str:
+        """The digest of ``objects[object_id]`` (cached while the id maps to this value)."""
+        if isinstance(objects, DigestedObjects):
+            return objects.digest(object_id)
+        value = objects[object_id]
+        hit = self._digests.get(object_id)
         if hit is not None and hit[0] is value:
             return hit[1]
-        text = canonical_bytes(value).decode()
-        self._texts[object_id] = (value, text)
-        return text
+        found = content_digest(value)
+        self._digests[object_id] = (value, found)
+        return found
 
 
-def tenant_fingerprint(held: Held, same: Mapping[str, JSON], texts: Texts) -> str:
-    """Hash of the tenant's config and ESV states; ``same``: objects equal to the held ones
-    (by value and type), whose text is shared with the plan's."""
+def tenant_fingerprint(
+    held: Held, target: Mapping[str, JSON], same: Collection[str], digests: Digests
+) -> str:
+    """Hash of the tenant's config and ESV states; ``same``: objects of ``target`` equal to
+    the held ones (by value and type), whose digest is the target's."""
     config = {
-        key: texts(key, same[key]) if key in same else text_of(value)
-        for key, value in held.config.items()
+        key: digests(target, key) if key in same else digests(held.config, key)
+        for key in held.config
     }
     return digest(
         {
-            "config": hash_texts(config),
+            "config": hash_digests(config),
             "variables": {
                 k: [v.value, v.type, v.loaded, v.managed] for k, v in held.variables.items()
             },
@@ -73,18 +78,15 @@ def tenant_fingerprint(held: Held, same: Mapping[str, JSON], texts: Texts) -> st
     )
 
 
-def text_of(value: JSON) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
-
-
-def hash_texts(texts: Mapping[str, str]) -> str:
-    # Length-prefixed, so no id or text can run into the next.
-    parts = [f"{len(key)}:{key}{len(texts[key])}:{texts[key]}" for key in sorted(texts)]
+def hash_digests(digests: Mapping[str, str]) -> str:
+    """One hash of a set of objects' ids and content digests (order-free)."""
+    # Length-prefixed ids, fixed-length digests: no id or digest can run into the next.
+    parts = [f"{len(key)}:{key}{digests[key]}" for key in sorted(digests)]
     return hashlib.sha256("".join(parts).encode()).hexdigest()
 
 
-def config_digest(config: Mapping[str, JSON], texts: Texts) -> str:
-    return hash_texts({key: texts(key, value) for key, value in config.items()})
+def config_digest(config: Mapping[str, JSON], digests: Digests) -> str:
+    return hash_digests({key: digests(config, key) for key in config})
 
 
 def inputs_fingerprint(

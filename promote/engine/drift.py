@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from esv import MASK
+from esv.objects import DigestedObjects
 from esv.resolver import json_path
 from promote.engine.diff import ABSENT, diff_object
 from promote.state.applied import Applied
@@ -77,7 +78,7 @@ def find_drift(
     if applied is None:
         return []
     found: list[Drift] = []
-    for object_id in sorted(applied.config):
+    for object_id in _may_differ(applied, config):
         found += _config_drift(
             object_id,
             applied.config[object_id],
@@ -113,6 +114,23 @@ def find_drift(
                 )
             )
     return found
+
+
+def _may_differ(applied: Applied, config: Mapping[str, JSON]) -> list[str]:
+    """The ids of ``applied.config`` that may differ from ``config``, sorted: all, but where
+    both sides know their digests, only those whose digests differ (which are then read
+    together)."""
+    ids = sorted(applied.config)
+    if not isinstance(config, DigestedObjects) or not applied.digests:
+        return ids
+    known = applied.digests
+    ids = [
+        key
+        for key in ids
+        if key not in known or key not in config or config.digest(key) != known[key]
+    ]
+    config.prefetch(ids)
+    return ids
 
 
 def _config_drift(

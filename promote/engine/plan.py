@@ -16,7 +16,7 @@ from typing import Any
 
 from esv import EsvError, Problem
 from esv.references import build_index
-from promote.engine.digests import Texts
+from promote.engine.digests import Digests
 from promote.engine.esv_changes import SECRET_WORKERS, compare_secrets
 from promote.engine.model import EsvChange, Plan, Stage, Status
 from promote.engine.session import tenant_fingerprints
@@ -33,8 +33,8 @@ __all__ = [
     "EsvChange",
     "Plan",
     "Stage",
+    "Digests",
     "Status",
-    "Texts",
     "build_plan",
     "build_stage",
     "compare_secrets",
@@ -65,7 +65,7 @@ def build_plan(
     walk = workspace.walk(to)
     if fingerprints is None:
         fingerprints = tenant_fingerprints(tenants) or Fingerprints.ephemeral()
-    texts = Texts()
+    digests = Digests()
     references = build_index(workspace.config)  # what every stage's reference check reads
     stages = tuple(
         _plan_stage(
@@ -75,13 +75,14 @@ def build_plan(
             tenants,
             environ=environ,
             fingerprints=fingerprints,
-            texts=texts,
+            digests=digests,
             references=references,
             applied=_applied(store, env),
             accept_drift=env in accept_drift,
         )
         for index, env in enumerate(walk)
     )
+    workspace.remember_config()  # each file's digest, for the next plan
     return Plan(to=to, chain=tuple(workspace.chain), stages=stages)
 
 

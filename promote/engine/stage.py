@@ -10,6 +10,7 @@ from typing import Any
 
 from esv import EsvError, SecretValue
 from esv.envfile import EnvironmentFile, Secret, SecretSource, read_secret
+from esv.objects import digest_of
 from promote.email.verify import VerifyContext, run_verify
 from promote.engine.ambient import DEFAULT_RESTART_TIMEOUT, Ambient
 from promote.engine.drift import mask_secret_paths
@@ -250,6 +251,7 @@ def _applied(
     the variables written, and the version of each secret as the tenant shows it now."""
     masked: dict[str, JSON] = {}
     secret_paths: dict[str, dict[str, str]] = {}
+    digests: dict[str, str] = {}
     for object_id, value in config.items():
         item = stage.resolved.get(object_id)
         paths = (
@@ -261,13 +263,14 @@ def _applied(
                 secret_paths[object_id] = prints
         else:
             masked[object_id] = value
+            digests[object_id] = digest_of(config, object_id)
     variables: dict[str, tuple[str, str]] = {}
     secrets: dict[str, int] = {}
     if tenant.capabilities.esvs:
         variables = {key: (v.value, v.type) for key, v in envfile.variables.items()}
         held = secret_states if secret_states is not None else tenant.list_secrets()
         secrets = {key: held[key].version for key in envfile.secrets if key in held}
-    return Applied(masked, secret_paths, variables, secrets)
+    return Applied(masked, secret_paths, variables, secrets, digests)
 
 
 def _secrets_in_play(workspace: Workspace, environ: Mapping[str, str]) -> list[SecretValue]:

@@ -4,13 +4,13 @@ changes, effective values, drift, whether it restarts, and its digests."""
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from esv import EsvError
 from esv.envfile import EnvironmentFile
-from esv.ids import id_to_token
+from esv.objects import DigestedObjects, content_digest
 from esv.references import ReferenceIndex, build_index
 from esv.resolver import Resolved
 from promote.engine.diff import (
@@ -18,8 +18,8 @@ from promote.engine.diff import (
     diff_objects,
 )
 from promote.engine.digests import (
+    Digests,
     Held,
-    Texts,
     config_digest,
     inputs_fingerprint,
     tenant_fingerprint,
@@ -35,10 +35,17 @@ from promote.engine.preflight import (
     preflight,
     resolve_checked,
 )
-from promote.errors import LockedError, PromoteError
+from promote.errors import LockedError, PromoteError, TenantError
 from promote.state.applied import Applied
 from promote.state.fingerprints import Fingerprints
-from promote.tenants.base import JSON, Capabilities, EsvWrite, LockState, Tenant
+from promote.tenants.base import (
+    JSON,
+    Capabilities,
+    EsvWrite,
+    LockState,
+    Tenant,
+    config_digests,
+)
 from promote.workspace import Workspace
 
 __all__ = ["build_stage", "desired_config"]
@@ -48,13 +55,13 @@ __all__ = ["build_stage", "desired_config"]
 class StageConfig:
     """What a stage's config becomes, from one of the two paths below."""
 
-    target: dict[str, JSON]
+    target: Mapping[str, JSON]
     """What the tenant will hold: placeholders kept, or resolved values."""
     changes: list[ObjectDiff]
     resolved: dict[str, Resolved]
     effective: list[ObjectDiff]
     same: set[str]
-    """Held objects equal to the target's (their canonical text is shared)."""
+    """Held objects equal to the target's (their digest is the target's)."""
     inputs: JSON
     """What of the target enters the inputs fingerprint."""
 
@@ -67,13 +74,13 @@ def build_stage(
     *,
     environ: Mapping[str, str] = os.environ,
     fingerprints: Fingerprints | None = None,
-    texts: Texts | None = None,
+    digests: Digests | None = None,
     references: ReferenceIndex | None = None,
     applied: Applied | None = None,
     accept_drift: bool = False,
 ) -> Stage:
     """Plan one stage: ``env`` receiving ``config/`` (``lower`` is None) or what ``lower``
-    will hold. ``texts``: shared by the stages of one plan (see :class:`Texts`);
+    will hold. ``digests``: shared by the stages of one plan (see :class:`Digests`);
     ``references``: the reference index of ``config/``, shared likewise (only objects that
     differ from it are indexed again); ``applied``: the record of what promote last applied
     to ``env`` (drift is measured against it); ``accept_drift``: ``on_drift: block`` does
@@ -90,7 +97,7 @@ def build_stage(
         tenants,
         environ,
         fingerprints or Fingerprints.ephemeral(),
-        texts if texts is not None else Texts(),
+        digests if digests is not None else Digests(),
     )
     desired = desired_config(workspace, env, lower, tenants)
     references = build_index(desired, reuse=references)
@@ -102,7 +109,7 @@ def build_stage(
     changes, writes = _esvs(at, checks, held, drift)
     if at.caps.placeholders:
         config = placeholder_config(
-            at.envfile, desired, held, checks, changes, at.mutable, at.caps, at.texts, references
+            at.envfile, desired, held, checks, changes, at.mutable, at.caps, at.digests, references
         )
     else:
         config = resolved_config(at.envfile, desired, held, checks, at.mutable, at.caps, at.tenant)
@@ -119,7 +126,7 @@ class _Stage:
     tenants: Mapping[str, Tenant]
     environ: Mapping[str, str]
     fingerprints: Fingerprints
-    texts: Texts
+    digests: Digests
 
     @property
     def envfile(self) -> EnvironmentFile:
@@ -185,8 +192,6 @@ def _stage(
         + [key for key, s in held.secrets.items() if not s.loaded]
     )
     restart = at.caps.restart and at.caps.esvs and bool(changes or unloaded)
-    # The tenant's fingerprint: an object equal to the one wanted has the same text.
-    same = {key: target[key] for key in config.same}
     status: Status = "in-sync"
     if checks.errors:
         status = "blocked"
@@ -208,7 +213,7 @@ def _stage(
         esv_changes=tuple(changes),
         restart=restart,
         unloaded=tuple(unloaded),
-        tenant_fingerprint=tenant_fingerprint(held, same, at.texts),
+        tenant_fingerprint=tenant_fingerprint(held, target, config.same, at.digests),
         inputs_fingerprint=inputs,
         drift=tuple(drift),
         config_writes={d.object: target[d.object] for d in config_changes if d.action != "delete"},
@@ -221,23 +226,25 @@ def _stage(
 
 def placeholder_config(
     envfile: EnvironmentFile,
-    desired: dict[str, JSON],
+    desired: Mapping[str, JSON],
     held: Held,
     checks: Checks,
     esv_changes: list[EsvChange],
     mutable: bool,
     caps: Capabilities,
-    texts: Texts,
+    digests: Digests,
     references: ReferenceIndex,
 ) -> StageConfig:
     """A tenant that stores placeholders receives ``desired`` as it is; only the objects
     whose result can differ (or be wrong) are resolved (see :func:`build_stage`)."""
-    target = dict(desired)
+    target = desired
     changes = diff_objects(held.config, target)
     changed = {d.object for d in changes if d.action != "delete"}
-    referencing = may_reference(target, {c.id for c in esv_changes}, texts)
-    needed = changed | referencing | may_reference(target, set(envfile.secrets), texts)
+    referencing = references.referencing({c.id for c in esv_changes})
+    needed = changed | referencing | references.referencing(envfile.secrets)
     needed |= {key for key in target if is_email_object(key)}
+    if isinstance(target, DigestedObjects):
+        target.prefetch(sorted(needed))
     resolve_checked(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable, caps)
     effective: list[ObjectDiff] = []
     if checks.resolved_ok:
@@ -247,13 +254,13 @@ def placeholder_config(
         )
     same = (held.config.keys() & target.keys()) - {d.object for d in changes}
     return StageConfig(
-        target, changes, checks.resolved, effective, same, config_digest(target, texts)
+        target, changes, checks.resolved, effective, same, config_digest(target, digests)
     )
 
 
 def resolved_config(
     envfile: EnvironmentFile,
-    desired: dict[str, JSON],
+    desired: Mapping[str, JSON],
     held: Held,
     checks: Checks,
     mutable: bool,
@@ -275,22 +282,12 @@ def resolved_config(
     return StageConfig(target, changes, resolved, [], set(), sorted(target))
 
 
-def may_reference(objects: Mapping[str, JSON], esv_ids: set[str], texts: Texts) -> set[str]:
-    """Ids of the objects whose text holds the token of one of ``esv_ids`` (``esv.a.b``): a
-    superset of those referencing them (a placeholder always holds its token as written)."""
-    if not esv_ids:
-        return set()
-    tokens = [id_to_token(esv_id) for esv_id in sorted(esv_ids)]
-    return {
-        key for key, value in objects.items() if any(token in texts(key, value) for token in tokens)
-    }
-
-
 def read_held(tenant: Tenant, desired: Mapping[str, JSON], *, env: str) -> Held:
     """Read what the tenant holds (managed config and the desired ids, ESV states), once
     no other promotion holds its lock (``LockedError`` naming the holder otherwise). A
     tenant that allows ``concurrent_reads`` answers all of these reads at once, so a plan
-    waits for one round trip where it would wait for four."""
+    waits for one round trip where it would wait for four. A tenant that keeps digests
+    lists them instead of its config: objects are read when a step needs them."""
     esvs = tenant.capabilities.esvs
     if not (esvs and tenant.capabilities.concurrent_reads):
         _check_lock(tenant.lock_state(), env)
@@ -307,19 +304,41 @@ def read_held(tenant: Tenant, desired: Mapping[str, JSON], *, env: str) -> Held:
         return Held(config, listed_variables.result(), listed_secrets.result())
 
 
-def _held_config(tenant: Tenant, desired: Mapping[str, JSON]) -> dict[str, JSON]:
+def _held_config(tenant: Tenant, desired: Mapping[str, JSON]) -> Mapping[str, JSON]:
+    digests = config_digests(tenant)
+    if digests is not None:
+        return DigestedObjects(sorted(digests), _checked_reader(tenant, digests), digests=digests)
     wanted = tenant.list_config_ids() | desired.keys()
     return {
         key: value for key, value in tenant.read_config(sorted(wanted)).items() if key in wanted
     }
 
 
+def _checked_reader(
+    tenant: Tenant, digests: Mapping[str, str]
+) -> Callable[[list[str]], dict[str, JSON]]:
+    """Reads objects of ``tenant``, each as it was when ``digests`` listed it."""
+
+    def read(ids: list[str]) -> dict[str, JSON]:
+        found = tenant.read_config(ids)
+        for key in ids:
+            if key not in found or content_digest(found[key]) != digests[key]:
+                raise TenantError(
+                    f"config object {key!r} changed while promote was reading the tenant; "
+                    "plan again",
+                    env=tenant.env,
+                )
+        return found
+
+    return read
+
+
 def desired_config(
     workspace: Workspace, env: str, lower: str | None, tenants: Mapping[str, Tenant]
-) -> dict[str, JSON]:
+) -> Mapping[str, JSON]:
     # Every stage of a walk ends up holding config/ (restricted to what each tenant on the way
     # can hold): the first by direct writes, each later one by promotion of the one below.
-    config = dict(workspace.config)
+    config: Mapping[str, JSON] = workspace.config
     for name in (lower, env):
         if name is None:
             continue
@@ -330,5 +349,11 @@ def desired_config(
                 raise
             continue  # the stage below cannot be opened: its own stage says why
         if allowed is not None:
-            config = {key: value for key, value in config.items() if key in allowed}
-    return config
+            config = _only(config, allowed)
+    return config if isinstance(config, DigestedObjects) else dict(config)
+
+
+def _only(config: Mapping[str, JSON], ids: Collection[str]) -> Mapping[str, JSON]:
+    if isinstance(config, DigestedObjects):
+        return config.restrict(ids)
+    return {key: value for key, value in config.items() if key in ids}

@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from esv.jsonfile import loads
 from promote.state.base import StateStore
 
 __all__ = ["APPLIED_FORMAT", "Applied", "delete_applied", "read_applied", "write_applied"]
@@ -35,6 +36,10 @@ class Applied:
     """Variable id -> (value, type)."""
     secrets: Mapping[str, int] = field(default_factory=dict)
     """Secret id -> the version the tenant showed once promote had written it."""
+    digests: Mapping[str, str] = field(default_factory=dict)
+    """Object id -> content digest (:func:`esv.objects.content_digest`) of ``config``'s
+    object, for those without masked values: drift compares these first, and reads only the
+    tenant's objects whose digest differs. Never of a secret-derived value."""
 
     def to_bytes(self) -> bytes:
         """The record as stable JSON text."""
@@ -44,6 +49,7 @@ class Applied:
             "secret_paths": {k: dict(v) for k, v in self.secret_paths.items()},
             "variables": {k: list(v) for k, v in self.variables.items()},
             "secrets": dict(self.secrets),
+            "digests": dict(self.digests),
         }
         # Objects keep their key order (the tenant's), so comparing them later is cheap.
         return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
@@ -60,7 +66,7 @@ def read_applied(store: StateStore, env: str) -> Applied | None:
     if raw is None:
         return None
     try:
-        data = json.loads(raw)
+        data = loads(raw)
     except ValueError:
         return None
     if not isinstance(data, dict) or data.get("format") != APPLIED_FORMAT:
@@ -71,6 +77,7 @@ def read_applied(store: StateStore, env: str) -> Applied | None:
             secret_paths={str(k): dict(v) for k, v in (data.get("secret_paths") or {}).items()},
             variables={str(k): (str(v[0]), str(v[1])) for k, v in data["variables"].items()},
             secrets={str(k): int(v) for k, v in (data.get("secrets") or {}).items()},
+            digests={str(k): str(v) for k, v in (data.get("digests") or {}).items()},
         )
     except (KeyError, TypeError, ValueError, IndexError):
         return None

@@ -82,7 +82,7 @@ class HistoryRecord:
 
 def config_digest(config: Mapping[str, Any]) -> str:
     """A stable hash of a set of config objects."""
-    text = json.dumps(config, sort_keys=True, separators=(",", ":"))
+    text = json.dumps(dict(config.items()), sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(text.encode()).hexdigest()
 
 

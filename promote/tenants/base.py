@@ -25,11 +25,13 @@ __all__ = [
     "EmailOutbox",
     "EmailTestable",
     "EsvWrite",
+    "KeepsDigests",
     "LockState",
     "PromotionReport",
     "SecretState",
     "Tenant",
     "VariableState",
+    "config_digests",
     "email_outbox",
     "email_testable",
 ]
@@ -75,6 +77,9 @@ class Capabilities:
     concurrent_reads: bool = False
     """``list_config_ids``, ``read_config``, ``list_variables`` and ``list_secrets`` may run
     at once from several threads (a REST tenant: the reads of a plan overlap their latency)."""
+    config_digests: bool = False
+    """The tenant keeps the content digest of each config object it stores: it is
+    :class:`KeepsDigests`, and a plan reads only the objects whose digest differs."""
 
 
 @dataclass(frozen=True)
@@ -248,6 +253,22 @@ class EmailTestable(Protocol):
     def send_test_email(self, *, from_address: str, to_address: str) -> None:
         """Send the platform's test email; raises ``PromoteError`` when it cannot."""
         ...
+
+
+@runtime_checkable
+class KeepsDigests(Protocol):
+    """A tenant whose ``capabilities.config_digests`` is true."""
+
+    def config_digests(self) -> dict[str, str]:
+        """Object id -> :func:`esv.objects.content_digest` of every config object held."""
+        ...
+
+
+def config_digests(tenant: Tenant) -> dict[str, str] | None:
+    """The digests of ``tenant``'s config objects, when its capabilities say it keeps them."""
+    if not tenant.capabilities.config_digests:
+        return None
+    return cast(KeepsDigests, tenant).config_digests()
 
 
 @runtime_checkable

@@ -8,6 +8,7 @@ import sqlite3
 from collections.abc import Collection, Mapping
 
 from esv.jsonfile import loads
+from esv.objects import content_digest
 from promote.errors import ImmutableError, TenantError
 from promote.tenants.base import (
     JSON,
@@ -58,14 +59,21 @@ def _replace_config(
 ) -> None:
     conn.executemany("DELETE FROM config WHERE id = ?", [(key,) for key in deletes])
     conn.executemany(
-        "INSERT INTO config (id, json) VALUES (?, ?) "
-        "ON CONFLICT (id) DO UPDATE SET json = excluded.json",
-        upserts.items(),
+        _UPSERT, [(key, text, content_digest(loads(text))) for key, text in upserts.items()]
     )
 
 
+_UPSERT = (
+    "INSERT INTO config (id, json, digest) VALUES (?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET json = excluded.json, digest = excluded.digest"
+)
+"""Each object is stored with its content digest; a change of ``json`` alone (someone
+editing the file by hand) clears the digest (a trigger), and it is made again when read."""
+
+
 class ConfigObjects(Database):
-    """Config objects: ``list_config_ids``, ``read_config``, ``put_config``, ``delete_config``."""
+    """Config objects: ``list_config_ids``, ``read_config``, ``config_digests``,
+    ``put_config``, ``delete_config``."""
 
     def list_config_ids(self) -> set[str]:
         """Ids of every config object this environment holds."""
@@ -77,16 +85,23 @@ class ConfigObjects(Database):
         with self._read("read config") as conn:
             return {key: loads(text) for key, text in _select_config(conn, ids).items()}
 
+    def config_digests(self) -> dict[str, str]:
+        """Object id -> content digest of every config object held (one snapshot)."""
+        with self._read("read config digests") as conn:
+            rows = conn.execute("SELECT id, digest FROM config").fetchall()
+            stale = [key for key, digest in rows if digest is None]
+            texts = _select_config(conn, stale) if stale else {}
+        return {
+            key: digest if digest is not None else content_digest(loads(texts[key]))
+            for key, digest in rows
+        }
+
     def put_config(self, object_id: str, value: JSON) -> None:
         """Create or replace one config object; ``ImmutableError`` when immutable."""
         self._check_mutable(object_id, "write")
         text = self._encode(object_id, value)
         with self._write(f"write config {object_id}") as conn:
-            conn.execute(
-                "INSERT INTO config (id, json) VALUES (?, ?) "
-                "ON CONFLICT (id) DO UPDATE SET json = excluded.json",
-                (object_id, text),
-            )
+            conn.execute(_UPSERT, (object_id, text, content_digest(value)))
 
     def delete_config(self, object_id: str) -> None:
         """Delete one config object (absent: no-op); ``ImmutableError`` when immutable."""

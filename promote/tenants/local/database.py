@@ -12,6 +12,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from esv.conversions import TYPES
+from esv.jsonfile import loads
+from esv.objects import content_digest
 from promote.errors import TenantError
 from promote.tenants.base import (
     Capabilities,
@@ -24,7 +26,8 @@ DB_NAME = "tenant.sqlite3"
 """The state file's name inside the tenant's ``state_dir``."""
 
 
-_SCHEMA_VERSION = 1
+_SCHEMA_VERSION = 2
+"""1: the first; 2: each config object's content digest (``config.digest``)."""
 
 
 _TYPES = frozenset(TYPES)
@@ -35,7 +38,7 @@ _CHUNK = 500  # ids per IN (...) query, well under SQLite's bound-parameter limi
 
 _SCHEMA = """
 CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
-CREATE TABLE config (id TEXT PRIMARY KEY, json TEXT NOT NULL);
+CREATE TABLE config (id TEXT PRIMARY KEY, json TEXT NOT NULL, digest TEXT);
 CREATE TABLE variables (
     id TEXT PRIMARY KEY,
     value TEXT NOT NULL,
@@ -88,12 +91,40 @@ CREATE TABLE snapshots (
 """
 # snapshots: the value each object had before that promotion; json NULL = it did not exist.
 
+_DIGEST_TRIGGER = """
+CREATE TRIGGER config_digest_stale AFTER UPDATE OF json ON config
+WHEN NEW.digest IS OLD.digest
+BEGIN
+    UPDATE config SET digest = NULL WHERE id = NEW.id;
+END
+"""
+"""A ``json`` written without its digest (by hand, by an older tool) clears the digest, so
+it is never trusted for content it does not describe."""
+
 
 _FIX_WRITABLE = (
     "make the directory and the file readable and writable by you (check permissions, a "
     "read-only mount, "
     "or the disk), or set tenant.path in the environment file to a writable place"
 )
+
+
+def _create_schema(conn: sqlite3.Connection) -> None:
+    for statement in _SCHEMA.split(";"):
+        if statement.strip():
+            conn.execute(statement)
+    conn.execute(_DIGEST_TRIGGER)
+
+
+def _add_digests(conn: sqlite3.Connection) -> None:
+    """Schema 1 to 2: the digest of every config object held."""
+    conn.execute("ALTER TABLE config ADD COLUMN digest TEXT")
+    conn.execute(_DIGEST_TRIGGER)
+    rows = conn.execute("SELECT id, json FROM config").fetchall()
+    conn.executemany(
+        "UPDATE config SET digest = ? WHERE id = ?",
+        [(content_digest(loads(text)), key) for key, text in rows],
+    )
 
 
 def _create_private(path: Path) -> None:
@@ -204,10 +235,11 @@ class Database:
                         "the file is an SQLite database but not a promote state file",
                         "set tenant.path in the environment file to a directory of its own",
                     )
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
+                _create_schema(conn)
                 conn.execute("INSERT INTO meta (key, value) VALUES ('env', ?)", (self.env,))
+                conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
+            elif version == 1:
+                _add_digests(conn)
                 conn.execute(f"PRAGMA user_version = {_SCHEMA_VERSION}")
             elif version != _SCHEMA_VERSION:
                 raise self._error(
@@ -281,9 +313,7 @@ class Database:
             return self._db
         if self._empty is None:
             empty = sqlite3.connect(":memory:", isolation_level=None, check_same_thread=False)
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    empty.execute(statement)
+            _create_schema(empty)
             self._empty = empty
         return self._empty
 

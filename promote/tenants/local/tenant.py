@@ -18,8 +18,9 @@ from promote.tenants.local.promotion import Promotions
 __all__ = ["LOCAL_CAPABILITIES", "LocalTenant"]
 
 
-LOCAL_CAPABILITIES = Capabilities(builtin_email="outbox")
-"""Everything AIC has; without ``external.email`` the built-in provider writes an outbox."""
+LOCAL_CAPABILITIES = Capabilities(builtin_email="outbox", config_digests=True)
+"""Everything AIC has; without ``external.email`` the built-in provider writes an outbox;
+it keeps each config object's digest, so a plan reads only the objects that differ."""
 
 
 class LocalTenant(Esvs, Promotions):
