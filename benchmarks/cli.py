@@ -97,7 +97,7 @@ def alternate(
 
 
 def _env(**extra: str) -> dict[str, str]:
-    keep = ("PATH", "HOME", "LANG", "TMPDIR")
+    keep = ("PATH", "HOME", "LANG", "TMPDIR", "PROMOTE_CACHE_DIR")
     return {**{k: os.environ[k] for k in keep if k in os.environ}, **extra}
 
 
@@ -460,6 +460,8 @@ def main() -> None:
     args = parser.parse_args()
     rows: list[tuple[str, str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="promote-bench-") as name:
+        # promote's cache of config digests, as a user's would be, but thrown away after.
+        os.environ["PROMOTE_CACHE_DIR"] = str(Path(name) / "cache")
         for key in args.only.split(","):
             print(f"measuring {key} ...", file=sys.stderr, flush=True)
             rows += BENCHES[key](args.runs, Path(name))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 
 from esv.jsonfile import canonical_bytes
@@ -42,11 +43,13 @@ class _Store:
         digests: dict[str, str],
         loaded: dict[str, Any],
         summaries: dict[str, Summary],
+        summary_of: Callable[[str], Summary | None],
     ) -> None:
         self.load = load
         self.digests = digests
         self.loaded = loaded
         self.summaries = summaries
+        self.summary_of = summary_of
 
 
 class DigestedObjects(Mapping[str, Any]):
@@ -56,7 +59,8 @@ class DigestedObjects(Mapping[str, Any]):
     was given (else it reads the document once). Reading a document loads it once through
     ``load``; :meth:`prefetch` loads many in one call, and ``items()`` / ``values()`` load
     all at once. ``summaries``: each object's reference summary
-    (:func:`esv.references.summarise`) where known without reading it.
+    (:func:`esv.references.summarise`) where known without reading it; ``summary_of``: the
+    same asked for one object at a time (``None``: not known).
     """
 
     def __init__(
@@ -67,9 +71,16 @@ class DigestedObjects(Mapping[str, Any]):
         digests: Mapping[str, str] | None = None,
         loaded: Mapping[str, Any] | None = None,
         summaries: Mapping[str, Summary] | None = None,
+        summary_of: Callable[[str], Summary | None] | None = None,
     ) -> None:
         self._ids = dict.fromkeys(ids)
-        self._store = _Store(load, dict(digests or {}), dict(loaded or {}), dict(summaries or {}))
+        self._store = _Store(
+            load,
+            dict(digests or {}),
+            dict(loaded or {}),
+            dict(summaries or {}),
+            summary_of or _unknown,
+        )
 
     def restrict(self, ids: Collection[str]) -> DigestedObjects:
         """The objects among ``ids``, in this set's order; what either reads, both have."""
@@ -88,18 +99,34 @@ class DigestedObjects(Mapping[str, Any]):
             found = digests[object_id] = content_digest(self[object_id])
         return found
 
+    def digest_map(self) -> Mapping[str, str]:
+        """Object id -> digest for every object of the set (read-only; documents are read
+        only for digests not known)."""
+        digests = self._store.digests
+        missing = [key for key in self._ids if key not in digests]
+        self.prefetch(missing)
+        for key in missing:
+            digests[key] = content_digest(self._store.loaded[key])
+        if len(digests) == len(self._ids):
+            return MappingProxyType(digests)  # every digest known is one of ours
+        return {key: digests[key] for key in self._ids}
+
     def summary(self, object_id: str) -> Summary:
         """The object's reference summary (read from the document when not known)."""
         from esv.references import summarise
 
-        found = self._store.summaries.get(object_id)
+        store = self._store
+        found = store.summaries.get(object_id) or store.summary_of(object_id)
         if found is None:
-            found = self._store.summaries[object_id] = summarise(self[object_id])
+            found = summarise(self[object_id])
+        store.summaries[object_id] = found
         return found
 
     def known(self, object_id: str) -> tuple[str | None, Summary | None]:
         """The digest and the summary of the object, each when known without reading it."""
-        return self._store.digests.get(object_id), self._store.summaries.get(object_id)
+        store = self._store
+        summary = store.summaries.get(object_id) or store.summary_of(object_id)
+        return store.digests.get(object_id), summary
 
     def is_loaded(self, object_id: str) -> bool:
         return object_id in self._store.loaded
@@ -141,6 +168,10 @@ class DigestedObjects(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<DigestedObjects: {len(self)} objects>"
+
+
+def _unknown(object_id: str) -> None:
+    return None
 
 
 def digest_of(objects: Mapping[str, Any], object_id: str) -> str:

@@ -313,26 +313,33 @@ def build_index(
     known = objects if isinstance(objects, DigestedObjects) else None
     summaries: dict[str, Summary] = {}
     shared: dict[Summary, Summary] = {}
-    by_esv: dict[str, list[int]] = {}
-    bare: dict[str, list[int]] = {}
-    wrappers: dict[_WrapperKey, tuple[dict[str, Any], list[int]]] = {}
-    fixed: list[int] = []
+    # Objects by summary (most objects share theirs with many): each summary is read once.
+    groups: dict[int, tuple[Summary, list[int]]] = {}
     for position, object_id in enumerate(documents):
         summary = _reused(reuse, documents, object_id)
         if summary is None:
             summary = (
                 known.summary(object_id) if known is not None else summarise(documents[object_id])
             )
-        summary = shared.setdefault(summary, summary)
-        summaries[object_id] = summary
+        group = groups.get(id(summary))
+        if group is None:
+            summary = shared.setdefault(summary, summary)
+            group = groups.setdefault(id(summary), (summary, []))
+        group[1].append(position)
+        summaries[object_id] = group[0]
+    by_esv: dict[str, list[int]] = {}
+    bare: dict[str, list[int]] = {}
+    wrappers: dict[_WrapperKey, tuple[dict[str, Any], list[int]]] = {}
+    fixed: list[int] = []
+    for summary, positions in groups.values():
         for esv_id in summary.ids:
-            by_esv.setdefault(esv_id, []).append(position)
+            by_esv.setdefault(esv_id, []).extend(positions)
         for esv_id in summary.bare:
-            bare.setdefault(esv_id, []).append(position)
+            bare.setdefault(esv_id, []).extend(positions)
         for key, node in zip(summary.wrappers, summary.nodes, strict=True):
-            wrappers.setdefault(key, (node, []))[1].append(position)
+            wrappers.setdefault(key, (node, []))[1].extend(positions)
         if summary.fixed:
-            fixed.append(position)
+            fixed.extend(positions)
     return ReferenceIndex(
         esv_ids=frozenset(by_esv),
         _documents=documents,

@@ -75,13 +75,25 @@ class ConfigTree(DigestedObjects):
             self._read,
             digests={key: entry[1] for key, entry in hits.items()},
             loaded=loaded,
-            summaries={key: Summary(*entry[2]) for key, entry in hits.items()},
+            summary_of=self._cached_summary,
         )
+        self._made: dict[int, Summary] = {}
         self._top = top
         self._signatures = signatures
         self._hits = hits
         self._cache = cache
         self._read_at = read_at
+
+    def _cached_summary(self, object_id: str) -> Summary | None:
+        hit = self._hits.get(object_id)
+        if hit is None:
+            return None
+        # Equal summaries are one tuple in the cache (marshal keeps the sharing): one instance.
+        fields = hit[2]
+        summary = self._made.get(id(fields))
+        if summary is None:
+            summary = self._made[id(fields)] = Summary(*fields)
+        return summary
 
     def _read(self, ids: list[str]) -> dict[str, Any]:
         found: dict[str, Any] = {}
@@ -102,6 +114,7 @@ class ConfigTree(DigestedObjects):
         if self._cache is None:
             return
         entries: dict[str, _Entry] = {}
+        shared: dict[Summary, tuple[Any, ...]] = {}  # one tuple for equal summaries
         for key in self:
             hit = self._hits.get(key)
             if hit is not None:
@@ -113,7 +126,7 @@ class ConfigTree(DigestedObjects):
                 continue
             if self._read_at - max(signature[0], signature[1]) < _RACY_NS:
                 continue
-            entries[key] = (signature, digest, _fields(summary))
+            entries[key] = (signature, digest, shared.setdefault(summary, _fields(summary)))
         if entries.keys() == self._hits.keys() and len(entries) == self._cached_count:
             return
         _write_cache(self._cache, self._top, entries)
@@ -149,11 +162,9 @@ def read_config_tree(
     hits: dict[str, _Entry] = {}
     loaded: dict[str, Any] = {}
     if config_dir.is_dir():
-        for parts in _json_files(top, ()):
+        for parts, path, signature in _json_files(top, ()):
             relative = "/".join(parts)
             key = relative[: -len(".json")]
-            path = os.path.join(top, *parts)
-            signature = _signature(path)
             hit = cached.get(key)
             if hit is not None and hit[0] == signature:
                 signatures[key], hits[key] = signature, hit
@@ -169,11 +180,13 @@ def read_config_tree(
     return tree
 
 
-def _json_files(directory: str, prefix: tuple[str, ...]) -> list[tuple[str, ...]]:
-    """Every ``*.json`` file under ``directory`` outside hidden directories, as path parts
-    relative to the top, sorted part by part (``os.scandir``: one system call per directory,
-    where pathlib costs several per file)."""
-    found: list[tuple[str, ...]] = []
+def _json_files(
+    directory: str, prefix: tuple[str, ...]
+) -> list[tuple[tuple[str, ...], str, _Signature | None]]:
+    """Every ``*.json`` file under ``directory`` outside hidden directories: its path parts
+    relative to the top (sorted part by part), its path and its signature (``os.scandir``:
+    one system call per directory and one per file, where pathlib costs several per file)."""
+    found: list[tuple[tuple[str, ...], str, _Signature | None]] = []
     with os.scandir(directory) as entries:
         for entry in entries:
             if entry.name.startswith("."):
@@ -181,8 +194,19 @@ def _json_files(directory: str, prefix: tuple[str, ...]) -> list[tuple[str, ...]
             if entry.is_dir():
                 found += _json_files(entry.path, (*prefix, entry.name))
             elif entry.name.endswith(".json") and entry.is_file():
-                found.append((*prefix, entry.name))
-    return sorted(found)
+                try:
+                    st = entry.stat()
+                    signature: _Signature | None = (
+                        st.st_mtime_ns,
+                        st.st_ctime_ns,
+                        st.st_size,
+                        st.st_ino,
+                    )
+                except OSError:
+                    signature = None
+                found.append(((*prefix, entry.name), entry.path, signature))
+    found.sort(key=lambda item: item[0])
+    return found
 
 
 def _header(top: str) -> tuple[str, str, str, str]:

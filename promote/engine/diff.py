@@ -171,21 +171,16 @@ def diff_objects(before: Mapping[str, JSON], after: Mapping[str, JSON]) -> list[
     (by digest, without reading them, where both sides are :class:`DigestedObjects`).
     """
     result: list[ObjectDiff] = []
-    ids = sorted(before.keys() | after.keys())
     if isinstance(before, DigestedObjects) and isinstance(after, DigestedObjects):
-        ids = [key for key in ids if not _same_digest(before, after, key)]
+        # (id, digest) pairs on one side only: the objects added, deleted or changed.
+        differ = set(before.digest_map().items()).symmetric_difference(after.digest_map().items())
+        ids = sorted({key for key, _ in differ})
         before.prefetch(ids)
         after.prefetch(ids)
+    else:
+        ids = sorted(before.keys() | after.keys())
     for object_id in ids:
         found = diff_object(object_id, before.get(object_id, ABSENT), after.get(object_id, ABSENT))
         if found is not None:
             result.append(found)
     return result
-
-
-def _same_digest(before: DigestedObjects, after: DigestedObjects, object_id: str) -> bool:
-    return (
-        object_id in before
-        and object_id in after
-        and before.digest(object_id) == after.digest(object_id)
-    )

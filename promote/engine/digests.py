@@ -40,10 +40,11 @@ class Held:
 class Digests:
     """Each config object's content digest, made once per plan and shared by its stages
     (they all want the same objects); known without work for a
-    :class:`~esv.objects.DigestedObjects`."""
+    :class:`~esv.objects.DigestedObjects`, whose hash of all is also kept."""
 
     def __init__(self) -> None:
         self._digests: dict[str, tuple[JSON, str]] = {}
+        self._hashes: list[tuple[DigestedObjects, str]] = []
 
     def __call__(self, objects: Mapping[str, JSON], object_id: str) -> str:
         """The digest of ``objects[object_id]`` (cached while the id maps to this value)."""
@@ -57,19 +58,35 @@ class Digests:
         self._digests[object_id] = (value, found)
         return found
 
+    def of_all(self, objects: Mapping[str, JSON]) -> str:
+        """:func:`hash_digests` of every object of ``objects``."""
+        if not isinstance(objects, DigestedObjects):
+            return hash_digests({key: self(objects, key) for key in objects})
+        for held, found in self._hashes:
+            if held is objects:
+                return found
+        found = hash_digests(objects.digest_map())
+        self._hashes.append((objects, found))
+        return found
+
 
 def tenant_fingerprint(
     held: Held, target: Mapping[str, JSON], same: Collection[str], digests: Digests
 ) -> str:
     """Hash of the tenant's config and ESV states; ``same``: objects of ``target`` equal to
     the held ones (by value and type), whose digest is the target's."""
-    config = {
-        key: digests(target, key) if key in same else digests(held.config, key)
-        for key in held.config
-    }
+    if isinstance(held.config, DigestedObjects):
+        config = digests.of_all(held.config)
+    else:
+        config = hash_digests(
+            {
+                key: digests(target, key) if key in same else digests(held.config, key)
+                for key in held.config
+            }
+        )
     return digest(
         {
-            "config": hash_digests(config),
+            "config": config,
             "variables": {
                 k: [v.value, v.type, v.loaded, v.managed] for k, v in held.variables.items()
             },
@@ -86,7 +103,7 @@ def hash_digests(digests: Mapping[str, str]) -> str:
 
 
 def config_digest(config: Mapping[str, JSON], digests: Digests) -> str:
-    return hash_digests({key: digests(config, key) for key in config})
+    return digests.of_all(config)
 
 
 def inputs_fingerprint(

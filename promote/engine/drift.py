@@ -123,12 +123,8 @@ def _may_differ(applied: Applied, config: Mapping[str, JSON]) -> list[str]:
     ids = sorted(applied.config)
     if not isinstance(config, DigestedObjects) or not applied.digests:
         return ids
-    known = applied.digests
-    ids = [
-        key
-        for key in ids
-        if key not in known or key not in config or config.digest(key) != known[key]
-    ]
+    known, live = applied.digests, config.digest_map()
+    ids = [key for key in ids if key not in known or known[key] != live.get(key)]
     config.prefetch(ids)
     return ids
 

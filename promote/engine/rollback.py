@@ -7,6 +7,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 
 from esv import EsvError
+from esv.objects import content_digest
 from promote.email.checks import EMAIL_OBJECT
 from promote.engine.ambient import Ambient, new_run_id, open_run_store
 from promote.errors import (
@@ -127,7 +128,8 @@ def _record(
     append_history(store, record)
     before = read_applied(store, env)
     if before is not None:
-        write_applied(store, env, replace(before, config=held, secret_paths={}))
+        digests = {key: content_digest(value) for key, value in held.items()}
+        write_applied(store, env, replace(before, config=held, secret_paths={}, digests=digests))
     return record
 
 

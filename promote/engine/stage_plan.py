@@ -252,7 +252,7 @@ def placeholder_config(
         effective = effective_changes(
             held, target, checks.resolved, esv_changes, changes, references, rotated
         )
-    same = (held.config.keys() & target.keys()) - {d.object for d in changes}
+    same = set(held.config).intersection(target).difference(d.object for d in changes)
     return StageConfig(
         target, changes, checks.resolved, effective, same, config_digest(target, digests)
     )

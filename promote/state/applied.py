@@ -11,7 +11,7 @@ types, and each secret's version number. Never a secret value, never an unkeyed 
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,7 +20,10 @@ from promote.state.base import StateStore
 
 __all__ = ["APPLIED_FORMAT", "Applied", "delete_applied", "read_applied", "write_applied"]
 
-APPLIED_FORMAT = "promote.applied/1"
+APPLIED_FORMAT = "promote.applied/2"
+"""2: each object as its own JSON text beside its digest (read only when it may have
+drifted); 1 (still read): the objects themselves."""
+_FORMATS = ("promote.applied/1", APPLIED_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -39,20 +42,54 @@ class Applied:
     digests: Mapping[str, str] = field(default_factory=dict)
     """Object id -> content digest (:func:`esv.objects.content_digest`) of ``config``'s
     object, for those without masked values: drift compares these first, and reads only the
-    tenant's objects whose digest differs. Never of a secret-derived value."""
+    objects whose digest differs. Never of a secret-derived value."""
 
     def to_bytes(self) -> bytes:
         """The record as stable JSON text."""
+        if isinstance(self.config, _Texts):
+            objects = dict(self.config.texts)
+        else:
+            objects = {key: _text(value) for key, value in self.config.items()}
         data = {
             "format": APPLIED_FORMAT,
-            "config": dict(self.config),
+            # Objects keep their key order (the tenant's), so comparing them later is cheap.
+            "config": objects,
             "secret_paths": {k: dict(v) for k, v in self.secret_paths.items()},
             "variables": {k: list(v) for k, v in self.variables.items()},
             "secrets": dict(self.secrets),
             "digests": dict(self.digests),
         }
-        # Objects keep their key order (the tenant's), so comparing them later is cheap.
         return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
+
+
+def _text(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+class _Texts(Mapping[str, Any]):
+    """Object id -> object, each parsed from its JSON text when first read."""
+
+    def __init__(self, texts: dict[str, str]) -> None:
+        self.texts = texts
+        self._parsed: dict[str, Any] = {}
+
+    def __getitem__(self, key: str) -> Any:
+        found = self._parsed.get(key, _UNREAD)
+        if found is _UNREAD:
+            found = self._parsed[key] = loads(self.texts[key])
+        return found
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.texts
+
+
+_UNREAD = object()
 
 
 def _name(env: str) -> str:
@@ -69,11 +106,16 @@ def read_applied(store: StateStore, env: str) -> Applied | None:
         data = loads(raw)
     except ValueError:
         return None
-    if not isinstance(data, dict) or data.get("format") != APPLIED_FORMAT:
+    if not isinstance(data, dict) or data.get("format") not in _FORMATS:
         return None
     try:
+        config: Mapping[str, Any] = dict(data.get("config") or {})
+        if data["format"] != "promote.applied/1":
+            if not all(isinstance(text, str) for text in config.values()):
+                return None
+            config = _Texts(dict(config))
         return Applied(
-            config=dict(data.get("config") or {}),
+            config=config,
             secret_paths={str(k): dict(v) for k, v in (data.get("secret_paths") or {}).items()},
             variables={str(k): (str(v[0]), str(v[1])) for k, v in data["variables"].items()},
             secrets={str(k): int(v) for k, v in (data.get("secrets") or {}).items()},
