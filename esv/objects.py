@@ -74,6 +74,7 @@ class DigestedObjects(Mapping[str, Any]):
         summary_of: Callable[[str], Summary | None] | None = None,
     ) -> None:
         self._ids = dict.fromkeys(ids)
+        self._all_digested = False
         self._store = _Store(
             load,
             dict(digests or {}),
@@ -103,10 +104,12 @@ class DigestedObjects(Mapping[str, Any]):
         """Object id -> digest for every object of the set (read-only; documents are read
         only for digests not known)."""
         digests = self._store.digests
-        missing = [key for key in self._ids if key not in digests]
-        self.prefetch(missing)
-        for key in missing:
-            digests[key] = content_digest(self._store.loaded[key])
+        if not self._all_digested:
+            missing = [key for key in self._ids if key not in digests]
+            self.prefetch(missing)
+            for key in missing:
+                digests[key] = content_digest(self._store.loaded[key])
+            self._all_digested = True
         if len(digests) == len(self._ids):
             return MappingProxyType(digests)  # every digest known is one of ours
         return {key: digests[key] for key in self._ids}

@@ -143,10 +143,12 @@ _CACHE_LIMIT = 1024
 @dataclass(frozen=True, slots=True)
 class _Text:
     """What a string holds in any environment: the ESV ids it references (defaults'
-    included), the id of its lone placeholder when the placeholder is the whole string,
-    and whether it holds a ``&{`` that is not a placeholder."""
+    included), those of them in a placeholder without a default (where an undefined ESV is
+    an error), the id of its lone placeholder when the placeholder is the whole string, and
+    whether it holds a ``&{`` that is not a placeholder."""
 
     ids: tuple[str, ...]
+    required: tuple[str, ...]
     lone: str | None
     invalid: bool
 
@@ -162,11 +164,13 @@ def _text_cached(text: str) -> _Text:
 
 def _read_text(text: str) -> _Text:
     segments = parse(text)
-    ids = tuple(dict.fromkeys(p.esv_id for p in _placeholders(segments) if p.esv_id is not None))
+    found = [p for p in _placeholders(segments) if p.esv_id is not None]
+    ids = tuple(dict.fromkeys(p.esv_id for p in found if p.esv_id is not None))
+    required = tuple(dict.fromkeys(p.esv_id for p in found if p.esv_id and p.default is None))
     lone = None
     if len(segments) == 1 and isinstance(segments[0], Placeholder):
         lone = segments[0].esv_id
-    return _Text(ids, lone, bool(invalid_tokens(text)))
+    return _Text(ids, required, lone, bool(invalid_tokens(text)))
 
 
 _WrapperKey = tuple[tuple[tuple[str, str | None], ...], str]
@@ -197,7 +201,8 @@ class Summary:
     ``ids``: every ESV id referenced; ``bare``: ids that are a whole string outside any
     wrapper; ``wrappers``: the keys of its outermost wrappers that hold ESV placeholders;
     ``fixed``: it holds an invalid token or a wrapper without ESVs that cannot convert (a
-    problem in every environment); ``nodes``: a wrapper object of the document for each of
+    problem in every environment); ``required``: the ids in a placeholder without a default
+    (only those can be missing); ``nodes``: a wrapper object of the document for each of
     ``wrappers``, in the same order (what the check converts).
     """
 
@@ -205,12 +210,14 @@ class Summary:
     bare: tuple[str, ...]
     wrappers: tuple[_WrapperKey, ...]
     fixed: bool
+    required: tuple[str, ...]
     nodes: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
 
 def summarise(document: Any) -> Summary:
     """What ``document`` holds that a reference check reads (see :class:`Summary`)."""
     ids: set[str] = set()
+    required: set[str] = set()
     bare: set[str] = set()
     nodes: dict[_WrapperKey, dict[str, Any]] = {}
     fixed = False
@@ -221,6 +228,7 @@ def summarise(document: Any) -> Summary:
             if "&" in node:
                 read = _text(node)
                 ids.update(read.ids)
+                required.update(read.required)
                 fixed = fixed or read.invalid
                 if read.lone is not None:
                     bare.add(read.lone)
@@ -234,6 +242,7 @@ def summarise(document: Any) -> Summary:
             elif "&" in key[1]:
                 read = _text(key[1])
                 ids.update(read.ids)
+                required.update(read.required)
                 fixed = fixed or read.invalid
                 if read.ids:
                     nodes.setdefault(key, node)
@@ -245,7 +254,12 @@ def summarise(document: Any) -> Summary:
             stack.extend(node)
     keys = sorted(nodes)
     return Summary(
-        tuple(sorted(ids)), tuple(sorted(bare)), tuple(keys), fixed, tuple(nodes[k] for k in keys)
+        tuple(sorted(ids)),
+        tuple(sorted(bare)),
+        tuple(keys),
+        fixed,
+        tuple(sorted(required)),
+        tuple(nodes[k] for k in keys),
     )
 
 
@@ -283,6 +297,7 @@ class ReferenceIndex:
     _summaries: dict[str, Summary] = field(repr=False)
     _by_esv: dict[str, list[int]] = field(repr=False)
     """ESV id -> positions of the objects referencing it; likewise below."""
+    _required: dict[str, list[int]] = field(repr=False)
     _bare: dict[str, list[int]] = field(repr=False)
     _wrappers: dict[_WrapperKey, tuple[dict[str, Any], list[int]]] = field(repr=False)
     _fixed: list[int] = field(repr=False)
@@ -328,12 +343,15 @@ def build_index(
         group[1].append(position)
         summaries[object_id] = group[0]
     by_esv: dict[str, list[int]] = {}
+    required: dict[str, list[int]] = {}
     bare: dict[str, list[int]] = {}
     wrappers: dict[_WrapperKey, tuple[dict[str, Any], list[int]]] = {}
     fixed: list[int] = []
     for summary, positions in groups.values():
         for esv_id in summary.ids:
             by_esv.setdefault(esv_id, []).extend(positions)
+        for esv_id in summary.required:
+            required.setdefault(esv_id, []).extend(positions)
         for esv_id in summary.bare:
             bare.setdefault(esv_id, []).extend(positions)
         for key, node in zip(summary.wrappers, summary.nodes, strict=True):
@@ -345,6 +363,7 @@ def build_index(
         _documents=documents,
         _summaries=summaries,
         _by_esv=by_esv,
+        _required=required,
         _bare=bare,
         _wrappers=wrappers,
         _fixed=fixed,
@@ -573,14 +592,14 @@ def check_environment(
     """
     if index is None:
         index = build_index(objects)
-    elif index._documents.keys() != objects.keys():
+    elif index._documents is not objects and list(index._documents) != list(objects):
         raise ValueError("the reference index was built for other config objects")
     check = _Check.of(env)
     # The objects that can have a problem here: all others have none (see Summary).
     walk: set[int] = set(index._fixed)
-    for esv_id in index.esv_ids:
+    for esv_id, positions in index._required.items():
         if esv_id not in env.variables and esv_id not in env.secrets:
-            walk.update(index._by_esv[esv_id])
+            walk.update(positions)
     for esv_id, variable in env.variables.items():
         if variable.type != "string" and esv_id in index._bare:
             walk.update(index._bare[esv_id])

@@ -13,6 +13,7 @@ from another version, it is ignored; unwritable, it is not written.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import marshal
 import os
@@ -92,7 +93,11 @@ class ConfigTree(DigestedObjects):
         fields = hit[2]
         summary = self._made.get(id(fields))
         if summary is None:
-            summary = self._made[id(fields)] = Summary(*fields)
+            try:
+                summary = Summary(*fields)
+            except TypeError:
+                return None  # not what this version writes: read the file
+            self._made[id(fields)] = summary
         return summary
 
     def _read(self, ids: list[str]) -> dict[str, Any]:
@@ -136,7 +141,14 @@ class ConfigTree(DigestedObjects):
 
 
 def _fields(summary: Summary) -> tuple[Any, ...]:
-    return (summary.ids, summary.bare, summary.wrappers, summary.fixed, summary.nodes)
+    return (
+        summary.ids,
+        summary.bare,
+        summary.wrappers,
+        summary.fixed,
+        summary.required,
+        summary.nodes,
+    )
 
 
 def _signature(path: str) -> _Signature | None:
@@ -234,4 +246,5 @@ def _write_cache(path: Path, top: str, entries: dict[str, _Entry]) -> None:
             handle.write(data)
         os.replace(temporary, path)
     except OSError:
-        temporary.unlink(missing_ok=True)
+        with contextlib.suppress(OSError):
+            temporary.unlink()

@@ -1,8 +1,9 @@
 """Every engine command, every format, with known secrets: none may appear anywhere.
 
 Searched: stdout and stderr of every command, and every file the commands wrote (plans,
-``.promote/``: journals, history, lock, outboxes) except the tenants' own databases, which
-must hold the values to serve them. The inputs (environment files) are the test's own.
+``.promote/``: journals, history, lock, outboxes; the cache of config digests) except the
+tenants' own databases, which must hold the values to serve them. The inputs (environment
+files) are the test's own.
 """
 
 from __future__ import annotations
@@ -13,8 +14,10 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 
+import promote.configtree as configtree
 from promote.cli import cli
 from tests.helpers.leaks import assert_no_leak, leak_forms
 from tests.promote.engine.workspaces import EMAIL, ENVIRON, default_envs, env_yaml, write_workspace
@@ -30,7 +33,10 @@ def _assert_clean(text: str, where: str) -> None:
     assert_no_leak(text, SECRETS, where)
 
 
-def test_no_command_leaks_a_secret(tmp_path: Path) -> None:
+def test_no_command_leaks_a_secret(
+    tmp_path: Path, _config_cache: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(configtree, "_RACY_NS", 0)  # files written just now are cached too
     hook = f"restart:\n  command: {json.dumps([sys.executable, '-c', 'import sys; sys.exit(2)'])}\n"
     envs = default_envs(
         staging=env_yaml("staging", port="465", ssl="true", password=json.dumps({"value": INLINE})),
@@ -80,11 +86,12 @@ def test_no_command_leaks_a_secret(tmp_path: Path) -> None:
 
     written = [
         path
-        for base in (root / ".promote", tmp_path / "out")
+        for base in (root / ".promote", tmp_path / "out", _config_cache)
         for path in base.rglob("*")
         if path.is_file() and not path.name.endswith(_DATABASE_SUFFIXES)
     ]
     assert any(p.name == "history.jsonl" for p in written)
+    assert any(p.suffix == ".cache" for p in written)  # the digests of config/
     assert any(p.parent.name == "runs" for p in written)
     # The search can see secrets: the staging tenant's own database holds its value.
     database = root / ".promote" / "tenants" / "staging" / "tenant.sqlite3"

@@ -120,11 +120,14 @@ def _may_differ(applied: Applied, config: Mapping[str, JSON]) -> list[str]:
     """The ids of ``applied.config`` that may differ from ``config``, sorted: all, but where
     both sides know their digests, only those whose digests differ (which are then read
     together)."""
-    ids = sorted(applied.config)
     if not isinstance(config, DigestedObjects) or not applied.digests:
-        return ids
-    known, live = applied.digests, config.digest_map()
-    ids = [key for key in ids if key not in known or known[key] != live.get(key)]
+        return sorted(applied.config)
+    known = applied.digests
+    differ = {
+        key for key, _ in set(known.items()).symmetric_difference(config.digest_map().items())
+    }
+    recorded = set(applied.config)
+    ids = sorted((recorded & differ) | (recorded - known.keys()))
     config.prefetch(ids)
     return ids
 

@@ -307,7 +307,7 @@ def read_held(tenant: Tenant, desired: Mapping[str, JSON], *, env: str) -> Held:
 def _held_config(tenant: Tenant, desired: Mapping[str, JSON]) -> Mapping[str, JSON]:
     digests = config_digests(tenant)
     if digests is not None:
-        return DigestedObjects(sorted(digests), _checked_reader(tenant, digests), digests=digests)
+        return DigestedObjects(digests, _checked_reader(tenant, digests), digests=digests)
     wanted = tenant.list_config_ids() | desired.keys()
     return {
         key: value for key, value in tenant.read_config(sorted(wanted)).items() if key in wanted

@@ -88,7 +88,7 @@ class ConfigObjects(Database):
     def config_digests(self) -> dict[str, str]:
         """Object id -> content digest of every config object held (one snapshot)."""
         with self._read("read config digests") as conn:
-            rows = conn.execute("SELECT id, digest FROM config").fetchall()
+            rows = conn.execute("SELECT id, digest FROM config ORDER BY id").fetchall()
             stale = [key for key, digest in rows if digest is None]
             texts = _select_config(conn, stale) if stale else {}
         return {

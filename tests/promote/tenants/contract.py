@@ -24,9 +24,10 @@ from typing import Any
 
 import pytest
 
+from esv.objects import content_digest
 from esv.secrets import SecretValue
 from promote.errors import BlockedError, ImmutableError, LockedError, PromoteError
-from promote.tenants.base import EsvWrite, Tenant
+from promote.tenants.base import EsvWrite, Tenant, config_digests
 
 __all__ = ["TenantContract"]
 
@@ -338,6 +339,37 @@ class TenantContract:
 
         kinds = [(r.type, r.id) for r in upper.reports()]
         assert kinds[-3:] == [("promotion", one.id), ("promotion", two.id), ("rollback", back.id)]
+
+    def test_kept_digests_describe_what_is_held(self, pair: tuple[Tenant, Tenant]) -> None:
+        """A tenant that keeps digests: after writes, deletes, promotions and rollbacks,
+        each is the content digest of the object it holds."""
+        lower, upper = pair
+        self.need(lower, "config_digests")
+
+        def check(tenant: Tenant) -> None:
+            held = tenant.read_config(sorted(tenant.list_config_ids()))
+            kept = config_digests(tenant)
+            assert kept == {key: content_digest(value) for key, value in held.items()}
+
+        first, second = self.ids(lower, 2)
+        check(lower)
+        lower.put_config(first, self.sample_object(first, 1))
+        lower.put_config(second, self.sample_object(second, 1))
+        lower.put_config(first, self.sample_object(first, 2))
+        check(lower)
+        if upper.capabilities.promotion and upper.capabilities.config_digests:
+            if upper.capabilities.esvs:
+                self.define_esvs(upper)
+            upper.promote_from(lower, holder="contract", description="first")
+            check(upper)
+            lower.delete_config(second)
+            lower.put_config(first, self.sample_object(first, 3))
+            upper.promote_from(lower, holder="contract", description="second")
+            check(upper)
+            upper.rollback(holder="contract")
+            check(upper)
+        lower.delete_config(first)
+        check(lower)
 
     def test_dry_run_reports_without_writing(self, pair: tuple[Tenant, Tenant]) -> None:
         lower, upper = pair

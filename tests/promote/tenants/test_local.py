@@ -664,3 +664,54 @@ def test_promotion_of_many_objects(chain) -> None:
     report = staging.promote_from(dev, holder="h", description="")
     assert len(report.added) == 3000
     assert len(staging.read_config([f"obj/{n}" for n in range(3000)])) == 3000
+
+
+# -- config digests ------------------------------------------------------------------------
+
+
+def test_a_hand_edit_of_an_object_clears_its_kept_digest(dev: LocalTenant) -> None:
+    from esv.objects import content_digest
+
+    dev.put_config("a", {"n": 1})
+    dev.put_config("b", {"n": 2})
+    with sqlite3.connect(dev.path) as conn:  # what editing the file by hand does
+        conn.execute("UPDATE config SET json = '{\"n\": 9}' WHERE id = 'a'")
+        conn.execute("INSERT INTO config (id, json) VALUES ('c', '{\"n\": 3}')")
+        kept = dict(conn.execute("SELECT id, digest FROM config"))
+    assert kept["a"] is None and kept["c"] is None
+    assert kept["b"] == content_digest({"n": 2})
+    assert dev.config_digests() == {
+        "a": content_digest({"n": 9}),
+        "b": content_digest({"n": 2}),
+        "c": content_digest({"n": 3}),
+    }
+
+
+def test_a_state_file_of_schema_1_gains_digests_when_opened(tmp_path: Path) -> None:
+    from esv.objects import content_digest
+
+    created("dev", tmp_path)
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:  # as promote 0.1 wrote it
+        conn.execute("DROP TRIGGER config_digest_stale")
+        conn.execute("ALTER TABLE config DROP COLUMN digest")
+        conn.execute("INSERT INTO config (id, json) VALUES ('a', '{\"n\": 1, \"m\": [true]}')")
+        conn.execute("PRAGMA user_version = 1")
+    tenant = LocalTenant("dev", tmp_path, mutable=True)
+    try:
+        assert tenant.read_config(["a"]) == {"a": {"n": 1, "m": [True]}}
+        with sqlite3.connect(tmp_path / DB_NAME) as conn:
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+            assert conn.execute("SELECT digest FROM config WHERE id = 'a'").fetchone()[0] == (
+                content_digest({"m": [True], "n": 1})
+            )
+        tenant.put_config("a", {"n": 2})
+        assert tenant.config_digests() == {"a": content_digest({"n": 2})}
+    finally:
+        tenant.close()
+
+
+def test_reading_digests_of_a_tenant_never_written_creates_nothing(tmp_path: Path) -> None:
+    tenant = LocalTenant("dev", tmp_path / "dev", mutable=True)
+    assert tenant.config_digests() == {}
+    assert not (tmp_path / "dev").exists()
+    tenant.close()

@@ -1,0 +1,229 @@
+"""Reading config/ with the cache of digests: a file unchanged since it was read is not read
+again; any change, a fresh write, or a cache that cannot be trusted means it is read."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import promote.configtree as configtree
+from esv.errors import WorkspaceFileError
+from esv.objects import content_digest
+from esv.references import summarise
+from promote.configtree import cache_path, read_config_tree
+from promote.workspace import load_workspace
+from tests.promote.engine.workspaces import write_workspace
+
+OBJECTS: dict[str, Any] = {
+    "external.email": {"host": "&{esv.email.provider.host}", "port": {"$int": "&{esv.p|25}"}},
+    "emailTemplate/welcome": {"subject": {"en": "Hi &{esv.brand|Acme}"}},
+    "obj/a": {"n": 1},
+}
+
+
+@pytest.fixture
+def trusted(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Files written by the test a moment ago count as old enough to cache."""
+    monkeypatch.setattr(configtree, "_RACY_NS", 0)
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The config files read (their relative paths), in order."""
+    seen: list[str] = []
+    real = configtree.load_json
+
+    def counting(path: Any, *, relpath: str) -> Any:
+        seen.append(relpath)
+        return real(path, relpath=relpath)
+
+    monkeypatch.setattr(configtree, "load_json", counting)
+    return seen
+
+
+def workspace(tmp_path: Path) -> Path:
+    return write_workspace(tmp_path / "ws", config=OBJECTS)
+
+
+def remembered(root: Path) -> None:
+    """Load the config, learn every digest and summary, and write the cache (what a plan does)."""
+    tree = read_config_tree(root, [])
+    for key in tree:
+        tree.digest(key)
+        tree.summary(key)
+    tree.remember()
+
+
+def test_an_unchanged_file_is_not_read_again(
+    tmp_path: Path, trusted: None, reads: list[str]
+) -> None:
+    root = workspace(tmp_path)
+    remembered(root)
+    assert len(reads) == 3
+    reads.clear()
+    tree = read_config_tree(root, [])
+    assert reads == []
+    assert list(tree) == ["emailTemplate/welcome", "external.email", "obj/a"]
+    assert tree.digest("obj/a") == content_digest({"n": 1})
+    assert tree.summary("external.email") == summarise(OBJECTS["external.email"])
+    assert reads == []
+    assert tree["obj/a"] == {"n": 1}  # read when asked for, checked unchanged
+    assert reads == ["config/obj/a.json"]
+
+
+def test_a_changed_file_is_read_again_even_with_the_same_size(
+    tmp_path: Path, trusted: None, reads: list[str]
+) -> None:
+    root = workspace(tmp_path)
+    remembered(root)
+    path = root / "config" / "obj" / "a.json"
+    before = path.stat()
+    path.write_text(path.read_text().replace("1", "2"))
+    os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # even the same mtime
+    assert path.stat().st_size == before.st_size
+    reads.clear()
+    tree = read_config_tree(root, [])
+    assert reads == ["config/obj/a.json"]
+    assert tree.digest("obj/a") == content_digest({"n": 2})
+
+
+def test_added_and_deleted_files_are_seen(tmp_path: Path, trusted: None, reads: list[str]) -> None:
+    root = workspace(tmp_path)
+    remembered(root)
+    (root / "config" / "obj" / "a.json").unlink()
+    (root / "config" / "obj" / "b.json").write_text('{"n": 3}')
+    reads.clear()
+    tree = read_config_tree(root, [])
+    assert reads == ["config/obj/b.json"]
+    assert list(tree) == ["emailTemplate/welcome", "external.email", "obj/b"]
+
+
+def test_a_file_written_just_now_is_not_trusted_to_the_cache(
+    tmp_path: Path, reads: list[str]
+) -> None:
+    root = workspace(tmp_path)
+    remembered(root)  # every file was written within the last two seconds
+    reads.clear()
+    read_config_tree(root, [])
+    assert len(reads) == 3
+
+
+def test_a_file_changed_after_it_was_listed_is_an_error_naming_it(
+    tmp_path: Path, trusted: None
+) -> None:
+    root = workspace(tmp_path)
+    remembered(root)
+    tree = read_config_tree(root, [])
+    (root / "config" / "obj" / "a.json").write_text('{"n": 99}')
+    with pytest.raises(WorkspaceFileError) as caught:
+        tree["obj/a"]
+    assert [(p.location, p.message) for p in caught.value.problems] == [
+        ("config/obj/a.json", "changed while promote was reading the workspace; run again")
+    ]
+
+
+def test_invalid_json_is_reported_every_time(tmp_path: Path, trusted: None) -> None:
+    root = workspace(tmp_path)
+    (root / "config" / "broken.json").write_text("{nope")
+    for _ in range(2):
+        problems: list[Any] = []
+        tree = read_config_tree(root, problems)
+        tree.remember()
+        assert [p.location for p in problems] == ["config/broken.json"]
+        assert "broken" not in tree
+
+
+@pytest.mark.parametrize("damage", [b"", b"not marshal at all", b"\xe3\x00\x00"])
+def test_a_damaged_cache_is_ignored_and_replaced(
+    tmp_path: Path, trusted: None, reads: list[str], damage: bytes
+) -> None:
+    root = workspace(tmp_path)
+    remembered(root)
+    path = cache_path(root.resolve())
+    assert path is not None and path.is_file()
+    path.write_bytes(damage)
+    reads.clear()
+    remembered(root)
+    assert len(reads) == 3
+    reads.clear()
+    read_config_tree(root, [])
+    assert reads == []
+
+
+def test_the_cache_of_another_workspace_is_not_used(
+    tmp_path: Path, trusted: None, reads: list[str]
+) -> None:
+    first = workspace(tmp_path)
+    second = write_workspace(tmp_path / "other", config=OBJECTS)
+    remembered(first)
+    reads.clear()
+    read_config_tree(second.resolve(), [])
+    assert len(reads) == 3
+    # Even the first workspace's file, copied to where the second's would be.
+    source, target = cache_path(first.resolve()), cache_path(second.resolve())
+    assert source is not None and target is not None and source != target
+    target.write_bytes(source.read_bytes())
+    reads.clear()
+    read_config_tree(second.resolve(), [])
+    assert len(reads) == 3
+
+
+def test_the_cache_file_is_private_and_an_unwritable_place_is_no_error(
+    tmp_path: Path, trusted: None, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    root = workspace(tmp_path)
+    remembered(root)
+    path = cache_path(root.resolve())
+    assert path is not None
+    assert path.stat().st_mode & 0o777 == 0o600
+    assert path.parent.stat().st_mode & 0o777 == 0o700
+    blocked = tmp_path / "blocked"
+    blocked.write_text("a file where the cache directory would be")
+    monkeypatch.setenv("PROMOTE_CACHE_DIR", str(blocked))
+    reads.clear()
+    remembered(root)  # nothing written, nothing raised
+    assert len(reads) == 3 and blocked.read_text().startswith("a file")
+
+
+def test_where_the_cache_lives(tmp_path: Path) -> None:
+    root = Path("/w/s")
+    assert cache_path(root, {"PROMOTE_CACHE_DIR": "/c"}) == Path(
+        "/c/config",
+        cache_path(root, {"PROMOTE_CACHE_DIR": "/c"}).name,  # type: ignore[union-attr]
+    )
+    assert str(cache_path(root, {"XDG_CACHE_HOME": "/x", "HOME": "/h"})).startswith(
+        "/x/promote/config/"
+    )
+    assert str(cache_path(root, {"XDG_CACHE_HOME": "relative", "HOME": "/h"})).startswith(
+        "/h/.cache/promote/config/"
+    )
+    assert cache_path(root, {}) is None
+    assert cache_path(Path("/w/s"), {"HOME": "/h"}) != cache_path(Path("/w/t"), {"HOME": "/h"})
+
+
+def test_without_a_place_for_the_cache_everything_is_read(
+    tmp_path: Path, trusted: None, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+) -> None:
+    for name in ("PROMOTE_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
+        monkeypatch.delenv(name, raising=False)
+    root = workspace(tmp_path)
+    remembered(root)
+    reads.clear()
+    ws = load_workspace(root)
+    assert dict(ws.config) == OBJECTS
+    assert len(reads) == 3
+
+
+def test_the_cache_holds_no_config_value_beyond_what_a_check_reads(
+    tmp_path: Path, trusted: None
+) -> None:
+    root = workspace(tmp_path)
+    (root / "config" / "plain.json").write_text(json.dumps({"literal": "not-in-the-cache-4411"}))
+    remembered(root)
+    path = cache_path(root.resolve())
+    assert path is not None
+    assert b"not-in-the-cache-4411" not in path.read_bytes()
