@@ -70,8 +70,25 @@ class _TextLoader(yaml.BaseLoader):
         return super().compose_node(parent, index)
 
 
-_FastLoader: Any = getattr(yaml, "CBaseLoader", None)
+_FastLoader: Any = None
 """libyaml's loader when PyYAML has it: the same nodes, an order of magnitude faster."""
+
+if hasattr(yaml, "CBaseLoader"):
+
+    class _CTextLoader(yaml.CBaseLoader):
+        """libyaml's BaseLoader, tagging each node as BaseResolver does (it has no implicit
+        or path resolvers: every scalar is text) without its lookups per node."""
+
+        _TAGS: dict[type[Any], str] = {
+            yaml.ScalarNode: yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG,
+            yaml.SequenceNode: yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG,
+            yaml.MappingNode: yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG,
+        }
+
+        def resolve(self, kind: type[Any], value: Any, implicit: Any) -> str:
+            return self._TAGS[kind]
+
+    _FastLoader = _CTextLoader
 
 
 def _compose(text: str) -> Any:
@@ -87,7 +104,8 @@ def _compose(text: str) -> Any:
         except yaml.YAMLError:
             node = None
         else:
-            if node is None or not _reuses_nodes(node):
+            # An alias is written *name: text without a "*" holds none.
+            if node is None or "*" not in text or not _reuses_nodes(node):
                 return node
     return yaml.compose(text, Loader=_TextLoader)
 

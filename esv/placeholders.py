@@ -81,13 +81,7 @@ def _parse_at(text: str, start: int, close_char: str) -> tuple[Placeholder, int]
     token = found.group()
     default: tuple[Segment, ...] | None = None
     if text[index] == close_char:
-        simple = _SIMPLE.get(token)
-        if simple is None:
-            if len(_SIMPLE) >= _SIMPLE_MAX:
-                _SIMPLE.clear()
-            esv_id = token_to_id(token) if token.startswith("esv.") else None
-            simple = _SIMPLE[token] = Placeholder(token, None, "&{" + token + "}", esv_id)
-        return simple, index + 1
+        return _simple(token), index + 1
     open_char = "{" if close_char == "}" else "<"
     if text[index] == "|":
         close = _scan_close(text, index + 1, open_char, close_char)
@@ -121,9 +115,52 @@ def _parse_cached(text: str) -> tuple[Segment, ...]:
     return _parse(text)
 
 
+_PLAIN = re.compile(r"&\{([A-Za-z0-9_.]+)(?:\|([^{}&]*))?\}")
+"""A placeholder whose default (if any) is plain text: no braces, no other placeholder."""
+
+
+def _parse_plain(text: str) -> tuple[Segment, ...] | None:
+    """The segments of ``text`` when every ``&`` in it starts a :data:`_PLAIN` placeholder
+    (the common case, in one scan of the regex engine); ``None`` otherwise."""
+    segments: list[Segment] = []
+    start = placeholders = 0
+    for found in _PLAIN.finditer(text):
+        placeholders += 1
+        token, default = found.groups()
+        if found.start() > start:
+            segments.append(text[start : found.start()])
+        if default is None:
+            placeholder = _simple(token)
+        else:
+            esv_id = token_to_id(token) if token.startswith("esv.") else None
+            placeholder = Placeholder(token, (default,) if default else (), found.group(), esv_id)
+        segments.append(placeholder)
+        start = found.end()
+    if placeholders != text.count("&"):
+        return None  # some "&" is not such a placeholder: the full parser decides
+    if start < len(text):
+        segments.append(text[start:])
+    return tuple(segments)
+
+
+def _simple(token: str) -> Placeholder:
+    simple = _SIMPLE.get(token)
+    if simple is None:
+        if len(_SIMPLE) >= _SIMPLE_MAX:
+            _SIMPLE.clear()
+        esv_id = token_to_id(token) if token.startswith("esv.") else None
+        simple = _SIMPLE[token] = Placeholder(token, None, "&{" + token + "}", esv_id)
+    return simple
+
+
 def _parse(text: str) -> tuple[Segment, ...]:
     if "&" not in text:
         return (text,) if text else ()
+    plain = _parse_plain(text)
+    return plain if plain is not None else _parse_full(text)
+
+
+def _parse_full(text: str) -> tuple[Segment, ...]:
     segments: list[Segment] = []
     literal_start = 0
     index = text.find("&")

@@ -84,3 +84,33 @@ def test_parse_reassembles_the_text_when_no_alias(text: str) -> None:
         return
     joined = "".join(s if isinstance(s, str) else s.raw for s in parse(text))
     assert joined == text
+
+
+_PIECES = st.sampled_from(
+    ["&{", "&<", "}", ">", "{", "|", "&", "esv.", "a", "b.c", "_1", " ", "x-y", "&{esv.a}", "é"]
+)
+
+
+@given(st.lists(_PIECES, max_size=12).map("".join) | st.text())
+def test_the_fast_parser_agrees_with_the_full_one(text: str) -> None:
+    from esv.placeholders import _parse_full, _parse_plain
+
+    if "&" not in text:
+        return
+    fast = _parse_plain(text)
+    assert fast is None or fast == _parse_full(text)
+    assert parse(text) == _parse_full(text)
+
+
+def test_the_fast_parser_takes_plain_placeholders_and_leaves_the_rest() -> None:
+    from esv.placeholders import _parse_plain
+
+    assert _parse_plain("https://&{esv.h}/p?x=&{esv.q|d|e}&{esv.e|}") == (
+        "https://",
+        Placeholder("esv.h", None, "&{esv.h}", "esv-h"),
+        "/p?x=",
+        Placeholder("esv.q", ("d|e",), "&{esv.q|d|e}", "esv-q"),
+        Placeholder("esv.e", (), "&{esv.e|}", "esv-e"),
+    )
+    for text in ("&{esv.a|&{esv.b}}", "&<esv.a>", "a & b &{esv.c}", "&{esv.a|{x}}", "&{bad-id}"):
+        assert _parse_plain(text) is None
