@@ -69,6 +69,7 @@ class ConfigTree(DigestedObjects):
         loaded: dict[str, Any],
         *,
         cache: Path | None,
+        cached_count: int,
         read_at: int,
     ) -> None:
         super().__init__(
@@ -83,6 +84,8 @@ class ConfigTree(DigestedObjects):
         self._signatures = signatures
         self._hits = hits
         self._cache = cache
+        self._cached_count = cached_count
+        """How many entries the cache file held when read."""
         self._read_at = read_at
 
     def _cached_summary(self, object_id: str) -> Summary | None:
@@ -136,9 +139,6 @@ class ConfigTree(DigestedObjects):
             return
         _write_cache(self._cache, self._top, entries)
 
-    _cached_count = 0
-    """How many entries the cache file held when read."""
-
 
 def _fields(summary: Summary) -> tuple[Any, ...]:
     return (
@@ -173,52 +173,53 @@ def read_config_tree(
     signatures: dict[str, _Signature | None] = {}
     hits: dict[str, _Entry] = {}
     loaded: dict[str, Any] = {}
+    files: list[tuple[str, str, _Signature | None]] = []
     if config_dir.is_dir():
-        for parts, path, signature in _json_files(top, ()):
-            relative = "/".join(parts)
-            key = relative[: -len(".json")]
-            hit = cached.get(key)
-            if hit is not None and hit[0] == signature:
-                signatures[key], hits[key] = signature, hit
-                continue
-            try:
-                loaded[key] = load_json(path, relpath=f"config/{relative}")
-            except EsvError as error:
-                problems.extend(error.problems)
-                continue
+        _json_files(top, "", files)
+    for key, path, signature in files:
+        hit = cached.get(key)
+        if hit is not None and hit[0] == signature:
             signatures[key] = signature
-    tree = ConfigTree(top, signatures, hits, loaded, cache=cache, read_at=read_at)
-    tree._cached_count = len(cached)
-    return tree
+            hits[key] = hit
+            continue
+        try:
+            loaded[key] = load_json(path, relpath=f"config/{key}.json")
+        except EsvError as error:
+            problems.extend(error.problems)
+            continue
+        signatures[key] = signature
+    return ConfigTree(
+        top, signatures, hits, loaded, cache=cache, cached_count=len(cached), read_at=read_at
+    )
 
 
 def _json_files(
-    directory: str, prefix: tuple[str, ...]
-) -> list[tuple[tuple[str, ...], str, _Signature | None]]:
-    """Every ``*.json`` file under ``directory`` outside hidden directories: its path parts
-    relative to the top (sorted part by part), its path and its signature (``os.scandir``:
-    one system call per directory and one per file, where pathlib costs several per file)."""
-    found: list[tuple[tuple[str, ...], str, _Signature | None]] = []
-    with os.scandir(directory) as entries:
-        for entry in entries:
-            if entry.name.startswith("."):
-                continue
-            if entry.is_dir():
-                found += _json_files(entry.path, (*prefix, entry.name))
-            elif entry.name.endswith(".json") and entry.is_file():
-                try:
-                    st = entry.stat()
-                    signature: _Signature | None = (
-                        st.st_mtime_ns,
-                        st.st_ctime_ns,
-                        st.st_size,
-                        st.st_ino,
-                    )
-                except OSError:
-                    signature = None
-                found.append(((*prefix, entry.name), entry.path, signature))
-    found.sort(key=lambda item: item[0])
-    return found
+    directory: str, prefix: str, found: list[tuple[str, str, _Signature | None]]
+) -> None:
+    """Append every ``*.json`` file under ``directory`` outside hidden directories: its
+    object id (``prefix`` + its path below, without ``.json``), its path and its signature;
+    in the order of their path parts (each directory's entries sorted by name). One system
+    call per directory and one per file (``os.scandir``)."""
+    with os.scandir(directory) as scan:
+        entries = sorted(scan, key=lambda entry: entry.name)
+    for entry in entries:
+        name = entry.name
+        if name.startswith("."):
+            continue
+        if entry.is_dir():
+            _json_files(entry.path, f"{prefix}{name}/", found)
+        elif name.endswith(".json") and entry.is_file():
+            try:
+                st = entry.stat()
+                signature: _Signature | None = (
+                    st.st_mtime_ns,
+                    st.st_ctime_ns,
+                    st.st_size,
+                    st.st_ino,
+                )
+            except OSError:
+                signature = None
+            found.append((prefix + name[:-5], entry.path, signature))
 
 
 def _header(top: str) -> tuple[str, str, str, str]:

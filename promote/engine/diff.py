@@ -24,6 +24,7 @@ __all__ = [
     "SecretShown",
     "diff_object",
     "diff_objects",
+    "differing",
 ]
 
 JSON = Any
@@ -172,9 +173,7 @@ def diff_objects(before: Mapping[str, JSON], after: Mapping[str, JSON]) -> list[
     """
     result: list[ObjectDiff] = []
     if isinstance(before, DigestedObjects) and isinstance(after, DigestedObjects):
-        # (id, digest) pairs on one side only: the objects added, deleted or changed.
-        differ = set(before.digest_map().items()).symmetric_difference(after.digest_map().items())
-        ids = sorted({key for key, _ in differ})
+        ids = differing(before.digest_map(), after.digest_map())
         before.prefetch(ids)
         after.prefetch(ids)
     else:
@@ -184,3 +183,13 @@ def diff_objects(before: Mapping[str, JSON], after: Mapping[str, JSON]) -> list[
         if found is not None:
             result.append(found)
     return result
+
+
+def differing(before: Mapping[str, str], after: Mapping[str, str]) -> list[str]:
+    """The ids whose digest differs between two maps of id -> digest (added and deleted
+    ones included), sorted."""
+    get = before.get
+    ids = [key for key, digest in after.items() if get(key) != digest]
+    ids += [key for key in before if key not in after]
+    ids.sort()
+    return ids

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from esv import SecretValue
 from esv.envfile import EnvironmentFile
+from esv.jsonfile import canonical_bytes
 from esv.objects import DigestedObjects, content_digest
 from promote.state.fingerprints import Fingerprints
 from promote.tenants.base import JSON, EsvWrite, SecretState, VariableState
@@ -97,9 +98,8 @@ def tenant_fingerprint(
 
 def hash_digests(digests: Mapping[str, str]) -> str:
     """One hash of a set of objects' ids and content digests (order-free)."""
-    # Length-prefixed ids, fixed-length digests: no id or digest can run into the next.
-    parts = [f"{len(key)}:{key}{digests[key]}" for key in sorted(digests)]
-    return hashlib.sha256("".join(parts).encode()).hexdigest()
+    # The sorted [id, digest] pairs as JSON: no id or digest can run into the next.
+    return hashlib.sha256(canonical_bytes(sorted(digests.items()))).hexdigest()
 
 
 def config_digest(config: Mapping[str, JSON], digests: Digests) -> str:

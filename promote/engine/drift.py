@@ -12,7 +12,7 @@ from typing import Any, Literal
 from esv import MASK
 from esv.objects import DigestedObjects
 from esv.resolver import json_path
-from promote.engine.diff import ABSENT, diff_object
+from promote.engine.diff import ABSENT, diff_object, differing
 from promote.state.applied import Applied
 from promote.tenants.base import JSON, SecretState, VariableState
 
@@ -122,12 +122,9 @@ def _may_differ(applied: Applied, config: Mapping[str, JSON]) -> list[str]:
     together)."""
     if not isinstance(config, DigestedObjects) or not applied.digests:
         return sorted(applied.config)
-    known = applied.digests
-    differ = {
-        key for key, _ in set(known.items()).symmetric_difference(config.digest_map().items())
-    }
-    recorded = set(applied.config)
-    ids = sorted((recorded & differ) | (recorded - known.keys()))
+    known, recorded = applied.digests, applied.config
+    differ = [key for key in differing(known, config.digest_map()) if key in recorded]
+    ids = sorted({*differ, *(key for key in recorded if key not in known)})
     config.prefetch(ids)
     return ids
 

@@ -92,6 +92,14 @@ class _Texts(Mapping[str, Any]):
 _UNREAD = object()
 
 
+def _texts(data: Any) -> dict[str, str]:
+    """``data`` when it maps text to text (else ``ValueError``)."""
+    found = dict(data)
+    if not all(type(value) is str for value in found.values()):
+        raise ValueError("not text")
+    return found
+
+
 def _name(env: str) -> str:
     return f"applied/{env}.json"
 
@@ -119,7 +127,7 @@ def read_applied(store: StateStore, env: str) -> Applied | None:
             secret_paths={str(k): dict(v) for k, v in (data.get("secret_paths") or {}).items()},
             variables={str(k): (str(v[0]), str(v[1])) for k, v in data["variables"].items()},
             secrets={str(k): int(v) for k, v in (data.get("secrets") or {}).items()},
-            digests={str(k): str(v) for k, v in (data.get("digests") or {}).items()},
+            digests=_texts(data.get("digests") or {}),
         )
     except (KeyError, TypeError, ValueError, IndexError):
         return None
