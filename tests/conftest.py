@@ -26,6 +26,31 @@ def _config_cache(
     return path
 
 
+@pytest.fixture
+def trusted_config_files(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Config files written a moment ago count as old enough for the cache of digests (it
+    otherwise leaves out files written in the last two seconds)."""
+    import promote.configtree
+
+    monkeypatch.setattr(promote.configtree, "_RACY_NS", 0)
+
+
+@pytest.fixture
+def config_reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The config files the workspace reads (``config/...json``), in order."""
+    import promote.configtree
+
+    seen: list[str] = []
+    real = promote.configtree.load_json
+
+    def counting(path: Any, *, relpath: str) -> Any:
+        seen.append(relpath)
+        return real(path, relpath=relpath)
+
+    monkeypatch.setattr(promote.configtree, "load_json", counting)
+    return seen
+
+
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[S3Server]:
     """moto's standalone S3 server on 127.0.0.1 (one per test session)."""

@@ -14,10 +14,8 @@ import sys
 from contextlib import closing
 from pathlib import Path
 
-import pytest
 from click.testing import CliRunner
 
-import promote.configtree as configtree
 from promote.cli import cli
 from tests.helpers.leaks import assert_no_leak, leak_forms
 from tests.promote.engine.workspaces import EMAIL, ENVIRON, default_envs, env_yaml, write_workspace
@@ -34,9 +32,8 @@ def _assert_clean(text: str, where: str) -> None:
 
 
 def test_no_command_leaks_a_secret(
-    tmp_path: Path, _config_cache: Path, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, _config_cache: Path, trusted_config_files: None
 ) -> None:
-    monkeypatch.setattr(configtree, "_RACY_NS", 0)  # files written just now are cached too
     hook = f"restart:\n  command: {json.dumps([sys.executable, '-c', 'import sys; sys.exit(2)'])}\n"
     envs = default_envs(
         staging=env_yaml("staging", port="465", ssl="true", password=json.dumps({"value": INLINE})),

@@ -10,7 +10,6 @@ from typing import Any
 
 import pytest
 
-import promote.configtree as configtree
 from esv.errors import WorkspaceFileError
 from esv.objects import content_digest
 from esv.references import summarise
@@ -23,26 +22,6 @@ OBJECTS: dict[str, Any] = {
     "emailTemplate/welcome": {"subject": {"en": "Hi &{esv.brand|Acme}"}},
     "obj/a": {"n": 1},
 }
-
-
-@pytest.fixture
-def trusted(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Files written by the test a moment ago count as old enough to cache."""
-    monkeypatch.setattr(configtree, "_RACY_NS", 0)
-
-
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """The config files read (their relative paths), in order."""
-    seen: list[str] = []
-    real = configtree.load_json
-
-    def counting(path: Any, *, relpath: str) -> Any:
-        seen.append(relpath)
-        return real(path, relpath=relpath)
-
-    monkeypatch.setattr(configtree, "load_json", counting)
-    return seen
 
 
 def workspace(tmp_path: Path) -> Path:
@@ -59,24 +38,24 @@ def remembered(root: Path) -> None:
 
 
 def test_an_unchanged_file_is_not_read_again(
-    tmp_path: Path, trusted: None, reads: list[str]
+    tmp_path: Path, trusted_config_files: None, config_reads: list[str]
 ) -> None:
     root = workspace(tmp_path)
     remembered(root)
-    assert len(reads) == 3
-    reads.clear()
+    assert len(config_reads) == 3
+    config_reads.clear()
     tree = read_config_tree(root, [])
-    assert reads == []
+    assert config_reads == []
     assert list(tree) == ["emailTemplate/welcome", "external.email", "obj/a"]
     assert tree.digest("obj/a") == content_digest({"n": 1})
     assert tree.summary("external.email") == summarise(OBJECTS["external.email"])
-    assert reads == []
+    assert config_reads == []
     assert tree["obj/a"] == {"n": 1}  # read when asked for, checked unchanged
-    assert reads == ["config/obj/a.json"]
+    assert config_reads == ["config/obj/a.json"]
 
 
 def test_a_changed_file_is_read_again_even_with_the_same_size(
-    tmp_path: Path, trusted: None, reads: list[str]
+    tmp_path: Path, trusted_config_files: None, config_reads: list[str]
 ) -> None:
     root = workspace(tmp_path)
     remembered(root)
@@ -85,35 +64,37 @@ def test_a_changed_file_is_read_again_even_with_the_same_size(
     path.write_text(path.read_text().replace("1", "2"))
     os.utime(path, ns=(before.st_atime_ns, before.st_mtime_ns))  # even the same mtime
     assert path.stat().st_size == before.st_size
-    reads.clear()
+    config_reads.clear()
     tree = read_config_tree(root, [])
-    assert reads == ["config/obj/a.json"]
+    assert config_reads == ["config/obj/a.json"]
     assert tree.digest("obj/a") == content_digest({"n": 2})
 
 
-def test_added_and_deleted_files_are_seen(tmp_path: Path, trusted: None, reads: list[str]) -> None:
+def test_added_and_deleted_files_are_seen(
+    tmp_path: Path, trusted_config_files: None, config_reads: list[str]
+) -> None:
     root = workspace(tmp_path)
     remembered(root)
     (root / "config" / "obj" / "a.json").unlink()
     (root / "config" / "obj" / "b.json").write_text('{"n": 3}')
-    reads.clear()
+    config_reads.clear()
     tree = read_config_tree(root, [])
-    assert reads == ["config/obj/b.json"]
+    assert config_reads == ["config/obj/b.json"]
     assert list(tree) == ["emailTemplate/welcome", "external.email", "obj/b"]
 
 
 def test_a_file_written_just_now_is_not_trusted_to_the_cache(
-    tmp_path: Path, reads: list[str]
+    tmp_path: Path, config_reads: list[str]
 ) -> None:
     root = workspace(tmp_path)
     remembered(root)  # every file was written within the last two seconds
-    reads.clear()
+    config_reads.clear()
     read_config_tree(root, [])
-    assert len(reads) == 3
+    assert len(config_reads) == 3
 
 
 def test_a_file_changed_after_it_was_listed_is_an_error_naming_it(
-    tmp_path: Path, trusted: None
+    tmp_path: Path, trusted_config_files: None
 ) -> None:
     root = workspace(tmp_path)
     remembered(root)
@@ -126,7 +107,7 @@ def test_a_file_changed_after_it_was_listed_is_an_error_naming_it(
     ]
 
 
-def test_invalid_json_is_reported_every_time(tmp_path: Path, trusted: None) -> None:
+def test_invalid_json_is_reported_every_time(tmp_path: Path, trusted_config_files: None) -> None:
     root = workspace(tmp_path)
     (root / "config" / "broken.json").write_text("{nope")
     for _ in range(2):
@@ -139,41 +120,44 @@ def test_invalid_json_is_reported_every_time(tmp_path: Path, trusted: None) -> N
 
 @pytest.mark.parametrize("damage", [b"", b"not marshal at all", b"\xe3\x00\x00"])
 def test_a_damaged_cache_is_ignored_and_replaced(
-    tmp_path: Path, trusted: None, reads: list[str], damage: bytes
+    tmp_path: Path, trusted_config_files: None, config_reads: list[str], damage: bytes
 ) -> None:
     root = workspace(tmp_path)
     remembered(root)
     path = cache_path(root.resolve())
     assert path is not None and path.is_file()
     path.write_bytes(damage)
-    reads.clear()
+    config_reads.clear()
     remembered(root)
-    assert len(reads) == 3
-    reads.clear()
+    assert len(config_reads) == 3
+    config_reads.clear()
     read_config_tree(root, [])
-    assert reads == []
+    assert config_reads == []
 
 
 def test_the_cache_of_another_workspace_is_not_used(
-    tmp_path: Path, trusted: None, reads: list[str]
+    tmp_path: Path, trusted_config_files: None, config_reads: list[str]
 ) -> None:
     first = workspace(tmp_path)
     second = write_workspace(tmp_path / "other", config=OBJECTS)
     remembered(first)
-    reads.clear()
+    config_reads.clear()
     read_config_tree(second.resolve(), [])
-    assert len(reads) == 3
+    assert len(config_reads) == 3
     # Even the first workspace's file, copied to where the second's would be.
     source, target = cache_path(first.resolve()), cache_path(second.resolve())
     assert source is not None and target is not None and source != target
     target.write_bytes(source.read_bytes())
-    reads.clear()
+    config_reads.clear()
     read_config_tree(second.resolve(), [])
-    assert len(reads) == 3
+    assert len(config_reads) == 3
 
 
 def test_the_cache_file_is_private_and_an_unwritable_place_is_no_error(
-    tmp_path: Path, trusted: None, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+    tmp_path: Path,
+    trusted_config_files: None,
+    monkeypatch: pytest.MonkeyPatch,
+    config_reads: list[str],
 ) -> None:
     root = workspace(tmp_path)
     remembered(root)
@@ -184,9 +168,9 @@ def test_the_cache_file_is_private_and_an_unwritable_place_is_no_error(
     blocked = tmp_path / "blocked"
     blocked.write_text("a file where the cache directory would be")
     monkeypatch.setenv("PROMOTE_CACHE_DIR", str(blocked))
-    reads.clear()
+    config_reads.clear()
     remembered(root)  # nothing written, nothing raised
-    assert len(reads) == 3 and blocked.read_text().startswith("a file")
+    assert len(config_reads) == 3 and blocked.read_text().startswith("a file")
 
 
 def test_where_the_cache_lives(tmp_path: Path) -> None:
@@ -206,20 +190,23 @@ def test_where_the_cache_lives(tmp_path: Path) -> None:
 
 
 def test_without_a_place_for_the_cache_everything_is_read(
-    tmp_path: Path, trusted: None, monkeypatch: pytest.MonkeyPatch, reads: list[str]
+    tmp_path: Path,
+    trusted_config_files: None,
+    monkeypatch: pytest.MonkeyPatch,
+    config_reads: list[str],
 ) -> None:
     for name in ("PROMOTE_CACHE_DIR", "XDG_CACHE_HOME", "HOME"):
         monkeypatch.delenv(name, raising=False)
     root = workspace(tmp_path)
     remembered(root)
-    reads.clear()
+    config_reads.clear()
     ws = load_workspace(root)
     assert dict(ws.config) == OBJECTS
-    assert len(reads) == 3
+    assert len(config_reads) == 3
 
 
 def test_the_cache_holds_no_config_value_beyond_what_a_check_reads(
-    tmp_path: Path, trusted: None
+    tmp_path: Path, trusted_config_files: None
 ) -> None:
     root = workspace(tmp_path)
     (root / "config" / "plain.json").write_text(json.dumps({"literal": "not-in-the-cache-4411"}))

@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-import promote.configtree as configtree
 from promote.engine.apply import Ambient, run
 from promote.engine.plan import build_plan
 from promote.engine.render import plan_to_json, render_plan
@@ -86,9 +85,8 @@ def plan(root: Path, reads: list[str], *, digests: bool = True) -> dict[str, Any
 
 
 @pytest.fixture
-def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+def root(tmp_path: Path, trusted_config_files: None) -> Path:
     """dev -> staging, both applied: the email provider, a template and 40 small objects."""
-    monkeypatch.setattr(configtree, "_RACY_NS", 0)  # files written just now may be cached
     envs = default_envs(staging=env_yaml("staging", port="465", ssl="true", mutable=True))
     config = {"external.email": EMAIL, "emailTemplate/welcome": WELCOME, **OBJECTS}
     root = write_workspace(tmp_path / "ws", envs=envs, config=config)
@@ -112,21 +110,14 @@ def test_only_the_changed_objects_are_read_from_the_tenants(root: Path) -> None:
 
 
 def test_only_the_changed_files_are_read_from_the_workspace(
-    root: Path, monkeypatch: pytest.MonkeyPatch
+    root: Path, config_reads: list[str]
 ) -> None:
     plan(root, [])  # the first plan learns every file's digest
     set_config(root, "obj/003", {**OBJECTS["obj/003"], "n": 33})
-    files: list[str] = []
-    real = configtree.load_json
-
-    def counting(path: Any, *, relpath: str) -> Any:
-        files.append(relpath)
-        return real(path, relpath=relpath)
-
-    monkeypatch.setattr(configtree, "load_json", counting)
+    config_reads.clear()
     plan(root, [])
     # The changed file, and the email objects (their checks resolve them on every plan).
-    assert sorted(files) == [
+    assert sorted(config_reads) == [
         "config/emailTemplate/welcome.json",
         "config/external.email.json",
         "config/obj/003.json",
