@@ -174,40 +174,10 @@ def load_workspace(
     if not env_dir.is_dir():
         raise BlockedError(f"{root} is not a workspace: it has no environments/ directory")
     problems: list[Problem] = []
-    files = sorted(p for p in env_dir.iterdir() if not p.name.startswith("."))
-    names: list[str] = []
-    for path in files:
-        if path.suffix == ".yaml" and path.is_file():
-            names.append(path.stem)
-        elif path.suffix == ".yml":
-            problems.append(
-                Problem(f"environments/{path.name}", "", "environment files end in .yaml")
-            )
+    names = _environment_names(env_dir, problems)
     state: list[StateSettings] = []
-    found = _chain(root, names, problems, state)
-    chain_ok = found is not None
-    chain = found or ()
-    environments: dict[str, EnvironmentFile] = {}
-    broken: dict[str, tuple[Problem, ...]] = {}
-    for name in names:
-        relpath = f"environments/{name}.yaml"
-        if chain_ok and name not in chain:
-            shown = " -> ".join(chain) or "empty"
-            problems.append(
-                Problem(
-                    relpath,
-                    "",
-                    f"environment {name!r} is not in the chain ({shown})",
-                    hint=f"add it to chain: in {SETTINGS_FILE}, or remove the file",
-                )
-            )
-        try:
-            environments[name] = load_environment(env_dir / f"{name}.yaml", workspace=root)
-        except EsvError as error:
-            if partial and chain_ok and name in chain:
-                broken[name] = tuple(error.problems)
-            else:
-                problems.extend(error.problems)
+    chain = _chain(root, names, problems, state)
+    environments, broken = _environments(root, names, chain, problems, partial=partial)
     if not names and not problems:
         problems.append(Problem("environments", "", "holds no environment files (<env>.yaml)"))
     config = read_config_tree(root, problems)
@@ -216,9 +186,59 @@ def load_workspace(
         raise WorkspaceError(
             f"workspace {root}: {count} problem{'s' if count > 1 else ''}", problems
         )
+    chain = chain or ()
     ordered = {name: environments[name] for name in chain if name in environments}
     settings = state[0] if state else StateSettings()
     return Workspace(root, chain, ordered, config, root / ".promote", settings, broken)
+
+
+def _environment_names(env_dir: Path, problems: list[Problem]) -> list[str]:
+    """The environments ``env_dir`` holds a file for, sorted (a ``.yml`` file is a problem)."""
+    names: list[str] = []
+    for path in sorted(p for p in env_dir.iterdir() if not p.name.startswith(".")):
+        if path.suffix == ".yaml" and path.is_file():
+            names.append(path.stem)
+        elif path.suffix == ".yml":
+            problems.append(
+                Problem(f"environments/{path.name}", "", "environment files end in .yaml")
+            )
+    return names
+
+
+def _environments(
+    root: Path,
+    names: list[str],
+    chain: tuple[str, ...] | None,
+    problems: list[Problem],
+    *,
+    partial: bool,
+) -> tuple[dict[str, EnvironmentFile], dict[str, tuple[Problem, ...]]]:
+    """Each environment file, loaded and checked; problems go to ``problems``, or (with
+    ``partial``, for an environment of the chain) to the second mapping. ``chain``: ``None``
+    when ``promote.yaml`` cannot say."""
+    environments: dict[str, EnvironmentFile] = {}
+    broken: dict[str, tuple[Problem, ...]] = {}
+    for name in names:
+        if chain is not None and name not in chain:
+            shown = " -> ".join(chain) or "empty"
+            problems.append(
+                Problem(
+                    f"environments/{name}.yaml",
+                    "",
+                    f"environment {name!r} is not in the chain ({shown})",
+                    hint=f"add it to chain: in {SETTINGS_FILE}, or remove the file",
+                )
+            )
+        try:
+            environments[name] = load_environment(
+                root / "environments" / f"{name}.yaml", workspace=root
+            )
+        except EsvError as error:
+            if partial and chain is not None and name in chain:
+                broken[name] = tuple(error.problems)
+            else:
+                problems.extend(error.problems)
+    return environments, broken
 
 
 # -- scaffolding (``promote init``) -----------------------------------------------------

@@ -87,19 +87,9 @@ def run(
     """
     ambient = ambient or Ambient()
     store = store or open_run_store(workspace, ambient)
-    unknown_drift = sorted(set(accept_drift) - set(workspace.chain))
-    if unknown_drift:
-        raise BlockedError(
-            f"--accept-drift names environments not in the chain: {', '.join(unknown_drift)}; "
-            f"the chain is {' -> '.join(workspace.chain)}"
-        )
+    _in_chain(workspace, "--accept-drift", accept_drift)
     planning = Planning(store, fingerprints_of(tenants, store, ambient), tuple(accept_drift))
-    unknown = sorted(set(approve) - set(workspace.chain))
-    if unknown:
-        raise BlockedError(
-            f"--approve names environments not in the chain: {', '.join(unknown)}; "
-            f"the chain is {' -> '.join(workspace.chain)}"
-        )
+    _in_chain(workspace, "--approve", approve)
     workspace.walk(to)
     run_id = new_run_id(ambient.wall_clock)
     with run_lock(store, env=to, run_id=run_id, run=f"run to {to}", clock=ambient.wall_clock):
@@ -126,6 +116,15 @@ def run(
         tuple(notes) + result.notes,
         recovered,
     )
+
+
+def _in_chain(workspace: Workspace, option: str, envs: Collection[str]) -> None:
+    unknown = sorted(set(envs) - set(workspace.chain))
+    if unknown:
+        raise BlockedError(
+            f"{option} names environments not in the chain: {', '.join(unknown)}; "
+            f"the chain is {' -> '.join(workspace.chain)}"
+        )
 
 
 def run_plan(

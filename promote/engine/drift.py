@@ -86,6 +86,11 @@ def find_drift(
             applied.secret_paths.get(object_id, {}),
             matches,
         )
+    return found + _variable_drift(applied, variables) + _secret_drift(applied, secrets)
+
+
+def _variable_drift(applied: Applied, variables: Mapping[str, VariableState]) -> list[Drift]:
+    found: list[Drift] = []
     for esv_id, (value, kind) in sorted(applied.variables.items()):
         held = variables.get(esv_id)
         if held is None:
@@ -101,6 +106,11 @@ def find_drift(
                     live=f"{held.value} ({held.type})" if typed else held.value,
                 )
             )
+    return found
+
+
+def _secret_drift(applied: Applied, secrets: Mapping[str, SecretState]) -> list[Drift]:
+    found: list[Drift] = []
     for esv_id, version in sorted(applied.secrets.items()):
         state = secrets.get(esv_id)
         if state is None or state.version != version:
