@@ -6,11 +6,15 @@ import json
 import os
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
 from promote.cli import Context, handle_errors, pass_context
 from promote.errors import BlockedError
+
+if TYPE_CHECKING:
+    from promote.sandbox.server import EnvSpec, SandboxServer
 
 __all__ = ["sandbox_group"]
 
@@ -100,7 +104,7 @@ def serve_command(
     """Serve environments on http://127.0.0.1:PORT/<env> until Ctrl-C."""
 
     def call() -> int:
-        from promote.sandbox.server import EnvSpec, start_sandbox
+        from promote.sandbox.server import start_sandbox
 
         token = os.environ.get(token_env)
         if not token:
@@ -109,24 +113,7 @@ def serve_command(
                 "(or name another with --token-env) and give tenants token: {env: "
                 f"{token_env}}}"
             )
-        specs = []
-        seen_aic = False
-        for text in envs:
-            name, _, kind = text.partition(":")
-            kind = kind or "aic"
-            if kind not in _KINDS:
-                raise BlockedError(f"--env {text}: kind must be one of {', '.join(_KINDS)}")
-            specs.append(EnvSpec(name, kind, mutable=kind == "aic" and not seen_aic))
-            seen_aic = seen_aic or kind == "aic"
-        accounts = {}
-        for text in service_accounts:
-            account, _, path = text.partition("=")
-            try:
-                accounts[account] = json.loads(Path(path).read_text())
-            except (OSError, ValueError) as exc:
-                raise BlockedError(
-                    f"--service-account {text}: expected ID=JWK_FILE with a public JWK ({exc})"
-                ) from None
+        specs = _env_specs(envs)
         server = start_sandbox(
             specs,
             state_dir,
@@ -136,18 +123,10 @@ def serve_command(
             failures=failures,
             rate_limit=rate_limit,
             restart_seconds=restart_seconds,
-            service_accounts=accounts,
+            service_accounts=_service_accounts(service_accounts),
         )
         try:
-            click.echo(f"promote sandbox on http://127.0.0.1:{server.port} (state: {state_dir})")
-            lower: str | None = None
-            for spec in specs:
-                role = spec.kind
-                if spec.kind == "aic":
-                    role += ", mutable" if spec.mutable else f", promoted from {lower}"
-                    lower = spec.name
-                click.echo(f"  {spec.name:<12} {server.url(spec.name)}  ({role})")
-            click.echo(f"token: ${token_env}; Ctrl-C to stop", nl=True)
+            _announce(server, specs, state_dir, token_env)
             try:
                 threading.Event().wait(duration)
             except KeyboardInterrupt:
@@ -158,3 +137,45 @@ def serve_command(
         return 0
 
     handle_errors(ctx, call)
+
+
+def _env_specs(envs: tuple[str, ...]) -> list[EnvSpec]:
+    """``--env NAME[:KIND]`` as specs: the first AIC environment is the mutable one."""
+    from promote.sandbox.server import EnvSpec
+
+    specs = []
+    seen_aic = False
+    for text in envs:
+        name, _, kind = text.partition(":")
+        kind = kind or "aic"
+        if kind not in _KINDS:
+            raise BlockedError(f"--env {text}: kind must be one of {', '.join(_KINDS)}")
+        specs.append(EnvSpec(name, kind, mutable=kind == "aic" and not seen_aic))
+        seen_aic = seen_aic or kind == "aic"
+    return specs
+
+
+def _service_accounts(texts: tuple[str, ...]) -> dict[str, Any]:
+    """``--service-account ID=JWK_FILE`` as id -> public JWK."""
+    accounts = {}
+    for text in texts:
+        account, _, path = text.partition("=")
+        try:
+            accounts[account] = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise BlockedError(
+                f"--service-account {text}: expected ID=JWK_FILE with a public JWK ({exc})"
+            ) from None
+    return accounts
+
+
+def _announce(server: SandboxServer, specs: list[EnvSpec], state_dir: Path, token_env: str) -> None:
+    click.echo(f"promote sandbox on http://127.0.0.1:{server.port} (state: {state_dir})")
+    lower: str | None = None
+    for spec in specs:
+        role = spec.kind
+        if spec.kind == "aic":
+            role += ", mutable" if spec.mutable else f", promoted from {lower}"
+            lower = spec.name
+        click.echo(f"  {spec.name:<12} {server.url(spec.name)}  ({role})")
+    click.echo(f"token: ${token_env}; Ctrl-C to stop", nl=True)
