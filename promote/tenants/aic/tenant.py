@@ -157,44 +157,14 @@ def open_aic(
     when writing ESVs and reading config, default 8). Its ``lower`` is the stage below it in
     the workspace's chain.
     """
-    from promote.tenants.credentials import read_credential
-
     spec = env.tenant
-    where = f"{env.relpath}: tenant"
     url = spec.get("url")
     if not isinstance(url, str) or not url.startswith(("http://", "https://")):
         raise BlockedError(
-            f"{where}.url: an aic tenant needs its url (https://<tenant-env-fqdn>)",
+            f"{env.relpath}: tenant.url: an aic tenant needs its url (https://<tenant-env-fqdn>)",
             [Problem(env.relpath, "tenant.url", "missing or not an http(s) URL")],
         )
-
-    def secret(source: Any, key: str) -> SecretValue:
-        if isinstance(source, str):
-            return SecretValue(source)
-        return read_credential(env, key, source, workspace=workspace.root, environ=environ)
-
-    auth: Auth
-    if spec.get("token") is not None:
-        auth = StaticAuth("Bearer " + secret(spec["token"], "token").reveal())
-    elif isinstance(spec.get("service_account"), Mapping):
-        account = spec["service_account"]
-        if account.get("id") is None or account.get("jwk") is None:
-            raise BlockedError(
-                f"{where}.service_account needs both id and jwk",
-                [Problem(env.relpath, "tenant.service_account", "needs id and jwk")],
-            )
-        auth = ServiceAccountAuth(
-            url,
-            secret(account["id"], "service_account.id").reveal(),
-            secret(account["jwk"], "service_account.jwk"),
-            scope=str(account.get("scope") or DEFAULT_SCOPE),
-            env=env.name,
-        )
-    else:
-        raise BlockedError(
-            f"{where}: an aic tenant needs token: {{env: VAR}} or service_account: {{id, jwk}}",
-            [Problem(env.relpath, "tenant", "no token and no service_account")],
-        )
+    auth = _auth(env, url, workspace, environ)
     return AicTenant(
         env.name,
         url,
@@ -206,4 +176,38 @@ def open_aic(
         state_dir=workspace.state_dir / "tenants" / env.name,
         records=store,
         fingerprints=fingerprints,
+    )
+
+
+def _auth(env: EnvironmentFile, url: str, workspace: Workspace, environ: Mapping[str, str]) -> Auth:
+    """``tenant.token`` (a bearer access token) or ``tenant.service_account: {id, jwk}``."""
+    from promote.tenants.credentials import read_credential
+
+    spec = env.tenant
+    where = f"{env.relpath}: tenant"
+
+    def secret(source: Any, key: str) -> SecretValue:
+        if isinstance(source, str):
+            return SecretValue(source)
+        return read_credential(env, key, source, workspace=workspace.root, environ=environ)
+
+    if spec.get("token") is not None:
+        return StaticAuth("Bearer " + secret(spec["token"], "token").reveal())
+    if isinstance(spec.get("service_account"), Mapping):
+        account = spec["service_account"]
+        if account.get("id") is None or account.get("jwk") is None:
+            raise BlockedError(
+                f"{where}.service_account needs both id and jwk",
+                [Problem(env.relpath, "tenant.service_account", "needs id and jwk")],
+            )
+        return ServiceAccountAuth(
+            url,
+            secret(account["id"], "service_account.id").reveal(),
+            secret(account["jwk"], "service_account.jwk"),
+            scope=str(account.get("scope") or DEFAULT_SCOPE),
+            env=env.name,
+        )
+    raise BlockedError(
+        f"{where}: an aic tenant needs token: {{env: VAR}} or service_account: {{id, jwk}}",
+        [Problem(env.relpath, "tenant", "no token and no service_account")],
     )
