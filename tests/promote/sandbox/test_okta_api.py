@@ -11,18 +11,11 @@ import pytest
 
 from promote.sandbox.okta_api import DB_FILE, OktaApi
 from promote.sandbox.routes import SandboxRequest, SandboxResponse
+from tests.helpers.email import okta_server
 
 API = "/api/v1/email-servers"
 PASSWORD = "sandbox-Pa55word"
-BASIC = {
-    "alias": "promote",
-    "enabled": True,
-    "authType": "BASIC_SMTP_AUTH",
-    "host": "smtp.example.com",
-    "port": 587,
-    "username": "mailer",
-    "password": PASSWORD,
-}
+BASIC = okta_server(PASSWORD)
 OAUTH = {
     "alias": "promote",
     "enabled": True,

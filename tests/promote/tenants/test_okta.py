@@ -29,33 +29,14 @@ from promote.tenants.okta import (
     open_okta,
 )
 from promote.workspace import Workspace
+from tests.helpers.email import basic_email, oauth_email
 
 PASSWORD = "s3cret-Pa55word"
 TOKEN = "00TOKEN-abcdefghijklmnop"
 API = "/api/v1/email-servers"
 
-BASIC = {
-    "host": "smtp.example.com",
-    "port": 587,
-    "from": '"Acme" <noreply@example.com>',
-    "auth": {"enable": True, "username": "mailer", "password": PASSWORD},
-    "starttls": {"enable": True},
-    "connectiontimeout": 300000,
-}
-OAUTH = {
-    "host": "smtp.office365.com",
-    "port": 587,
-    "from": "noreply@example.com",
-    "auth": {
-        "enable": True,
-        "type": "oauth2",
-        "username": "noreply@example.com",
-        "clientId": "client-1",
-        "clientSecret": "client-Secret-1",
-        "tokenEndpoint": "https://login.example.com/token",
-        "scope": ["https://outlook.office365.com/.default"],
-    },
-}
+BASIC = basic_email(PASSWORD, connectiontimeout=300000)
+OAUTH = oauth_email("client-Secret-1")
 LIVE = {
     "id": "ces1",
     "alias": "promote",

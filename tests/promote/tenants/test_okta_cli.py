@@ -17,23 +17,14 @@ from promote.cli import cli
 from promote.sandbox.okta_api import OktaApi
 from promote.sandbox.server import EnvSpec, SandboxServer
 from tests.helpers.leaks import assert_no_leak
+from tests.promote.engine.workspaces import EMAIL as ENGINE_EMAIL
 
 TOKEN = "cli-Okta-T0KEN-5150"
 PASSWORD = "cli-Okta-Smtp-Pa55-8086"
 DEV_PASSWORD = "cli-Dev-Smtp-Pa55-1234"
 ENVIRON = {"OKTA_TOKEN": TOKEN, "OKTA_SMTP_PASSWORD": PASSWORD, "DEV_SMTP_PASSWORD": DEV_PASSWORD}
-EMAIL = {
-    "host": "&{esv.email.provider.host}",
-    "port": {"$int": "&{esv.email.provider.port}"},
-    "from": '"Acme" <&{esv.email.provider.from}>',
-    "auth": {
-        "enable": True,
-        "username": "&{esv.email.provider.username}",
-        "password": "&{esv.email.provider.password}",
-    },
-    "starttls": {"enable": True},
-    "smtpProperties": [],
-}
+# The engine tests' provider, with STARTTLS (Okta's servers take no SSL setting).
+EMAIL = {**{k: v for k, v in ENGINE_EMAIL.items() if k != "ssl"}, "starttls": {"enable": True}}
 API = "/api/v1/email-servers"
 
 

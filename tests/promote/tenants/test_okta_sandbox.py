@@ -17,18 +17,12 @@ from promote.errors import TenantError
 from promote.sandbox.okta_api import OktaApi
 from promote.sandbox.server import EnvSpec, SandboxServer
 from promote.tenants.okta import EMAIL_ID, OktaTenant
+from tests.helpers.email import basic_email, oauth_email
 
 TOKEN = "okta-sandbox-T0KEN-42"
 PASSWORD = "e2e-Smtp-Pa55word!"
 API = "/api/v1/email-servers"
-EMAIL = {
-    "host": "smtp.staging.example.com",
-    "port": 587,
-    "from": '"Acme" <noreply@example.com>',
-    "auth": {"enable": True, "username": "mailer", "password": PASSWORD},
-    "starttls": {"enable": True},
-    "ssl": {"enable": False},
-}
+EMAIL = basic_email(PASSWORD, host="smtp.staging.example.com", ssl={"enable": False})
 
 
 @pytest.fixture
@@ -172,20 +166,7 @@ def test_failed_test_leaves_the_new_server_disabled(sandbox: SandboxServer, tmp_
 
 
 def test_oauth2_server_round_trip(sandbox: SandboxServer, tmp_path: Path) -> None:
-    oauth = {
-        "host": "smtp.office365.com",
-        "port": 587,
-        "from": "noreply@example.com",
-        "auth": {
-            "enable": True,
-            "type": "oauth2",
-            "username": "noreply@example.com",
-            "clientId": "client-1",
-            "clientSecret": PASSWORD,
-            "tokenEndpoint": "https://login.example.com/token",
-            "scope": ["https://outlook.office365.com/.default"],
-        },
-    }
+    oauth = oauth_email(PASSWORD)
     run(sandbox, tmp_path, oauth, token_type="bearer")
     sandbox.requests.clear()
     run(sandbox, tmp_path, oauth, token_type="bearer")
