@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 from esv.jsonfile import canonical_bytes
 
 if TYPE_CHECKING:
-    from esv.references import Summary
+    from esv.refsummary import Summary
 
 __all__ = ["DigestedObjects", "Loader", "content_digest", "digest_of"]
 
@@ -116,7 +116,7 @@ class DigestedObjects(Mapping[str, Any]):
 
     def summary(self, object_id: str) -> Summary:
         """The object's reference summary (read from the document when not known)."""
-        from esv.references import summarise
+        from esv.refsummary import summarise
 
         store = self._store
         found = store.summaries.get(object_id) or store.summary_of(object_id)

@@ -3,31 +3,23 @@
 :func:`index_references` answers *where is each ESV used* (``esv usage``, the engine's
 preflight); :func:`check_environment` answers *can this environment run this config*
 (``esv check``, ``validate``) without reading any secret value. :func:`build_index` does the
-part of the check that depends only on the config, once for any number of environments.
+part of the check that depends only on the config, once for any number of environments: it
+keeps each object's :mod:`~esv.refsummary` and checks, per environment, only the objects a
+problem can be in, each walked by :class:`~esv.refwalk.ObjectCheck`.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Any
 
-from esv.conversions import (
-    WRAPPER_FOR_TYPE,
-    ConversionError,
-    as_text,
-    convert,
-    innermost_text,
-    wrapper_of,
-)
-from esv.envfile import EnvironmentFile, Variable
-from esv.errors import MISSING_ESV, Problem
-from esv.ids import is_valid_id
+from esv.envfile import EnvironmentFile
+from esv.errors import Problem
 from esv.objects import DigestedObjects
-from esv.placeholders import Placeholder, Segment, invalid_tokens, parse
-from esv.resolver import json_path
+from esv.placeholders import parse
+from esv.refsummary import Summary, WrapperKey, summarise
+from esv.refwalk import ObjectCheck, nested_placeholders, walk_nodes
 
 __all__ = [
     "Reference",
@@ -38,8 +30,6 @@ __all__ = [
     "index_references",
     "summarise",
 ]
-
-_TYPED_WRAPPERS = frozenset({"$string", "$int", "$number", "$bool", "$list", "$array", "$object"})
 
 
 @dataclass(frozen=True)
@@ -59,68 +49,14 @@ class Reference:
     wrapper: str | None
 
 
-_Node = tuple[Any, str, str | None]
-
-
-def _nodes(document: Any) -> Iterator[_Node]:
-    """``(node, path, wrapper)`` in document order for the nodes a check reads: strings
-    holding ``&`` (others hold no placeholder and no invalid token) and typed wrapper objects.
-
-    ``path`` is the node's JSON path (:func:`esv.resolver.json_path`); ``wrapper`` is the key
-    of the wrapper directly around the node, or ``None``. Iterative, so any depth is fine.
-    """
-    stack: list[_Node] = [(document, "", None)]
-    while stack:
-        node, path, wrapper = stack.pop()
-        if isinstance(node, str):
-            if "&" in node:
-                yield node, path, wrapper
-        elif isinstance(node, dict):
-            typed = wrapper_of(node)
-            if typed is not None:
-                yield node, path, wrapper
-                stack.append((typed[1], path, typed[0]))
-                continue
-            for key, value in reversed(node.items()):
-                if isinstance(value, str) and "&" not in value:
-                    continue
-                if isinstance(value, str | dict | list):
-                    step = _key_step(key)
-                    if not path and step[0] == ".":
-                        step = step[1:]
-                    stack.append((value, path + step, None))
-        elif isinstance(node, list):
-            for index in range(len(node) - 1, -1, -1):
-                value = node[index]
-                if isinstance(value, str) and "&" not in value:
-                    continue
-                if isinstance(value, str | dict | list):
-                    stack.append((value, f"{path}[{index}]", None))
-
-
-@lru_cache(maxsize=65536)
-def _key_step(key: str) -> str:
-    """What ``key`` adds to a JSON path: ``.key``, or ``["a.b"]`` when not a plain word."""
-    step = json_path((key,))
-    return step if step.startswith("[") else "." + step
-
-
-def _placeholders(segments: Sequence[Segment]) -> Iterator[Placeholder]:
-    for segment in segments:
-        if isinstance(segment, Placeholder):
-            yield segment
-            if segment.default is not None:
-                yield from _placeholders(segment.default)
-
-
 def index_references(objects: Mapping[str, Any]) -> list[Reference]:
     """Every ESV reference of every object, in object then document order."""
     found: list[Reference] = []
     for object_id, document in objects.items():
-        for node, path, wrapper in _nodes(document):
+        for node, path, wrapper in walk_nodes(document):
             if not isinstance(node, str):
                 continue
-            for placeholder in _placeholders(parse(node)):
+            for placeholder in nested_placeholders(parse(node)):
                 if placeholder.esv_id is not None:
                     found.append(
                         Reference(
@@ -135,149 +71,6 @@ def index_references(objects: Mapping[str, Any]) -> list[Reference]:
 
 
 # -- the index: what the check reads, whatever the environment ------------------------------
-
-_CACHE_LIMIT = 1024
-"""Strings up to this length are remembered across indexes (short strings repeat)."""
-
-
-@dataclass(frozen=True, slots=True)
-class _Text:
-    """What a string holds in any environment: the ESV ids it references (defaults'
-    included), those of them in a placeholder without a default (where an undefined ESV is
-    an error), the id of its lone placeholder when the placeholder is the whole string, and
-    whether it holds a ``&{`` that is not a placeholder."""
-
-    ids: tuple[str, ...]
-    required: tuple[str, ...]
-    lone: str | None
-    invalid: bool
-
-
-def _text(text: str) -> _Text:
-    return _text_cached(text) if len(text) <= _CACHE_LIMIT else _read_text(text)
-
-
-@lru_cache(maxsize=65536)
-def _text_cached(text: str) -> _Text:
-    return _read_text(text)
-
-
-def _read_text(text: str) -> _Text:
-    segments = parse(text)
-    found = [p for p in _placeholders(segments) if p.esv_id is not None]
-    ids = tuple(dict.fromkeys(p.esv_id for p in found if p.esv_id is not None))
-    required = tuple(dict.fromkeys(p.esv_id for p in found if p.esv_id and p.default is None))
-    lone = None
-    if len(segments) == 1 and isinstance(segments[0], Placeholder):
-        lone = segments[0].esv_id
-    return _Text(ids, required, lone, bool(invalid_tokens(text)))
-
-
-_WrapperKey = tuple[tuple[tuple[str, str | None], ...], str]
-"""All a wrapper's check reads: ``((wrapper, charset), ...)`` from the outside in, and the
-text at the bottom."""
-
-
-def _wrapper_key(node: dict[str, Any]) -> tuple[_WrapperKey | None, Any]:
-    """The key of a wrapper (``None`` when no text is at its bottom: nothing to convert) and
-    what is at its bottom."""
-    chain: list[tuple[str, str | None]] = []
-    inner: Any = node
-    while isinstance(inner, dict):
-        typed = wrapper_of(inner)
-        if typed is None:
-            break
-        chain.append((typed[0], typed[2]))
-        inner = typed[1]
-    return ((tuple(chain), inner) if isinstance(inner, str) else None), inner
-
-
-@dataclass(frozen=True, slots=True)
-class Summary:
-    """What one object holds that a check can find a problem in (:func:`summarise`); objects
-    sharing a summary share one instance within an index. Plain data (tuples, text, JSON),
-    so a cache can keep it beside the object's digest.
-
-    ``ids``: every ESV id referenced; ``bare``: ids that are a whole string outside any
-    wrapper; ``wrappers``: the keys of its outermost wrappers that hold ESV placeholders;
-    ``fixed``: it holds an invalid token or a wrapper without ESVs that cannot convert (a
-    problem in every environment); ``required``: the ids in a placeholder without a default
-    (only those can be missing); ``nodes``: a wrapper object of the document for each of
-    ``wrappers``, in the same order (what the check converts).
-    """
-
-    ids: tuple[str, ...]
-    bare: tuple[str, ...]
-    wrappers: tuple[_WrapperKey, ...]
-    fixed: bool
-    required: tuple[str, ...]
-    nodes: tuple[dict[str, Any], ...] = field(default=(), compare=False)
-
-
-def summarise(document: Any) -> Summary:
-    """What ``document`` holds that a reference check reads (see :class:`Summary`)."""
-    ids: set[str] = set()
-    required: set[str] = set()
-    bare: set[str] = set()
-    nodes: dict[_WrapperKey, dict[str, Any]] = {}
-    fixed = False
-    stack: list[Any] = [document]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, str):
-            if "&" in node:
-                read = _text(node)
-                ids.update(read.ids)
-                required.update(read.required)
-                fixed = fixed or read.invalid
-                if read.lone is not None:
-                    bare.add(read.lone)
-        elif isinstance(node, dict):
-            if wrapper_of(node) is None:
-                stack.extend(node.values())
-                continue
-            key, inner = _wrapper_key(node)
-            if key is None:
-                stack.append(inner)  # its strings are checked as any other string's
-            elif "&" in key[1]:
-                read = _text(key[1])
-                ids.update(read.ids)
-                required.update(read.required)
-                fixed = fixed or read.invalid
-                if read.ids:
-                    nodes.setdefault(key, node)
-                else:
-                    fixed = fixed or _fails(key, node)
-            else:
-                fixed = fixed or _fails(key, node)
-        elif isinstance(node, list):
-            stack.extend(node)
-    keys = sorted(nodes)
-    return Summary(
-        tuple(sorted(ids)),
-        tuple(sorted(bare)),
-        tuple(keys),
-        fixed,
-        tuple(sorted(required)),
-        tuple(nodes[k] for k in keys),
-    )
-
-
-_FAILS: dict[_WrapperKey, bool] = {}
-_FAILS_MAX = 65536
-
-
-def _fails(key: _WrapperKey, node: dict[str, Any]) -> bool:
-    """Whether a wrapper without ESVs fails its check (the same in every environment)."""
-    failed = _FAILS.get(key)
-    if failed is None:
-        check = _Check({}, {}, "")
-        check.wrapped(node, "", "")
-        failed = bool(check.problems)
-        if len(_FAILS) >= _FAILS_MAX:
-            _FAILS.clear()
-        _FAILS[key] = failed
-    return failed
 
 
 @dataclass(frozen=True, eq=False)
@@ -299,7 +92,7 @@ class ReferenceIndex:
     """ESV id -> positions of the objects referencing it; likewise below."""
     _required: dict[str, list[int]] = field(repr=False)
     _bare: dict[str, list[int]] = field(repr=False)
-    _wrappers: dict[_WrapperKey, tuple[dict[str, Any], list[int]]] = field(repr=False)
+    _wrappers: dict[WrapperKey, tuple[dict[str, Any], list[int]]] = field(repr=False)
     _fixed: list[int] = field(repr=False)
 
     def __len__(self) -> int:
@@ -345,7 +138,7 @@ def build_index(
     by_esv: dict[str, list[int]] = {}
     required: dict[str, list[int]] = {}
     bare: dict[str, list[int]] = {}
-    wrappers: dict[_WrapperKey, tuple[dict[str, Any], list[int]]] = {}
+    wrappers: dict[WrapperKey, tuple[dict[str, Any], list[int]]] = {}
     fixed: list[int] = []
     for summary, positions in groups.values():
         for esv_id in summary.ids:
@@ -401,181 +194,6 @@ def _same_objects(index: ReferenceIndex, objects: Mapping[str, Any]) -> bool:
     return all(held[key] is value for key, value in objects.items())
 
 
-class _Unknown:
-    """A value that cannot be known statically (it derives from a secret, or is missing)."""
-
-
-_UNKNOWN = _Unknown()
-
-
-class _Check:
-    """One environment's check over all objects."""
-
-    def __init__(
-        self, variables: Mapping[str, Variable], secrets: Mapping[str, object], relpath: str
-    ) -> None:
-        self.variables = variables
-        self.secrets = secrets
-        self.relpath = relpath
-        self.problems: list[Problem] = []
-        self.used: set[str] = set()
-
-    @classmethod
-    def of(cls, env: EnvironmentFile) -> _Check:
-        return cls(env.variables, env.secrets, env.relpath)
-
-    def check(self, object_id: str, document: Any) -> None:
-        """Every problem of one object, in document order (unused ESVs aside)."""
-        for node, path, wrapper in _nodes(document):
-            if not isinstance(node, str):
-                if wrapper is None:
-                    self.wrapped(node, object_id, path)
-                continue
-            segments = parse(node)
-            self.invalid(node, object_id, path)
-            self.missing(segments, object_id, path)
-            if wrapper is None:
-                self.bare(segments, object_id, path)
-
-    def missing(self, segments: Sequence[Segment], object_id: str, path: str) -> None:
-        """Errors for undefined ESVs without default; defaults are checked only when used."""
-        for segment in segments:
-            if not isinstance(segment, Placeholder) or segment.esv_id is None:
-                continue
-            esv_id = segment.esv_id
-            self.used.add(esv_id)
-            if esv_id in self.variables or esv_id in self.secrets:
-                if segment.default is not None:
-                    self.used.update(p.esv_id for p in _placeholders(segment.default) if p.esv_id)
-                continue
-            if segment.default is not None:
-                self.missing(segment.default, object_id, path)
-                continue
-            hint = f"add it under variables: or secrets: in {self.relpath}, or give a default"
-            if not is_valid_id(esv_id):
-                hint = f"{esv_id} is not a valid ESV id; ESV tokens are lower case: esv.a.b"
-            self.problems.append(
-                Problem(
-                    object_id,
-                    path,
-                    f"{segment.raw}: ESV {esv_id} is not defined in {self.relpath}",
-                    esv_id=esv_id,
-                    hint=hint,
-                    code=MISSING_ESV,
-                )
-            )
-
-    def text(self, segments: Sequence[Segment]) -> str | _Unknown:
-        """The resolved text when it needs no secret and nothing is missing."""
-        parts: list[str] = []
-        for segment in segments:
-            if isinstance(segment, str):
-                parts.append(segment)
-            elif segment.esv_id is None:
-                parts.append(segment.raw)
-            elif segment.esv_id in self.variables:
-                parts.append(self.variables[segment.esv_id].value)
-            elif segment.esv_id in self.secrets:
-                return _UNKNOWN
-            elif segment.default is not None:
-                inner = self.text(segment.default)
-                if isinstance(inner, _Unknown):
-                    return inner
-                parts.append(inner)
-            else:
-                return _UNKNOWN
-        return "".join(parts)
-
-    def wrapped(self, node: dict[str, Any], object_id: str, path: str) -> Any:
-        """The wrapper's value when statically known; conversion errors and type warnings."""
-        typed = wrapper_of(node)
-        assert typed is not None
-        key, inner, charset = typed
-        text: Any
-        if isinstance(inner, str):
-            segments = parse(inner)
-            self.mismatch(key, segments, object_id, path)
-            text = self.text(segments)
-        elif isinstance(inner, dict) and wrapper_of(inner) is not None:
-            text = self.wrapped(inner, object_id, path)
-            if not isinstance(text, _Unknown):
-                text = as_text(text)
-        else:
-            return _UNKNOWN
-        if isinstance(text, _Unknown):
-            return text
-        try:
-            return convert(key, text, charset)
-        except ConversionError as error:
-            ids = [p.esv_id for p in _placeholders(parse(innermost_text(inner)))]
-            source = f" (from {', '.join(i for i in ids if i)})" if any(ids) else ""
-            self.problems.append(
-                Problem(
-                    object_id,
-                    path,
-                    f"{key} of {json.dumps(text)}{source}: {error}",
-                    esv_id=next((i for i in ids if i), None),
-                    hint=f"fix the value in {self.relpath} or the wrapper",
-                )
-            )
-            return _UNKNOWN
-
-    def mismatch(
-        self, wrapper: str, segments: Sequence[Segment], object_id: str, path: str
-    ) -> None:
-        """Warn when a lone placeholder's declared type does not match its wrapper."""
-        if wrapper not in _TYPED_WRAPPERS or len(segments) != 1:
-            return
-        segment = segments[0]
-        if not isinstance(segment, Placeholder) or segment.esv_id is None:
-            return
-        variable = self.variables.get(segment.esv_id)
-        if variable is None or wrapper in WRAPPER_FOR_TYPE.get(variable.type, frozenset()):
-            return
-        self.problems.append(
-            Problem(
-                object_id,
-                path,
-                f"{wrapper} over {variable.id}, which {self.relpath} declares {variable.type}",
-                severity="warning",
-                esv_id=variable.id,
-                hint="make the wrapper and the ESV's type agree",
-            )
-        )
-
-    def bare(self, segments: Sequence[Segment], object_id: str, path: str) -> None:
-        """Warn when a non-string ESV is the whole value of a string without a wrapper."""
-        if len(segments) != 1 or not isinstance(segments[0], Placeholder):
-            return
-        segment = segments[0]
-        variable = self.variables.get(segment.esv_id or "")
-        if variable is None or variable.type == "string":
-            return
-        wrapper = sorted(WRAPPER_FOR_TYPE[variable.type])[0]
-        self.problems.append(
-            Problem(
-                object_id,
-                path,
-                f"{variable.id} is declared {variable.type} but used as text",
-                severity="warning",
-                esv_id=variable.id,
-                hint=f'wrap it: {{"{wrapper}": "{segment.raw}"}}',
-            )
-        )
-
-    def invalid(self, text: str, object_id: str, path: str) -> None:
-        for token in invalid_tokens(text):
-            self.problems.append(
-                Problem(
-                    object_id,
-                    path,
-                    f"{token} is not a placeholder and is left as written",
-                    severity="warning",
-                    hint="placeholder tokens use only letters, digits, _ and . (&{esv.a.b})",
-                )
-            )
-
-
 def check_environment(
     objects: Mapping[str, Any], env: EnvironmentFile, *, index: ReferenceIndex | None = None
 ) -> list[Problem]:
@@ -594,7 +212,7 @@ def check_environment(
         index = build_index(objects)
     elif index._documents is not objects and list(index._documents) != list(objects):
         raise ValueError("the reference index was built for other config objects")
-    check = _Check.of(env)
+    check = ObjectCheck.of(env)
     # The objects that can have a problem here: all others have none (see Summary).
     walk: set[int] = set(index._fixed)
     for esv_id, positions in index._required.items():

@@ -26,7 +26,7 @@ from typing import Any
 from esv.errors import EsvError, Problem, WorkspaceFileError
 from esv.jsonfile import load_json
 from esv.objects import DigestedObjects
-from esv.references import Summary
+from esv.refsummary import Summary
 from promote import __version__
 
 __all__ = ["ConfigTree", "cache_path", "read_config_tree"]

@@ -15,11 +15,11 @@ from esv.errors import MISSING_ESV, Problem, ResolutionError
 from esv.placeholders import parse
 from esv.references import (
     Reference,
-    _Check,
     build_index,
     check_environment,
     index_references,
 )
+from esv.refwalk import ObjectCheck
 from esv.resolver import EsvValue, json_path, resolve
 
 CONFIG = {
@@ -230,7 +230,7 @@ def _walk(document: Any) -> Iterator[tuple[str, Any, tuple[str | int, ...], str 
 
 def _oracle(objects: Mapping[str, Any], file: EnvironmentFile) -> list[Problem]:
     """The check without an index: every string of every object, in order."""
-    check = _Check.of(file)
+    check = ObjectCheck.of(file)
     for object_id, document in objects.items():
         for kind, node, parts, wrapper in _walk(document):
             path = json_path(parts)
