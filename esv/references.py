@@ -113,34 +113,20 @@ def build_index(
     ``reuse``: an index built before; an object whose id maps to the very same document
     there is not read again, and when all are (same ids, same order) ``reuse`` itself is
     returned. Documents are read, not copied: a document changed afterwards must be indexed
-    again (give the changed document as a new object).
+    again (give the changed document as a new object). A :class:`~esv.objects.DigestedObjects`
+    is kept as it is: the summaries it knows are used without reading its documents, and
+    ``reuse`` is compared by digest.
     """
     if reuse is not None and _same_objects(reuse, objects):
         return reuse
     documents = objects if isinstance(objects, DigestedObjects) else dict(objects)
-    known = objects if isinstance(objects, DigestedObjects) else None
-    summaries: dict[str, Summary] = {}
-    shared: dict[Summary, Summary] = {}
-    # Objects by summary (most objects share theirs with many): each summary is read once.
-    groups: dict[int, tuple[Summary, list[int]]] = {}
-    for position, object_id in enumerate(documents):
-        summary = _reused(reuse, documents, object_id)
-        if summary is None:
-            summary = (
-                known.summary(object_id) if known is not None else summarise(documents[object_id])
-            )
-        group = groups.get(id(summary))
-        if group is None:
-            summary = shared.setdefault(summary, summary)
-            group = groups.setdefault(id(summary), (summary, []))
-        group[1].append(position)
-        summaries[object_id] = group[0]
+    summaries, groups = _summaries(documents, reuse)
     by_esv: dict[str, list[int]] = {}
     required: dict[str, list[int]] = {}
     bare: dict[str, list[int]] = {}
     wrappers: dict[WrapperKey, tuple[dict[str, Any], list[int]]] = {}
     fixed: list[int] = []
-    for summary, positions in groups.values():
+    for summary, positions in groups:
         for esv_id in summary.ids:
             by_esv.setdefault(esv_id, []).extend(positions)
         for esv_id in summary.required:
@@ -161,6 +147,31 @@ def build_index(
         _wrappers=wrappers,
         _fixed=fixed,
     )
+
+
+def _summaries(
+    documents: Mapping[str, Any], reuse: ReferenceIndex | None
+) -> tuple[dict[str, Summary], list[tuple[Summary, list[int]]]]:
+    """Each object's summary (from ``reuse``, from a digested set, or read now), and the
+    positions of the objects sharing each one (most objects share theirs with many, so each
+    summary is then read once)."""
+    known = documents if isinstance(documents, DigestedObjects) else None
+    summaries: dict[str, Summary] = {}
+    shared: dict[Summary, Summary] = {}
+    groups: dict[int, tuple[Summary, list[int]]] = {}
+    for position, object_id in enumerate(documents):
+        summary = _reused(reuse, documents, object_id)
+        if summary is None:
+            summary = (
+                known.summary(object_id) if known is not None else summarise(documents[object_id])
+            )
+        group = groups.get(id(summary))
+        if group is None:
+            summary = shared.setdefault(summary, summary)
+            group = groups.setdefault(id(summary), (summary, []))
+        group[1].append(position)
+        summaries[object_id] = group[0]
+    return summaries, list(groups.values())
 
 
 _ABSENT = object()

@@ -327,31 +327,13 @@ def start_sandbox(
     names = [s.name for s in specs]
     if len(set(names)) != len(names) or not all(re.fullmatch(r"[A-Za-z0-9_-]+", n) for n in names):
         raise BlockedError(f"environment names must be unique words: {names}")
-    apis: dict[str, Api] = {}
-    previous: EnvSpec | None = None
-    try:
-        for spec in specs:
-            apis[spec.name] = _api(
-                spec, previous, Path(state_dir), restart_seconds, stale_status_polls
-            )
-            if spec.kind == "aic":
-                previous = spec
-    except BaseException:
-        for api in apis.values():
-            api.close()
-        raise
     if tokens is None or isinstance(tokens, str):
         token_map = {name: tokens for name in names if tokens is not None}
     else:
         token_map = dict(tokens)
     rules = [parse_failure(f) if isinstance(f, str) else f for f in failures]
-    endpoint = None
-    if service_accounts:
-        try:
-            keys = {k: public_key_from_jwk(v) for k, v in service_accounts.items()}
-        except (ValueError, KeyError) as exc:
-            raise BlockedError(f"service account keys must be RSA public JWKs ({exc})") from None
-        endpoint = TokenEndpoint(keys, lifetime=token_lifetime)
+    endpoint = _token_endpoint(service_accounts, token_lifetime)
+    apis = _apis(specs, Path(state_dir), restart_seconds, stale_status_polls)
     return SandboxServer(
         apis,
         tokens=token_map,
@@ -361,6 +343,38 @@ def start_sandbox(
         rate_limit=rate_limit,
         token_endpoint=endpoint,
     )
+
+
+def _apis(
+    specs: Sequence[EnvSpec], state_dir: Path, restart_seconds: float, stale_status_polls: int
+) -> dict[str, Api]:
+    """One API per environment, each AIC one promoted from the AIC one before it; all closed
+    again when one cannot be made."""
+    apis: dict[str, Api] = {}
+    previous: EnvSpec | None = None
+    try:
+        for spec in specs:
+            apis[spec.name] = _api(spec, previous, state_dir, restart_seconds, stale_status_polls)
+            if spec.kind == "aic":
+                previous = spec
+    except BaseException:
+        for api in apis.values():
+            api.close()
+        raise
+    return apis
+
+
+def _token_endpoint(
+    service_accounts: Mapping[str, Mapping[str, Any]] | None, lifetime: float
+) -> TokenEndpoint | None:
+    """The JWT-bearer token endpoint of ``service_accounts`` (account id -> public JWK)."""
+    if not service_accounts:
+        return None
+    try:
+        keys = {k: public_key_from_jwk(v) for k, v in service_accounts.items()}
+    except (ValueError, KeyError) as exc:
+        raise BlockedError(f"service account keys must be RSA public JWKs ({exc})") from None
+    return TokenEndpoint(keys, lifetime=lifetime)
 
 
 def _api(

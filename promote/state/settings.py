@@ -53,23 +53,7 @@ def parse_state(value: Any, *, file: str, problems: list[Problem]) -> StateSetti
         )
         return StateSettings()
     found = len(problems)
-    for key in value:
-        if key in _KEYS[kind]:
-            continue
-        if any(word in str(key).lower() for word in _CREDENTIAL_WORDS):
-            problems.append(
-                Problem(
-                    file,
-                    f"state.{key}",
-                    "credentials are never read from promote.yaml",
-                    hint="remove it; use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
-                    "AWS_PROFILE or an instance role",
-                )
-            )
-            continue
-        close = difflib.get_close_matches(str(key), _KEYS[kind], n=1)
-        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(_KEYS[kind])}"
-        problems.append(Problem(file, f"state.{key}", "unknown key", hint=hint))
+    problems += _unknown_keys(value, kind, file)
     texts: dict[str, str | None] = {}
     for key in _KEYS[kind][1:]:
         item = value.get(key)
@@ -98,3 +82,26 @@ def parse_state(value: Any, *, file: str, problems: list[Problem]) -> StateSetti
         endpoint_url=texts.get("endpoint_url"),
         region=texts.get("region"),
     )
+
+
+def _unknown_keys(value: dict[Any, Any], kind: str, file: str) -> list[Problem]:
+    """A problem for each key ``kind`` does not know; credentials are never read from here."""
+    problems: list[Problem] = []
+    for key in value:
+        if key in _KEYS[kind]:
+            continue
+        if any(word in str(key).lower() for word in _CREDENTIAL_WORDS):
+            problems.append(
+                Problem(
+                    file,
+                    f"state.{key}",
+                    "credentials are never read from promote.yaml",
+                    hint="remove it; use AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, "
+                    "AWS_PROFILE or an instance role",
+                )
+            )
+            continue
+        close = difflib.get_close_matches(str(key), _KEYS[kind], n=1)
+        hint = f"did you mean {close[0]!r}?" if close else f"allowed: {', '.join(_KEYS[kind])}"
+        problems.append(Problem(file, f"state.{key}", "unknown key", hint=hint))
+    return problems
