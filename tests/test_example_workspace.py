@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 
 from esv import check_environment, index_references
 from promote.validation import check_workspace, resolve_environment
 from promote.workspace import load_workspace
+from tests.helpers.example import REPO
 
-REPO = Path(__file__).resolve().parents[1]
 ENVIRON = {"UAT_SMTP_PASSWORD": "uat-example-Pw9", "PROD_SMTP_PASSWORD": "prod-example-Pw7"}
 
 

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
+from tests.helpers.example import REPO as ROOT
+
 ESV = ROOT / "esv"
 PROMOTE = ROOT / "promote"
 FORBIDDEN = ("promote", "click", "httpx", "jinja2", "deepdiff")

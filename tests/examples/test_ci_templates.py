@@ -15,8 +15,8 @@ import pytest
 import yaml
 
 from tests.helpers.ci_api import GITHUB_TOKEN, GITLAB_TOKEN, FakeCiApi
+from tests.helpers.example import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 CI = REPO / "examples" / "ci"
 WORKFLOW = CI / "github" / "promote.yml"
 ACTION = CI / "github" / "actions" / "setup-promote" / "action.yml"

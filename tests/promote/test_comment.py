@@ -16,7 +16,6 @@ from promote.comment import MAX_BODY, comment_body
 from tests.helpers.ci_api import GITHUB_TOKEN, GITLAB_TOKEN, FakeCiApi
 from tests.helpers.leaks import assert_no_leak
 
-EXAMPLE = Path(__file__).resolve().parents[2]
 SECRET = "staging-example-password-not-secret"
 
 

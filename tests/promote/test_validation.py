@@ -15,8 +15,6 @@ from tests.helpers.example import (
     uat_port_as_secret,
 )
 
-REPO = Path(__file__).resolve().parents[2]
-
 
 @pytest.fixture
 def root(tmp_path: Path) -> Path:

@@ -18,8 +18,6 @@ from tests.helpers.leaks import assert_no_leak
 from tests.promote.tenants import test_aic_run as aic
 from tests.promote.tenants import test_okta_cli as okta
 
-EXAMPLE = Path(__file__).resolve().parents[3]
-
 
 def promote(root: Path, *args: str, env: dict[str, str]) -> Result:
     return CliRunner().invoke(cli, ["--workspace", str(root), *args], env=env)

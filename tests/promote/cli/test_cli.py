@@ -10,8 +10,6 @@ from click.testing import CliRunner
 from promote.cli import Context, cli, handle_errors
 from promote.errors import BlockedError
 
-REPO = Path(__file__).resolve().parents[3]
-
 
 @pytest.fixture
 def workspace(example: Path) -> Path:

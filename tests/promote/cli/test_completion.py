@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).resolve().parents[3]
 PROMOTE = Path(sys.executable).parent / "promote"
 
 

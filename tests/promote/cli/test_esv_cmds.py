@@ -11,7 +11,6 @@ from click.testing import CliRunner, Result
 from promote.cli import cli
 from tests.helpers.example import edit, okta_uat_without_template_esvs, uat_port_as_secret
 
-REPO = Path(__file__).resolve().parents[3]
 SECRETS = {"UAT_SMTP_PASSWORD": "uat-pw-Zq81x", "PROD_SMTP_PASSWORD": "prod-pw-Rk55y"}
 INLINE = ("dev-example-password-not-secret", "staging-example-password-not-secret")
 

@@ -14,24 +14,17 @@ from promote.tenants.aic import AicTenant
 from promote.tenants.base import Capabilities
 from promote.tenants.local import LOCAL_CAPABILITIES
 from promote.tenants.okta import OKTA_CAPABILITIES
+from tests.promote.email.workspaces import SMTP_CONFIG
 
 SECRET = "Pa55-not-for-logs"
 
+# The loopback workspaces' provider, with STARTTLS always on, real timeouts and a property.
 SMTP: dict[str, Any] = {
-    "host": "&{esv.email.provider.host}",
-    "port": {"$int": "&{esv.email.provider.port}"},
-    "auth": {
-        "enable": True,
-        "username": "mailer",
-        "password": "&{esv.email.provider.password}",
-    },
-    "from": '"Acme" <&{esv.email.provider.from}>',
+    **SMTP_CONFIG,
     "starttls": {"enable": True},
-    "ssl": {"enable": False},
     "timeout": 30000,
     "writetimeout": 30000,
     "connectiontimeout": 30000,
-    "threadPoolSize": 20,
     "smtpProperties": ["mail.smtp.ssl.protocols=TLSv1.2"],
 }
 
@@ -435,7 +428,7 @@ def test_email_problems_are_what_plan_validate_and_email_test_check(tmp_path):
     from esv.envfile import esv_values, read_secrets
     from promote.email import email_problems
     from promote.workspace import load_workspace
-    from tests.promote.email.workspaces import SMTP_CONFIG, env_file, make_workspace
+    from tests.promote.email.workspaces import env_file, make_workspace
 
     okta = env_file(port=2525, extra="verify:\n  email_test: {to: not-an-address}\n").replace(
         "  kind: local", "  kind: okta\n  url: https://acme.okta.com\n  token: {env: OKTA_TOKEN}"

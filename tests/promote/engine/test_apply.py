@@ -34,6 +34,7 @@ from promote.state.local import LocalStore
 from promote.tenants.base import EsvWrite, Tenant
 from promote.tenants.local import LocalTenant
 from promote.workspace import Workspace, load_workspace
+from tests.helpers.example import REPO
 from tests.promote.engine.workspaces import (
     EMAIL,
     ENVIRON,
@@ -44,8 +45,6 @@ from tests.promote.engine.workspaces import (
     set_config,
     write_workspace,
 )
-
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture
