@@ -28,6 +28,7 @@ from esv.jsonfile import load_json
 from esv.objects import DigestedObjects
 from esv.refsummary import Summary
 from promote import __version__
+from promote.files import StateFileError, atomic_write
 
 __all__ = ["ConfigTree", "cache_path", "read_config_tree"]
 
@@ -151,9 +152,10 @@ def _fields(summary: Summary) -> tuple[Any, ...]:
     )
 
 
-def _signature(path: str) -> _Signature | None:
+def _signature(path: str | os.DirEntry[str]) -> _Signature | None:
+    """A file's identity: what changes whenever its content may have (``None``: gone)."""
     try:
-        st = os.stat(path)
+        st = path.stat() if isinstance(path, os.DirEntry) else os.stat(path)
     except OSError:
         return None
     return (st.st_mtime_ns, st.st_ctime_ns, st.st_size, st.st_ino)
@@ -209,17 +211,7 @@ def _json_files(
         if entry.is_dir():
             _json_files(entry.path, f"{prefix}{name}/", found)
         elif name.endswith(".json") and entry.is_file():
-            try:
-                st = entry.stat()
-                signature: _Signature | None = (
-                    st.st_mtime_ns,
-                    st.st_ctime_ns,
-                    st.st_size,
-                    st.st_ino,
-                )
-            except OSError:
-                signature = None
-            found.append((prefix + name[:-5], entry.path, signature))
+            found.append((prefix + name[:-5], entry.path, _signature(entry)))
 
 
 def _header(top: str) -> tuple[str, str, str, str]:
@@ -238,14 +230,6 @@ def _read_cache(path: Path, top: str) -> dict[str, _Entry]:
 
 
 def _write_cache(path: Path, top: str, entries: dict[str, _Entry]) -> None:
-    data = marshal.dumps((_header(top), entries))
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "wb") as handle:
-            handle.write(data)
-        os.replace(temporary, path)
-    except OSError:
-        with contextlib.suppress(OSError):
-            temporary.unlink()
+    # A cache that cannot be written is no error: the next command reads the files.
+    with contextlib.suppress(StateFileError):
+        atomic_write(path, marshal.dumps((_header(top), entries)), dir_mode=0o700)
