@@ -118,11 +118,10 @@ class DigestedObjects(Mapping[str, Any]):
         """The object's reference summary (read from the document when not known)."""
         from esv.refsummary import summarise
 
-        store = self._store
-        found = store.summaries.get(object_id) or store.summary_of(object_id)
+        found = self.known(object_id)[1]
         if found is None:
             found = summarise(self[object_id])
-        store.summaries[object_id] = found
+        self._store.summaries[object_id] = found
         return found
 
     def known(self, object_id: str) -> tuple[str | None, Summary | None]:
@@ -130,9 +129,6 @@ class DigestedObjects(Mapping[str, Any]):
         store = self._store
         summary = store.summaries.get(object_id) or store.summary_of(object_id)
         return store.digests.get(object_id), summary
-
-    def is_loaded(self, object_id: str) -> bool:
-        return object_id in self._store.loaded
 
     def prefetch(self, ids: Iterable[str]) -> None:
         """Load the documents of ``ids`` (of this set) not read yet, in one call."""
