@@ -8,7 +8,7 @@ import sqlite3
 import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, Literal
 
 from esv import Problem
 from esv.errors import MISSING_ESV
@@ -114,11 +114,11 @@ class Promotions(ConfigObjects):
                 with self._read("check a promotion") as conn:
                     self._check_missing_esvs(conn, incoming, lower.env)
                     current = _select_all_config(conn)
-                return self._promotion_report(current, texts, lower.env, extra, dry_run=True)
+                return self._report(current, texts, lower.env, extra, dry_run=True)
             with self._write("promote") as conn:
                 self._check_missing_esvs(conn, incoming, lower.env)
                 current = _select_all_config(conn)
-                report = self._promotion_report(current, texts, lower.env, extra, dry_run=False)
+                report = self._report(current, texts, lower.env, extra, dry_run=False)
                 self._store_report(conn, report)
                 conn.executemany(
                     "INSERT INTO snapshots (report_id, object_id, json) VALUES (?, ?, ?)",
@@ -134,19 +134,21 @@ class Promotions(ConfigObjects):
                 )
                 return report
 
-    def _promotion_report(
+    def _report(
         self,
         current: Mapping[str, str],
         incoming: Mapping[str, str],
         source: str,
         extra: Mapping[str, JSON],
         *,
-        dry_run: bool,
+        dry_run: bool = False,
+        kind: Literal["promotion", "rollback"] = "promotion",
     ) -> PromotionReport:
+        """The report of turning ``current`` into ``incoming`` (JSON texts by id)."""
         added, modified, deleted = _changes(current, incoming)
         return PromotionReport(
             id=str(uuid.uuid4()),
-            type="promotion",
+            type=kind,
             env=self.env,
             source=source,
             created=self._now(),
@@ -211,21 +213,15 @@ class Promotions(ConfigObjects):
             )
             current = _select_config(conn, previous)
             restore = {key: text for key, text in previous.items() if text is not None}
-            added, modified, deleted = _changes(current, restore)
-            report = PromotionReport(
-                id=str(uuid.uuid4()),
-                type="rollback",
-                env=self.env,
-                source=source,
-                created=self._now(),
-                added=added,
-                modified=modified,
-                deleted=deleted,
-                extra={"holder": holder, "rolled_back": promotion},
-            )
+            extra = {"holder": holder, "rolled_back": promotion}
+            report = self._report(current, restore, source, extra, kind="rollback")
             self._store_report(conn, report)
             conn.execute("UPDATE reports SET rolled_back = 1 WHERE id = ?", (promotion,))
-            _replace_config(conn, {key: restore[key] for key in (*added, *modified)}, deleted)
+            _replace_config(
+                conn,
+                {key: restore[key] for key in (*report.added, *report.modified)},
+                report.deleted,
+            )
             return report
 
     def _store_report(self, conn: sqlite3.Connection, report: PromotionReport) -> None:
