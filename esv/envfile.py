@@ -29,7 +29,7 @@ from esv.envmodel import (
     Variable,
 )
 from esv.errors import EnvironmentFileError, Problem, WorkspaceFileError
-from esv.jsonfile import SURROGATE_MESSAGE, read_text, unencodable_text
+from esv.jsonfile import SURROGATE_MESSAGE, is_encodable, read_text, unencodable_text
 from esv.resolver import json_path
 from esv.secretread import esv_values, read_secret, read_secrets
 
@@ -176,7 +176,10 @@ def _parse_yaml(text: str, relpath: str) -> Any:
     except RecursionError:
         raise WorkspaceFileError(relpath, "invalid YAML: nested too deeply") from None
     # "\ud800" escapes decode to lone surrogates: no tenant can store them, and printing
-    # them fails. Name the key path only: the text may be a secret.
+    # them fails. Name the key path only: the text may be a secret. Only an escape (\u or
+    # \U in a double-quoted scalar) makes one in text that encodes.
+    if "\\u" not in text and "\\U" not in text and is_encodable(text):
+        return data
     problems = [
         Problem(
             relpath,

@@ -43,13 +43,11 @@ class _Store:
         digests: dict[str, str],
         loaded: dict[str, Any],
         summaries: dict[str, Summary],
-        summary_of: Callable[[str], Summary | None],
     ) -> None:
         self.load = load
         self.digests = digests
         self.loaded = loaded
         self.summaries = summaries
-        self.summary_of = summary_of
 
 
 class DigestedObjects(Mapping[str, Any]):
@@ -59,8 +57,7 @@ class DigestedObjects(Mapping[str, Any]):
     was given (else it reads the document once). Reading a document loads it once through
     ``load``; :meth:`prefetch` loads many in one call, and ``items()`` / ``values()`` load
     all at once. ``summaries``: each object's reference summary
-    (:func:`esv.references.summarise`) where known without reading it; ``summary_of``: the
-    same asked for one object at a time (``None``: not known).
+    (:func:`esv.references.summarise`) where known without reading it.
     """
 
     def __init__(
@@ -71,7 +68,6 @@ class DigestedObjects(Mapping[str, Any]):
         digests: Mapping[str, str] | None = None,
         loaded: Mapping[str, Any] | None = None,
         summaries: Mapping[str, Summary] | None = None,
-        summary_of: Callable[[str], Summary | None] | None = None,
     ) -> None:
         self._ids = dict.fromkeys(ids)
         self._all_digested = False
@@ -80,7 +76,6 @@ class DigestedObjects(Mapping[str, Any]):
             dict(digests or {}),
             dict(loaded or {}),
             dict(summaries or {}),
-            summary_of or _unknown,
         )
 
     def restrict(self, ids: Collection[str]) -> DigestedObjects:
@@ -127,8 +122,12 @@ class DigestedObjects(Mapping[str, Any]):
     def known(self, object_id: str) -> tuple[str | None, Summary | None]:
         """The digest and the summary of the object, each when known without reading it."""
         store = self._store
-        summary = store.summaries.get(object_id) or store.summary_of(object_id)
-        return store.digests.get(object_id), summary
+        return store.digests.get(object_id), store.summaries.get(object_id)
+
+    def known_summaries(self) -> Mapping[str, Summary]:
+        """Object id -> summary, for the objects (of this set, or of a set it was restricted
+        from) whose summary is known without reading them (read-only)."""
+        return MappingProxyType(self._store.summaries)
 
     def prefetch(self, ids: Iterable[str]) -> None:
         """Load the documents of ``ids`` (of this set) not read yet, in one call."""
@@ -167,10 +166,6 @@ class DigestedObjects(Mapping[str, Any]):
 
     def __repr__(self) -> str:
         return f"<DigestedObjects: {len(self)} objects>"
-
-
-def _unknown(object_id: str) -> None:
-    return None
 
 
 def digest_of(objects: Mapping[str, Any], object_id: str) -> str:

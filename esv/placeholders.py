@@ -28,7 +28,10 @@ __all__ = [
     "invalid_tokens",
     "normalise",
     "normalise_document",
+    "PLAIN",
     "parse",
+    "parse_uncached",
+    "plain_token_id",
 ]
 
 _TOKEN = re.compile(r"[A-Za-z0-9_.]+")
@@ -115,7 +118,12 @@ def _parse_cached(text: str) -> tuple[Segment, ...]:
     return _parse(text)
 
 
-_PLAIN = re.compile(r"&\{([A-Za-z0-9_.]+)(?:\|([^{}&]*))?\}")
+def parse_uncached(text: str) -> tuple[Segment, ...]:
+    """:func:`parse` for a caller that caches what it makes of the segments itself."""
+    return _parse(text)
+
+
+PLAIN = _PLAIN = re.compile(r"&\{([A-Za-z0-9_.]+)(?:\|([^{}&]*))?\}")
 """A placeholder whose default (if any) is plain text: no braces, no other placeholder."""
 
 
@@ -141,6 +149,11 @@ def _parse_plain(text: str) -> tuple[Segment, ...] | None:
     if start < len(text):
         segments.append(text[start:])
     return tuple(segments)
+
+
+def plain_token_id(token: str) -> str | None:
+    """The ESV id of a placeholder token (``None``: not an ``esv.`` token), cached."""
+    return _simple(token).esv_id
 
 
 def _simple(token: str) -> Placeholder:

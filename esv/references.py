@@ -156,11 +156,12 @@ def _summaries(
     positions of the objects sharing each one (most objects share theirs with many, so each
     summary is then read once)."""
     known = documents if isinstance(documents, DigestedObjects) else None
+    given = known.known_summaries() if known is not None else {}
     summaries: dict[str, Summary] = {}
     shared: dict[Summary, Summary] = {}
     groups: dict[int, tuple[Summary, list[int]]] = {}
     for position, object_id in enumerate(documents):
-        summary = _reused(reuse, documents, object_id)
+        summary = given.get(object_id) or _reused(reuse, documents, object_id)
         if summary is None:
             summary = (
                 known.summary(object_id) if known is not None else summarise(documents[object_id])

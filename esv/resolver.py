@@ -9,6 +9,7 @@ that every renderer can print ``Resolved.masked`` instead of ``Resolved.value``.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -22,7 +23,7 @@ from esv.conversions import (
 )
 from esv.errors import MISSING_ESV, Problem, ResolutionError
 from esv.ids import is_valid_id
-from esv.placeholders import Placeholder, Segment, parse
+from esv.placeholders import PLAIN, Placeholder, Segment, parse, parse_uncached, plain_token_id
 from esv.secrets import MASK
 from esv.values import JSON, MAX_DEPTH, EsvValue, Resolved, json_path
 
@@ -48,7 +49,7 @@ def _plan(text: str) -> Placeholder | tuple[Segment, ...]:
 
     Cached: config repeats the same placeholder strings across objects and environments.
     """
-    segments = parse(text)
+    segments = parse_uncached(text)  # cached below, as a plan
     plan: Placeholder | tuple[Segment, ...] = segments
     if len(segments) == 1:
         only = segments[0]
@@ -63,6 +64,39 @@ def _plan(text: str) -> Placeholder | tuple[Segment, ...]:
 
 class _TooDeep(Exception):
     pass
+
+
+class _NotPlain(Exception):
+    pass
+
+
+def _render_plain(text: str, values: Mapping[str, EsvValue]) -> str | None:
+    """``text`` resolved in one scan of the regex engine, when every ``&`` in it starts a
+    :data:`~esv.placeholders.PLAIN` placeholder that has a value (not a secret's) or a
+    default; ``None`` otherwise: the general path decides, masks and reports."""
+    count = 0
+
+    def value_of(found: re.Match[str]) -> str:
+        nonlocal count
+        count += 1
+        token, default = found.groups()
+        esv_id = plain_token_id(token)
+        if esv_id is None:
+            return found.group()
+        value = values.get(esv_id)
+        if value is None:
+            if default is None:
+                raise _NotPlain  # undefined: a problem to report
+            return default
+        if value.secret:
+            raise _NotPlain  # to be masked
+        return value.text
+
+    try:
+        resolved = PLAIN.sub(value_of, text)
+    except _NotPlain:
+        return None
+    return resolved if count == text.count("&") else None
 
 
 def _esv_ids(segments: Sequence[Segment]) -> list[str]:
@@ -218,6 +252,10 @@ class _Walk:
         """
         plan = _PLANS.get(text)
         if plan is None:
+            fast = _render_plain(text, self.values)
+            if fast is not None:
+                self.memo.plain[text] = fast
+                return text if fast == text else fast
             plan = _plan(text)
         if isinstance(plan, Placeholder):
             value = self.values.get(plan.esv_id or "")

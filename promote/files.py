@@ -25,6 +25,7 @@ __all__ = [
     "Writer",
     "append_line",
     "atomic_write",
+    "read_bytes",
     "read_text",
 ]
 
@@ -108,6 +109,16 @@ def read_text(path: Path) -> str | None:
     """The file's text, ``None`` when it does not exist; :class:`StateFileError` otherwise."""
     try:
         return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except OSError as error:
+        raise StateFileError(path, error, "read") from None
+
+
+def read_bytes(path: Path) -> bytes | None:
+    """The file's bytes, ``None`` when it does not exist; :class:`StateFileError` otherwise."""
+    try:
+        return path.read_bytes()
     except FileNotFoundError:
         return None
     except OSError as error:

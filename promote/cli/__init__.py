@@ -8,6 +8,7 @@ from :data:`COMMANDS` without importing any of them. This module owns the one er
 
 from __future__ import annotations
 
+import gc
 import importlib
 import sys
 import traceback
@@ -230,6 +231,18 @@ def _add_global_options(command: click.Command) -> None:
         command.params.extend(_global_options())
 
 
+_GC_THRESHOLD = 200_000
+"""Allocations between young-generation collections while a command runs (Python's
+default: 700). A command builds hundreds of thousands of parsed JSON values that are freed
+by reference counting, not by the cycle collector, which would otherwise scan them again
+and again: about 10% of a plan or resolve of 20,000 objects. (mypy does the same.)"""
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     """Console-script entry point."""
-    cli.main(args=list(argv) if argv is not None else None, prog_name="promote")
+    thresholds = gc.get_threshold()
+    gc.set_threshold(_GC_THRESHOLD, *thresholds[1:])
+    try:
+        cli.main(args=list(argv) if argv is not None else None, prog_name="promote")
+    finally:
+        gc.set_threshold(*thresholds)

@@ -242,7 +242,7 @@ def placeholder_config(
     changed = {d.object for d in changes if d.action != "delete"}
     referencing = references.referencing({c.id for c in esv_changes})
     needed = changed | referencing | references.referencing(envfile.secrets)
-    needed |= {key for key in target if is_email_object(key)}
+    needed.update(filter(is_email_object, target))
     if isinstance(target, DigestedObjects):
         target.prefetch(sorted(needed))
     resolve_checked(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable, caps)

@@ -11,7 +11,7 @@ types, and each secret's version number. Never a secret value, never an unkeyed 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -95,9 +95,13 @@ _UNREAD = object()
 def _texts(data: Any) -> dict[str, str]:
     """``data`` when it maps text to text (else ``ValueError``)."""
     found = dict(data)
-    if not all(type(value) is str for value in found.values()):
+    if not _all_text(found.values()):
         raise ValueError("not text")
     return found
+
+
+def _all_text(values: Iterable[Any]) -> bool:
+    return set(map(type, values)) <= {str}  # one pass in C: records hold 20,000 objects
 
 
 def _name(env: str) -> str:
@@ -119,7 +123,7 @@ def read_applied(store: StateStore, env: str) -> Applied | None:
     try:
         config: Mapping[str, Any] = dict(data.get("config") or {})
         if data["format"] != "promote.applied/1":
-            if not all(isinstance(text, str) for text in config.values()):
+            if not _all_text(config.values()):
                 return None
             config = _Texts(dict(config))
         return Applied(

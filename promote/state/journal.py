@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, Literal
 
+from esv.jsonfile import loads
 from promote.clock import WallClock, stamp, utc_now
 from promote.state.base import LockInfo, StateStore, new_lock
 
@@ -130,7 +131,7 @@ class Journal:
         if found is None:
             return None
         try:
-            data = json.loads(found.data)
+            data = loads(found.data)
         except ValueError:
             return None
         if not isinstance(data, dict) or data.get("format") != JOURNAL_FORMAT:

@@ -30,6 +30,7 @@ from promote.files import (
     Writer,
     append_line,
     atomic_write,
+    read_bytes,
     read_text,
 )
 from promote.state.base import (
@@ -157,11 +158,8 @@ class LocalStore:
 
     def read_journal(self, run_id: str) -> Versioned | None:
         """``runs/<run_id>.json``, versioned by its digest."""
-        text = read_text(self._journal_path(run_id))
-        if text is None:
-            return None
-        data = text.encode()
-        return Versioned(data, _digest(data))
+        data = read_bytes(self._journal_path(run_id))
+        return None if data is None else Versioned(data, _digest(data))
 
     def write_journal(self, run_id: str, data: bytes, *, expected: str | None) -> str:
         """Atomic replace after comparing the current digest with ``expected``."""
@@ -210,8 +208,7 @@ class LocalStore:
 
     def read_record(self, name: str) -> bytes | None:
         """``<root>/<name>``."""
-        text = read_text(self._record_path(name))
-        return None if text is None else text.encode()
+        return read_bytes(self._record_path(name))
 
     def write_record(self, name: str, data: bytes) -> None:
         """Atomic replace of ``<root>/<name>`` (mode 0600)."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Collection, Mapping
+from typing import cast
 
 from esv.jsonfile import loads
 from esv.objects import content_digest
@@ -88,13 +89,16 @@ class ConfigObjects(Database):
     def config_digests(self) -> dict[str, str]:
         """Object id -> content digest of every config object held (one snapshot)."""
         with self._read("read config digests") as conn:
-            rows = conn.execute("SELECT id, digest FROM config ORDER BY id").fetchall()
-            stale = [key for key, digest in rows if digest is None]
-            texts = _select_config(conn, stale) if stale else {}
-        return {
-            key: digest if digest is not None else content_digest(loads(texts[key]))
-            for key, digest in rows
-        }
+            found: dict[str, str | None] = dict(
+                conn.execute("SELECT id, digest FROM config ORDER BY id")
+            )
+            if None not in found.values():  # every digest kept: no step per object
+                return cast(dict[str, str], found)
+            stale = [key for key, digest in found.items() if digest is None]
+            texts = _select_config(conn, stale)
+        for key in stale:
+            found[key] = content_digest(loads(texts[key]))
+        return cast(dict[str, str], found)
 
     def put_config(self, object_id: str, value: JSON) -> None:
         """Create or replace one config object; ``ImmutableError`` when immutable."""
