@@ -4,7 +4,7 @@ reference and type, the email provider and templates for that environment, drift
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from esv import EnvironmentFileError, EsvError, Problem, SecretValue
@@ -19,6 +19,7 @@ from promote.workspace import Workspace
 __all__ = [
     "Checks",
     "drift_problem",
+    "email_objects",
     "immutable_problem",
     "is_email_object",
     "preflight",
@@ -100,6 +101,14 @@ def resolve_checked(
             for problem in found:
                 (errors if problem.severity == "error" else warnings).append(problem)
     checks.errors, checks.warnings = unique(errors), unique(warnings)
+
+
+def email_objects(ids: Iterable[str]) -> list[str]:
+    """The email objects among ``ids`` (one pass without a call per id: 20,000 ids)."""
+    return [key for key in ids if key.startswith(_EMAIL_PREFIXES) and is_email_object(key)]
+
+
+_EMAIL_PREFIXES = (EMAIL_OBJECT, TEMPLATE_PREFIX)
 
 
 def is_email_object(object_id: str) -> bool:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Collection, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from esv import EsvError
@@ -31,7 +30,7 @@ from promote.engine.model import EsvChange, Stage, Status
 from promote.engine.preflight import (
     Checks,
     drift_problem,
-    is_email_object,
+    email_objects,
     preflight,
     resolve_checked,
 )
@@ -242,7 +241,7 @@ def placeholder_config(
     changed = {d.object for d in changes if d.action != "delete"}
     referencing = references.referencing({c.id for c in esv_changes})
     needed = changed | referencing | references.referencing(envfile.secrets)
-    needed.update(filter(is_email_object, target))
+    needed.update(email_objects(target))
     if isinstance(target, DigestedObjects):
         target.prefetch(sorted(needed))
     resolve_checked(checks, envfile, {key: target[key] for key in sorted(needed)}, mutable, caps)
@@ -252,7 +251,9 @@ def placeholder_config(
         effective = effective_changes(
             held, target, checks.resolved, esv_changes, changes, references, rotated
         )
-    same = set(held.config).intersection(target).difference(d.object for d in changes)
+    same: set[str] = set()
+    if not isinstance(held.config, DigestedObjects):  # else its digests are the fingerprint's
+        same = set(held.config).intersection(target).difference(d.object for d in changes)
     return StageConfig(
         target, changes, checks.resolved, effective, same, config_digest(target, digests)
     )
@@ -295,6 +296,8 @@ def read_held(tenant: Tenant, desired: Mapping[str, JSON], *, env: str) -> Held:
         variables = tenant.list_variables() if esvs else {}
         secrets = tenant.list_secrets() if esvs else {}
         return Held(config, variables, secrets)
+    from concurrent.futures import ThreadPoolExecutor  # ~4 ms to load: only here
+
     with ThreadPoolExecutor(max_workers=3) as pool:
         lock = pool.submit(tenant.lock_state)
         listed_variables = pool.submit(tenant.list_variables)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import uuid
 from dataclasses import asdict, dataclass
 from typing import Any, Protocol, runtime_checkable
@@ -126,6 +125,8 @@ class LockInfo:
 
 def new_lock(run_id: str, run: str, started: str) -> LockInfo:
     """A lock naming this process (host, pid) and ``run_id`` as its holder, with a fresh id."""
+    import socket  # here: most commands take no lock, and socket costs ~3 ms to load
+
     return LockInfo(uuid.uuid4().hex, socket.gethostname(), os.getpid(), run_id, run, started)
 
 

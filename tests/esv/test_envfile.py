@@ -332,3 +332,10 @@ def test_a_value_pasted_where_a_variable_name_belongs_is_never_shown() -> None:
         )
     assert "hunter2" not in str(error.value)
     assert "secrets.esv-a.env: is not an environment variable name" in str(error.value)
+
+
+def test_a_surrogate_made_by_the_long_escape_is_refused_too() -> None:
+    # Text without a \u or \U escape cannot hold one, so only such text is searched.
+    with pytest.raises(EnvironmentFileError) as caught:
+        parse('variables:\n  esv-sur: "a\\U0000D800b"\n')
+    assert [p.path for p in caught.value.problems] == ["variables.esv-sur"]

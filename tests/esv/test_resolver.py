@@ -357,3 +357,54 @@ def test_stand_ins_stay_secret_in_every_object() -> None:
     for resolved in results.values():
         assert resolved.secret_paths == frozenset({"pw", "pin", "at"})
         assert resolved.unknown_paths == frozenset({"pin"})
+
+
+_FRAGMENTS = [
+    "text",
+    " ",
+    "&",
+    "{",
+    "}",
+    "|",
+    "&{esv.host}",
+    "&{esv.port}",
+    "&{esv.empty}",
+    "&{esv.password}",
+    "&{esv.missing}",
+    "&{esv.missing|fallback}",
+    "&{esv.missing|}",
+    "&{esv.host|unused}",
+    "&{esv.pin|1}",
+    "&{esv.Host}",
+    "&{plain.token}",
+    "&{plain.token|d}",
+    "&{esv.missing|&{esv.host}}",
+    "&<esv.host>",
+    "&{",
+    "&{esv.host",
+]
+
+
+def _outcome(document: Any) -> Any:
+    try:
+        resolved = resolve_objects({"obj": document}, VALUES)["obj"]
+    except ResolutionError as error:
+        return ("problems", [(p.location, p.path, p.message) for p in error.problems])
+    return (resolved.value, resolved.masked, resolved.secret_paths, resolved.unknown_paths)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.sampled_from(_FRAGMENTS), min_size=1, max_size=6).map("".join))
+def test_strings_resolved_in_one_scan_are_what_the_general_path_makes(text: str) -> None:
+    import esv.resolver
+
+    document = {"a": text, "b": [text, {"c": text}]}
+    fast = _outcome(copy.deepcopy(document))
+    real = esv.resolver._render_plain
+    esv.resolver._render_plain = lambda text, values: None  # type: ignore[assignment]
+    try:
+        esv.resolver._PLANS.clear()
+        general = _outcome(copy.deepcopy(document))
+    finally:
+        esv.resolver._render_plain = real
+    assert fast == general

@@ -214,3 +214,60 @@ def test_the_cache_holds_no_config_value_beyond_what_a_check_reads(
     path = cache_path(root.resolve())
     assert path is not None
     assert b"not-in-the-cache-4411" not in path.read_bytes()
+
+
+def test_a_cached_file_made_invalid_is_reported_and_its_cached_digest_not_used(
+    tmp_path: Path, trusted_config_files: None
+) -> None:
+    root = workspace(tmp_path)
+    remembered(root)
+    (root / "config" / "obj" / "a.json").write_text("{nope")
+    problems: list[Any] = []
+    tree = read_config_tree(root, problems)
+    assert [p.location for p in problems] == ["config/obj/a.json"]
+    assert "obj/a" not in tree and "obj/a" not in dict(tree.digest_map())
+    tree.remember()
+    problems.clear()
+    assert "obj/a" not in read_config_tree(root, problems) and len(problems) == 1
+
+
+def test_files_added_and_removed_since_the_cache_was_written(
+    tmp_path: Path, trusted_config_files: None, config_reads: list[str]
+) -> None:
+    root = workspace(tmp_path)
+    remembered(root)
+    (root / "config" / "obj" / "a.json").unlink()
+    (root / "config" / "obj" / "b.json").write_text(json.dumps({"n": 2}))
+    config_reads.clear()
+    tree = read_config_tree(root, [])
+    assert config_reads == ["config/obj/b.json"]
+    assert list(tree) == ["emailTemplate/welcome", "external.email", "obj/b"]
+    assert dict(tree.digest_map()) == {
+        key: content_digest(value)
+        for key, value in {**OBJECTS, "obj/b": {"n": 2}}.items()
+        if key != "obj/a"
+    }
+    for key in tree:
+        tree.summary(key)
+    tree.remember()
+    config_reads.clear()
+    assert list(read_config_tree(root, [])) == list(tree) and config_reads == []
+
+
+def test_a_cache_whose_rows_do_not_match_is_not_trusted(
+    tmp_path: Path, trusted_config_files: None, config_reads: list[str]
+) -> None:
+    import marshal
+
+    root = workspace(tmp_path)
+    remembered(root)
+    path = cache_path(root.resolve())
+    assert path is not None
+    header, signatures, digests, summaries, table = marshal.loads(path.read_bytes())
+    damaged = {key: len(table) + 5 for key in summaries}  # rows that do not exist
+    path.write_bytes(marshal.dumps((header, signatures, digests, damaged, table)))
+    config_reads.clear()
+    tree = read_config_tree(root, [])
+    assert tree.summary("external.email") == summarise(OBJECTS["external.email"])
+    assert tree.digest("obj/a") == content_digest({"n": 1})
+    assert sorted(config_reads) == ["config/external.email.json", "config/obj/a.json"]

@@ -98,3 +98,24 @@ def test_every_group_lists_its_commands(group: str) -> None:
     assert isinstance(command, click.Group) and command.commands
     for name in command.commands:
         assert f"\n  {name} " in result.stdout
+
+
+def test_the_collector_threshold_is_raised_only_while_a_command_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import gc
+
+    import promote.cli
+
+    before = gc.get_threshold()
+    during: list[tuple[int, ...]] = []
+
+    def command(**kwargs: object) -> None:
+        during.append(gc.get_threshold())
+        raise SystemExit(0)
+
+    monkeypatch.setattr(promote.cli.cli, "main", command)
+    with pytest.raises(SystemExit):
+        promote.cli.main(["--help"])
+    assert during == [(promote.cli._GC_THRESHOLD, *before[1:])]
+    assert gc.get_threshold() == before
