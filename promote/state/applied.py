@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from esv.jsonfile import loads
+from promote.errors import PromoteError
 from promote.state.base import StateStore
 
 __all__ = ["APPLIED_FORMAT", "Applied", "delete_applied", "read_applied", "write_applied"]
@@ -45,19 +46,20 @@ class Applied:
     objects whose digest differs. Never of a secret-derived value."""
 
     def to_bytes(self) -> bytes:
-        """The record as stable JSON text."""
+        """The record as stable JSON text, its objects last (see :func:`read_applied`)."""
         if isinstance(self.config, _Texts):
-            objects = dict(self.config.texts)
+            objects = dict(self.config.texts())
         else:
             objects = {key: _text(value) for key, value in self.config.items()}
         data = {
             "format": APPLIED_FORMAT,
-            # Objects keep their key order (the tenant's), so comparing them later is cheap.
-            "config": objects,
             "secret_paths": {k: dict(v) for k, v in self.secret_paths.items()},
             "variables": {k: list(v) for k, v in self.variables.items()},
             "secrets": dict(self.secrets),
             "digests": dict(self.digests),
+            "undigested": [key for key in objects if key not in self.digests],
+            # Objects keep their key order (the tenant's), so comparing them later is cheap.
+            "config": objects,
         }
         return (json.dumps(data, separators=(",", ":"), ensure_ascii=False) + "\n").encode()
 
@@ -67,26 +69,45 @@ def _text(value: Any) -> str:
 
 
 class _Texts(Mapping[str, Any]):
-    """Object id -> object, each parsed from its JSON text when first read."""
+    """Object id -> object, each parsed from its JSON text when first read; the texts
+    themselves parsed from ``source`` (the record's objects as JSON text) when first
+    needed, their ids known before."""
 
-    def __init__(self, texts: dict[str, str]) -> None:
-        self.texts = texts
+    def __init__(self, source: dict[str, str] | bytes, ids: Iterable[str], record: str) -> None:
+        self._source = source
+        self._ids = dict.fromkeys(ids)
+        self._record = record
         self._parsed: dict[str, Any] = {}
+
+    def texts(self) -> dict[str, str]:
+        """Object id -> its JSON text (``PromoteError`` when the record is damaged)."""
+        if isinstance(self._source, bytes):
+            try:
+                texts: dict[str, str] | None = _texts(loads(self._source))
+            except (ValueError, TypeError):
+                texts = None
+            if texts is None or texts.keys() != self._ids.keys():
+                raise PromoteError(
+                    f"{self._record} in the state store is damaged: its objects cannot be "
+                    "read. Remove it; drift is then unknown there until promote next applies"
+                )
+            self._source = texts
+        return self._source
 
     def __getitem__(self, key: str) -> Any:
         found = self._parsed.get(key, _UNREAD)
         if found is _UNREAD:
-            found = self._parsed[key] = loads(self.texts[key])
+            found = self._parsed[key] = loads(self.texts()[key])
         return found
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self.texts)
+        return iter(self._ids)
 
     def __len__(self) -> int:
-        return len(self.texts)
+        return len(self._ids)
 
     def __contains__(self, key: object) -> bool:
-        return key in self.texts
+        return key in self._ids
 
 
 _UNREAD = object()
@@ -104,34 +125,67 @@ def _all_text(values: Iterable[Any]) -> bool:
     return set(map(type, values)) <= {str}  # one pass in C: records hold 20,000 objects
 
 
+_OBJECTS_LAST = b',"config":{'
+"""Where the objects of a record this version writes start: they come last, and no text in
+them can hold these bytes (each value there is a JSON string: a ``:`` is followed by ``"``)."""
+
+
+def _split(raw: bytes) -> tuple[dict[str, Any], bytes] | None:
+    """The fields of a record this version wrote, and its objects apart as JSON text (a
+    plan needs only the digests); ``None`` for any other record."""
+    end = raw.rstrip()
+    at = raw.rfind(_OBJECTS_LAST)
+    if at < 0 or not end.endswith(b"}}"):
+        return None
+    try:
+        head = loads(raw[:at] + b"}")
+    except ValueError:
+        return None
+    if not isinstance(head, dict) or not isinstance(head.get("undigested"), list):
+        return None
+    return head, end[at + len(_OBJECTS_LAST) - 1 : -1]
+
+
 def _name(env: str) -> str:
     return f"applied/{env}.json"
 
 
 def read_applied(store: StateStore, env: str) -> Applied | None:
     """``env``'s record; ``None`` when promote has not applied anything there since records
-    exist (drift is then unknown), or the record is unreadable."""
-    raw = store.read_record(_name(env))
+    exist (drift is then unknown), or the record is unreadable.
+
+    A record this version wrote has its objects last: they are parsed only when one is read
+    (drift reads only those whose digests differ), and a plan parses the rest, a third of a
+    record of 20,000 objects. Should they then prove unreadable, reading one raises
+    ``PromoteError`` naming the record."""
+    name = _name(env)
+    raw = store.read_record(name)
     if raw is None:
         return None
+    split = _split(raw)
     try:
-        data = loads(raw)
+        data = loads(raw) if split is None else split[0]
     except ValueError:
         return None
     if not isinstance(data, dict) or data.get("format") not in _FORMATS:
         return None
     try:
-        config: Mapping[str, Any] = dict(data.get("config") or {})
-        if data["format"] != "promote.applied/1":
-            if not _all_text(config.values()):
-                return None
-            config = _Texts(dict(config))
+        digests = _texts(data.get("digests") or {})
+        config: Mapping[str, Any]
+        if split is not None:
+            ids = [*digests, *(str(key) for key in data["undigested"])]
+            config = _Texts(split[1], ids, name)
+        elif data["format"] == "promote.applied/1":
+            config = dict(data.get("config") or {})
+        else:
+            texts = _texts(data.get("config") or {})
+            config = _Texts(texts, texts, name)
         return Applied(
             config=config,
             secret_paths={str(k): dict(v) for k, v in (data.get("secret_paths") or {}).items()},
             variables={str(k): (str(v[0]), str(v[1])) for k, v in data["variables"].items()},
             secrets={str(k): int(v) for k, v in (data.get("secrets") or {}).items()},
-            digests=_texts(data.get("digests") or {}),
+            digests=digests,
         )
     except (KeyError, TypeError, ValueError, IndexError):
         return None
