@@ -155,6 +155,13 @@ def _changes(
                 at = (*parts, *level.path(output_format="list"))
                 old = ABSENT if level.t1 is notpresent else level.t1
                 new = ABSENT if level.t2 is notpresent else level.t2
+                moved = (*parts, *level.path(output_format="list", use_t2=True))
+                if old is not ABSENT and new is not ABSENT and moved != at:
+                    # DeepDiff paired items at different places (after a removal): no one
+                    # path holds both values, so it is shown as what went and what came.
+                    out.append(PathChange(json_path(at), old, ABSENT, at))
+                    out.append(PathChange(json_path(moved), ABSENT, new, moved))
+                    continue
                 out.append(PathChange(json_path(at), old, new, at))
         return
     out.append(PathChange(json_path(parts), before, after, parts))

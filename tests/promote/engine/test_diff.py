@@ -106,7 +106,9 @@ def test_diff_is_none_exactly_when_equal_and_every_change_is_real(before, after)
 
 
 def _deepdiff_changes(before: object, after: object) -> set[tuple[str, str, str]]:
-    """What one whole-object DeepDiff reports (the differ's reference semantics)."""
+    """What one whole-object DeepDiff reports (the differ's reference semantics): a change
+    of items DeepDiff paired at different places (after a removal) as what went and what
+    came, since no one path holds both values."""
     from deepdiff import DeepDiff
     from deepdiff.helper import notpresent
 
@@ -117,8 +119,13 @@ def _deepdiff_changes(before: object, after: object) -> set[tuple[str, str, str]
     for levels in tree.values():
         for level in levels:
             parts = tuple(level.path(output_format="list"))
+            moved = tuple(level.path(output_format="list", use_t2=True))
             old = "ABSENT" if level.t1 is notpresent else json.dumps(level.t1)
             new = "ABSENT" if level.t2 is notpresent else json.dumps(level.t2)
+            if "ABSENT" not in (old, new) and moved != parts:
+                found.add((json_path(parts), old, "ABSENT"))
+                found.add((json_path(moved), "ABSENT", new))
+                continue
             found.add((json_path(parts), old, new))
     return found
 
@@ -135,3 +142,14 @@ def test_diff_reports_what_one_whole_object_deepdiff_reports(before, after) -> N
         for c in (found.changes if found else ())
     }
     assert changes == _deepdiff_changes(before, after)
+
+
+def test_an_item_deepdiff_pairs_at_another_place_is_shown_as_gone_and_come() -> None:
+    # DeepDiff pairs before[2] with after[1] once before[0] is gone: no one path holds both.
+    found = diff_object("o", {"l": [1, None, None]}, {"l": [None, False]})
+    assert found is not None
+    assert [(c.path, c.before, c.after) for c in found.changes] == [
+        ("l[0]", 1, ABSENT),
+        ("l[1]", ABSENT, False),
+        ("l[2]", None, ABSENT),
+    ]
