@@ -133,9 +133,11 @@ them can hold these bytes (each value there is a JSON string: a ``:`` is followe
 def _split(raw: bytes) -> tuple[dict[str, Any], bytes] | None:
     """The fields of a record this version wrote, and its objects apart as JSON text (a
     plan needs only the digests); ``None`` for any other record."""
-    end = raw.rstrip()
-    at = raw.rfind(_OBJECTS_LAST)
-    if at < 0 or not end.endswith(b"}}"):
+    end = len(raw)
+    while end and raw[end - 1] in b" \t\r\n":  # not raw.rstrip(): a copy of 5 MB
+        end -= 1
+    at = raw.rfind(_OBJECTS_LAST, 0, end)
+    if at < 0 or not raw.endswith(b"}}", 0, end):
         return None
     try:
         head = loads(raw[:at] + b"}")
@@ -143,7 +145,7 @@ def _split(raw: bytes) -> tuple[dict[str, Any], bytes] | None:
         return None
     if not isinstance(head, dict) or not isinstance(head.get("undigested"), list):
         return None
-    return head, end[at + len(_OBJECTS_LAST) - 1 : -1]
+    return head, raw[at + len(_OBJECTS_LAST) - 1 : end - 1]
 
 
 def _name(env: str) -> str:
