@@ -84,14 +84,17 @@ class ConfigTree(DigestedObjects):
         cache: Path | None,
         read_at: int,
     ) -> None:
-        digests, summaries = _known(cached, signatures, vouched, loaded)
+        made = _summaries(cached)
+        if made is None:  # not what this version writes: read the files
+            cached, vouched, made = _EMPTY, False, []
+        digests, summaries = _known(cached, made, signatures, vouched, loaded)
         super().__init__(
             signatures, self._read, digests=digests, loaded=loaded, summaries=summaries
         )
         self._top = top
         self._signatures = signatures
         self._cached = cached
-        self._unchanged = vouched and not loaded
+        self._unchanged = vouched
         """Every file is one the cache vouched for, and the cache holds no other."""
         self._cache = cache
         self._read_at = read_at
@@ -147,21 +150,29 @@ class ConfigTree(DigestedObjects):
         _write_cache(self._cache, self._top, _Cache(signatures, digests, summaries, table))
 
 
+def _summaries(cached: _Cache) -> list[Summary] | None:
+    """The cache's distinct summaries; ``None`` when its rows are not what this version
+    writes."""
+    try:
+        return [Summary(*fields) for fields in cached.table]
+    except TypeError:
+        return None
+
+
 def _known(
-    cached: _Cache, signatures: Mapping[str, Any], vouched: bool, loaded: Mapping[str, Any]
+    cached: _Cache,
+    made: list[Summary],
+    signatures: Mapping[str, Any],
+    vouched: bool,
+    loaded: Mapping[str, Any],
 ) -> tuple[dict[str, str], dict[str, Summary]]:
     """The digests and summaries the cache vouches for: every file's when ``vouched`` (the
     files are the cached ones, each unchanged), else those of the files not read."""
     rows = cached.summaries
-    try:
-        made = [Summary(*fields) for fields in cached.table]
-        if vouched:  # the common case, without a step per file
-            summaries = dict(zip(rows, map(made.__getitem__, rows.values()), strict=True))
-            return cached.digests, summaries
-        keys = [key for key in signatures if key in rows and key not in loaded]
-        return {key: cached.digests[key] for key in keys}, {key: made[rows[key]] for key in keys}
-    except (TypeError, IndexError):
-        return {}, {}  # not what this version writes: read the files
+    if vouched:  # the common case, without a step per file
+        return cached.digests, dict(zip(rows, map(made.__getitem__, rows.values()), strict=True))
+    keys = [key for key in signatures if key in rows and key not in loaded]
+    return {key: cached.digests[key] for key in keys}, {key: made[rows[key]] for key in keys}
 
 
 def _fields(summary: Summary) -> tuple[Any, ...]:
@@ -260,6 +271,9 @@ def _read_cache(path: Path, top: str) -> _Cache:
         and isinstance(summaries, dict)
         and isinstance(table, list)
         and signatures.keys() == digests.keys() == summaries.keys()
+        and set(map(type, summaries.values())) <= {int}
+        and 0 <= min(summaries.values(), default=0)
+        and max(summaries.values(), default=-1) < len(table)
     ):
         return _EMPTY
     return _Cache(signatures, digests, summaries, table)
