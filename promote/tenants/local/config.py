@@ -3,20 +3,26 @@ is mutable (AIC semantics: otherwise only by promotion)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import marshal
 import sqlite3
 from collections.abc import Collection, Mapping
+from pathlib import Path
 from typing import cast
 
 from esv.jsonfile import loads
 from esv.objects import content_digest
 from promote.errors import ImmutableError, TenantError
+from promote.files import StateFileError, atomic_write
 from promote.tenants.base import (
     JSON,
 )
 from promote.tenants.local.database import _CHUNK, Database
 
 __all__ = ["ConfigObjects"]
+
+_DIGESTS_FORMAT = "promote.tenant-digests/1"
 
 
 def _canonical(text: str) -> str:
@@ -87,18 +93,50 @@ class ConfigObjects(Database):
             return {key: loads(text) for key, text in _select_config(conn, ids).items()}
 
     def config_digests(self) -> dict[str, str]:
-        """Object id -> content digest of every config object held (one snapshot)."""
+        """Object id -> content digest of every config object held (one snapshot).
+
+        Kept beside the state file with the config token they were read at
+        (``meta.config_token``, new with every change): while the token is the same, they
+        are read from there, a fifth of the cost of 20,000 rows."""
         with self._read("read config digests") as conn:
+            row = conn.execute("SELECT value FROM meta WHERE key = 'config_token'").fetchone()
+            token = row[0] if row is not None and self._exists else None
+            kept = self._kept_digests(token)
+            if kept is not None:
+                return kept
             found: dict[str, str | None] = dict(
                 conn.execute("SELECT id, digest FROM config ORDER BY id")
             )
-            if None not in found.values():  # every digest kept: no step per object
-                return cast(dict[str, str], found)
             stale = [key for key, digest in found.items() if digest is None]
-            texts = _select_config(conn, stale)
+            texts = _select_config(conn, stale) if stale else {}
         for key in stale:
             found[key] = content_digest(loads(texts[key]))
-        return cast(dict[str, str], found)
+        digests = cast(dict[str, str], found)
+        if token is not None:
+            self._keep_digests(token, digests)
+        return digests
+
+    def _kept_digests(self, token: str | None) -> dict[str, str] | None:
+        if token is None:
+            return None
+        try:
+            data = marshal.loads(self._digests_path.read_bytes())
+        except (OSError, EOFError, ValueError, TypeError):
+            return None
+        if isinstance(data, tuple) and len(data) == 3 and data[:2] == (_DIGESTS_FORMAT, token):
+            digests = data[2]
+            if isinstance(digests, dict):
+                return digests
+        return None
+
+    def _keep_digests(self, token: str, digests: dict[str, str]) -> None:
+        # Only a shortcut: when it cannot be written, the next read asks the file again.
+        with contextlib.suppress(StateFileError):
+            atomic_write(self._digests_path, marshal.dumps((_DIGESTS_FORMAT, token, digests)))
+
+    @property
+    def _digests_path(self) -> Path:
+        return self.path.with_name(self.path.name + "-digests")
 
     def put_config(self, object_id: str, value: JSON) -> None:
         """Create or replace one config object; ``ImmutableError`` when immutable."""

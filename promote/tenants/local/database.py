@@ -101,6 +101,31 @@ END
 """A ``json`` written without its digest (by hand, by an older tool) clears the digest, so
 it is never trusted for content it does not describe."""
 
+_TOKEN_TRIGGERS = [
+    f"""
+CREATE TRIGGER IF NOT EXISTS config_token_{event.lower()} AFTER {event} ON config
+BEGIN
+    UPDATE meta SET value = lower(hex(randomblob(16))) WHERE key = 'config_token';
+END
+"""
+    for event in ("INSERT", "UPDATE", "DELETE")
+]
+"""``meta.config_token``: a new random value with every change of a config row, whoever
+makes it (promote, a hand edit, another version: the triggers live in the file), in the
+same transaction. Equal tokens mean equal config, which keys the cache of digests
+(:meth:`ConfigObjects.config_digests`)."""
+
+
+def _add_token(conn: sqlite3.Connection) -> None:
+    """The config token and its triggers, when the file has none yet (files of schema 2
+    made before them gain them when opened; the schema version does not change)."""
+    conn.execute(
+        "INSERT OR IGNORE INTO meta (key, value) "
+        "VALUES ('config_token', lower(hex(randomblob(16))))"
+    )
+    for trigger in _TOKEN_TRIGGERS:
+        conn.execute(trigger)
+
 
 _FIX_WRITABLE = (
     "make the directory and the file readable and writable by you (check permissions, a "
@@ -114,6 +139,7 @@ def _create_schema(conn: sqlite3.Connection) -> None:
         if statement.strip():
             conn.execute(statement)
     conn.execute(_DIGEST_TRIGGER)
+    _add_token(conn)
 
 
 def _add_digests(conn: sqlite3.Connection) -> None:
@@ -254,6 +280,7 @@ class Database:
                     f"the state file belongs to environment {owner!r}, not {self.env!r}",
                     "give each environment its own tenant.path",
                 )
+            _add_token(conn)
             conn.execute("COMMIT")
         except BaseException:
             if conn.in_transaction:

@@ -687,6 +687,47 @@ def test_a_hand_edit_of_an_object_clears_its_kept_digest(dev: LocalTenant) -> No
     }
 
 
+def test_kept_digests_follow_every_change_of_the_file(dev: LocalTenant) -> None:
+    from esv.objects import content_digest
+
+    dev.put_config("a", {"n": 1})
+    dev.put_config("b", {"n": 2})
+    assert dev.config_digests() == {"a": content_digest({"n": 1}), "b": content_digest({"n": 2})}
+    kept = dev.path.with_name(DB_NAME + "-digests")
+    assert kept.is_file() and stat.S_IMODE(kept.stat().st_mode) == 0o600
+    assert dev.config_digests() == {"a": content_digest({"n": 1}), "b": content_digest({"n": 2})}
+    with sqlite3.connect(dev.path) as conn:  # what editing the file by hand does
+        conn.execute("UPDATE config SET json = '{\"n\": 9}', digest = 'forged' WHERE id = 'a'")
+        conn.execute("DELETE FROM config WHERE id = 'b'")
+    assert dev.config_digests() == {"a": "forged"}  # a new token: read from the file again
+    dev.put_config("c", {"n": 3})
+    assert dev.config_digests() == {"a": "forged", "c": content_digest({"n": 3})}
+    kept.write_bytes(b"not what promote writes")
+    assert dev.config_digests() == {"a": "forged", "c": content_digest({"n": 3})}
+
+
+def test_a_state_file_without_the_config_token_gains_it_when_opened(tmp_path: Path) -> None:
+    from esv.objects import content_digest
+
+    created("dev", tmp_path)
+    with sqlite3.connect(tmp_path / DB_NAME) as conn:  # as promote made schema 2 before
+        for event in ("insert", "update", "delete"):
+            conn.execute(f"DROP TRIGGER config_token_{event}")
+        conn.execute("DELETE FROM meta WHERE key = 'config_token'")
+        conn.execute("INSERT INTO config (id, json, digest) VALUES ('a', '{}', ?)", ("d",))
+    tenant = LocalTenant("dev", tmp_path, mutable=True)
+    try:
+        assert tenant.config_digests() == {"a": "d"}
+        tenant.put_config("a", {"n": 1})
+        assert tenant.config_digests() == {"a": content_digest({"n": 1})}
+        with sqlite3.connect(tmp_path / DB_NAME) as conn:
+            triggers = {row[0] for row in conn.execute("SELECT name FROM sqlite_master")}
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == 2
+        assert {"config_token_insert", "config_token_update", "config_token_delete"} <= triggers
+    finally:
+        tenant.close()
+
+
 def test_a_state_file_of_schema_1_gains_digests_when_opened(tmp_path: Path) -> None:
     from esv.objects import content_digest
 
