@@ -44,6 +44,38 @@ def test_journal_records_steps_and_unfinished_runs_are_found(tmp_path: Path) -> 
     assert unfinished_runs(LocalStore(tmp_path)) == []
 
 
+def test_finding_unfinished_runs_parses_only_the_journals_that_may_be(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import json
+
+    import promote.state.journal
+
+    store = LocalStore(tmp_path)
+    for run_id in ("r1", "r2", "r3"):
+        journal = Journal.start(store, run_id=run_id, to="staging", stages=["dev"], approved=[])
+        journal.stage_done("dev")  # a stage's own status: "done", indented deeper
+        if run_id != "r2":
+            journal.finish("done")
+    compact = tmp_path / "runs" / "r4.json"  # not as promote writes it: parsed to tell
+    data = json.loads((tmp_path / "runs" / "r2.json").read_text())
+    compact.write_text(json.dumps({**data, "id": "r4"}, separators=(",", ":")))
+    parsed: list[bytes] = []
+    real = promote.state.journal.loads
+
+    def counting(text: bytes) -> object:
+        parsed.append(text)
+        return real(text)
+
+    monkeypatch.setattr(promote.state.journal, "loads", counting)
+    assert [j.run_id for j in unfinished_runs(store)] == ["r2", "r4"]
+    assert len(parsed) == 2
+    parsed.clear()
+    assert prune_finished(store, keep=1) == 1  # r1 went, r3 stays
+    assert sorted(p.stem for p in (tmp_path / "runs").iterdir()) == ["r2", "r3", "r4"]
+    assert len(parsed) == 3  # the finished ones, and the one written otherwise
+
+
 def test_unreadable_journal_files_are_ignored(tmp_path: Path) -> None:
     (tmp_path / "runs").mkdir()
     (tmp_path / "runs" / "x.json").write_text("{broken")
