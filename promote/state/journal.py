@@ -139,8 +139,8 @@ class Journal:
         found = store.read_journal(run_id)
         if found is None:
             return None
-        quick = _RUN_STATUS.search(found.data) if wanted is not None else None
-        if wanted is not None and quick is not None and not wanted(quick.group(1).decode()):
+        quick = _run_status(found.data) if wanted is not None else None
+        if wanted is not None and quick is not None and not wanted(quick):
             return None
         try:
             data = loads(found.data)
@@ -240,9 +240,17 @@ class Journal:
         return text
 
 
-_RUN_STATUS = re.compile(rb'\n  "status": "([a-z]+)"')
-"""The run's own status in a journal as :meth:`Journal.save` writes it: keys at the top are
-indented two spaces, a stage's deeper, and no text holds a raw newline."""
+_STATUS_KEY = b'\n  "status": "'
+_STATUS = re.compile(rb'([a-z]+)"')
+
+
+def _run_status(data: bytes) -> str | None:
+    """The run's own status in a journal as :meth:`Journal.save` writes it (``None``:
+    written otherwise): keys at the top are indented two spaces, a stage's deeper, no text
+    holds a raw newline, and sorted keys put the status near the end (found from there)."""
+    at = data.rfind(_STATUS_KEY)
+    found = _STATUS.match(data, at + len(_STATUS_KEY)) if at >= 0 else None
+    return found.group(1).decode() if found is not None else None
 
 
 def _journals(store: StateStore, clock: WallClock, wanted: Callable[[str], bool]) -> list[Journal]:
