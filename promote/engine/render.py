@@ -8,7 +8,6 @@ JSON is SPEC 4.2 (``promote.plan/1``).
 
 from __future__ import annotations
 
-import html
 import json
 from functools import cache
 from typing import TYPE_CHECKING, Any, Literal
@@ -52,6 +51,8 @@ def _short(value: Any, limit: int = _VALUE_CHARS) -> str:
 
 def _cell(value: Any) -> str:
     """A JSON value as a Markdown table cell: code, escaped so it cannot break the table."""
+    import html  # Markdown only: not loaded for text or JSON
+
     text = html.escape(_short(value), quote=False).replace("|", "&#124;").replace("\n", " ")
     return f"<code>{text}</code>"
 
@@ -100,6 +101,8 @@ def _drift_cell(value: Any) -> str:
 
 
 def _md(text: str) -> str:
+    import html  # Markdown only: not loaded for text or JSON
+
     return html.escape(str(text), quote=False).replace("|", "&#124;").replace("\n", " ")
 
 
