@@ -282,6 +282,10 @@ def _applied_plan_workspace(tmp: Path, objects: int, fraction: float) -> Path:
         raise SystemExit(f"setting up the plan corpus failed:\n{done.stderr}")
     shutil.copytree(root / "config", root / "applied-config")
     change_fraction(root, fraction)
+    # promote never trusts its cache for a file written in the last two seconds (a clock
+    # tick may hide a second write): wait that out, so every case measures the same steady
+    # state (a plan some time after the edits), whether or not its runs are spaced by others.
+    time.sleep(2.1)
     return root
 
 
