@@ -72,16 +72,19 @@ class Digests:
 
 
 def tenant_fingerprint(
-    held: Held, target: Mapping[str, JSON], same: Collection[str], digests: Digests
+    held: Held, target: Mapping[str, JSON], differ: Collection[str] | None, digests: Digests
 ) -> str:
-    """Hash of the tenant's config and ESV states; ``same``: objects of ``target`` equal to
-    the held ones (by value and type), whose digest is the target's."""
+    """Hash of the tenant's config and ESV states; ``differ``: the held objects that differ
+    from ``target``'s, every other one ``target`` also has being equal to it (by value and
+    type: its digest is the target's); ``None``: none is known to be equal."""
     if isinstance(held.config, DigestedObjects):
         config = digests.of_all(held.config)
     else:
         config = hash_digests(
             {
-                key: digests(target, key) if key in same else digests(held.config, key)
+                key: digests(target, key)
+                if differ is not None and key in target and key not in differ
+                else digests(held.config, key)
                 for key in held.config
             }
         )

@@ -59,8 +59,9 @@ class StageConfig:
     changes: list[ObjectDiff]
     resolved: dict[str, Resolved]
     effective: list[ObjectDiff]
-    same: set[str]
-    """Held objects equal to the target's (their digest is the target's)."""
+    differ: Collection[str] | None
+    """The held objects that differ from the target's: every other one the target also has
+    is equal to it (its digest is the target's); ``None``: none is known to be."""
     inputs: JSON
     """What of the target enters the inputs fingerprint."""
 
@@ -212,7 +213,7 @@ def _stage(
         esv_changes=tuple(changes),
         restart=restart,
         unloaded=tuple(unloaded),
-        tenant_fingerprint=tenant_fingerprint(held, target, config.same, at.digests),
+        tenant_fingerprint=tenant_fingerprint(held, target, config.differ, at.digests),
         inputs_fingerprint=inputs,
         drift=tuple(drift),
         config_writes={d.object: target[d.object] for d in config_changes if d.action != "delete"},
@@ -251,11 +252,9 @@ def placeholder_config(
         effective = effective_changes(
             held, target, checks.resolved, esv_changes, changes, references, rotated
         )
-    same: set[str] = set()
-    if not isinstance(held.config, DigestedObjects):  # else its digests are the fingerprint's
-        same = set(held.config).intersection(target).difference(d.object for d in changes)
+    differ = {d.object for d in changes}
     return StageConfig(
-        target, changes, checks.resolved, effective, same, config_digest(target, digests)
+        target, changes, checks.resolved, effective, differ, config_digest(target, digests)
     )
 
 
@@ -280,7 +279,7 @@ def resolved_config(
     }
     diffs = diff_objects(compared, target) if checks.resolved_ok else []
     changes = [mask_diff(d, resolved) for d in diffs]
-    return StageConfig(target, changes, resolved, [], set(), sorted(target))
+    return StageConfig(target, changes, resolved, [], None, sorted(target))
 
 
 def read_held(tenant: Tenant, desired: Mapping[str, JSON], *, env: str) -> Held:
