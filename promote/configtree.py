@@ -78,15 +78,13 @@ class ConfigTree(DigestedObjects):
         top: str,
         signatures: dict[str, _Signature | None],
         cached: _Cache,
+        made: list[Summary],
         vouched: bool,
         loaded: dict[str, Any],
         *,
         cache: Path | None,
         read_at: int,
     ) -> None:
-        made = _summaries(cached)
-        if made is None:  # not what this version writes: read the files
-            cached, vouched, made = _EMPTY, False, []
         digests, summaries = _known(cached, made, signatures, vouched, loaded)
         super().__init__(
             signatures, self._read, digests=digests, loaded=loaded, summaries=summaries
@@ -103,7 +101,7 @@ class ConfigTree(DigestedObjects):
         found: dict[str, Any] = {}
         for key in ids:
             relpath = f"config/{key}.json"
-            path = os.path.join(self._top, *key.split("/")) + ".json"
+            path = _path(self._top, key)
             document = load_json(path, relpath=relpath)
             if _signature(path) != self._signatures[key]:
                 raise WorkspaceFileError(
@@ -148,15 +146,6 @@ class ConfigTree(DigestedObjects):
         if signatures == cached.signatures:
             return
         _write_cache(self._cache, self._top, _Cache(signatures, digests, summaries, table))
-
-
-def _summaries(cached: _Cache) -> list[Summary] | None:
-    """The cache's distinct summaries; ``None`` when its rows are not what this version
-    writes."""
-    try:
-        return [Summary(*fields) for fields in cached.table]
-    except TypeError:
-        return None
 
 
 def _known(
@@ -204,7 +193,7 @@ def read_config_tree(
     config_dir = root / "config"
     top = str(config_dir)
     cache = cache_path(root, environ)
-    cached = _read_cache(cache, top) if cache is not None else _EMPTY
+    cached, made = _read_cache(cache, top) if cache is not None else (_EMPTY, [])
     read_at = time.time_ns()
     signatures: dict[str, _Signature | None] = {}
     if config_dir.is_dir():
@@ -214,13 +203,16 @@ def read_config_tree(
     vouched = not stale and len(known) == len(signatures)  # so: the very same files
     loaded: dict[str, Any] = {}
     for key in stale:
-        path = os.path.join(top, *key.split("/")) + ".json"
         try:
-            loaded[key] = load_json(path, relpath=f"config/{key}.json")
+            loaded[key] = load_json(_path(top, key), relpath=f"config/{key}.json")
         except EsvError as error:
             problems.extend(error.problems)
             del signatures[key]
-    return ConfigTree(top, signatures, cached, vouched, loaded, cache=cache, read_at=read_at)
+    return ConfigTree(top, signatures, cached, made, vouched, loaded, cache=cache, read_at=read_at)
+
+
+def _path(top: str, key: str) -> str:
+    return os.path.join(top, *key.split("/")) + ".json"
 
 
 def _json_files(directory: str, prefix: str, found: dict[str, _Signature | None]) -> None:
@@ -257,13 +249,16 @@ def _header(top: str) -> tuple[str, str, str, str]:
     return (_FORMAT, __version__, sys.version, top)
 
 
-def _read_cache(path: Path, top: str) -> _Cache:
+def _read_cache(path: Path, top: str) -> tuple[_Cache, list[Summary]]:
+    """The cache and its distinct summaries made; empty when it is unreadable, from another
+    workspace or version, or not what this version writes."""
+    empty: tuple[_Cache, list[Summary]] = (_EMPTY, [])
     try:
         data = marshal.loads(path.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
-        return _EMPTY
+        return empty
     if not (isinstance(data, tuple) and len(data) == 5 and data[0] == _header(top)):
-        return _EMPTY
+        return empty
     signatures, digests, summaries, table = data[1:]
     if not (
         isinstance(signatures, dict)
@@ -275,8 +270,12 @@ def _read_cache(path: Path, top: str) -> _Cache:
         and 0 <= min(summaries.values(), default=0)
         and max(summaries.values(), default=-1) < len(table)
     ):
-        return _EMPTY
-    return _Cache(signatures, digests, summaries, table)
+        return empty
+    try:
+        made = [Summary(*fields) for fields in table]
+    except TypeError:
+        return empty
+    return _Cache(signatures, digests, summaries, table), made
 
 
 def _write_cache(path: Path, top: str, cache: _Cache) -> None:

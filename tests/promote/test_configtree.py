@@ -274,7 +274,7 @@ def test_a_cache_whose_rows_do_not_match_is_not_trusted_and_is_replaced(
     tree = read_config_tree(root, [])
     assert tree.summary("external.email") == summarise(OBJECTS["external.email"])
     assert tree.digest("obj/a") == content_digest({"n": 1})
-    # Read at once (rows: the signatures are not trusted) or when asked (table).
+    # The cache is not trusted: the files are read again.
     assert {"config/external.email.json", "config/obj/a.json"} <= set(config_reads)
     remembered(root)
     config_reads.clear()
