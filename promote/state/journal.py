@@ -134,8 +134,9 @@ class Journal:
         wanted: Callable[[str], bool] | None = None,
     ) -> Journal | None:
         """The journal of ``run_id``; ``None`` when there is no readable journal, or when
-        ``wanted(status)`` is false for the status it shows without being parsed (a journal
-        of 20,000 objects is 2 MB; finding the unfinished runs should not parse them all)."""
+        ``wanted(status)`` is false (told without parsing the journal where its layout
+        allows: one of 20,000 objects is 2 MB, and finding the unfinished runs should not
+        parse them all)."""
         found = store.read_journal(run_id)
         if found is None:
             return None
@@ -147,6 +148,8 @@ class Journal:
         except ValueError:
             return None
         if not isinstance(data, dict) or data.get("format") != JOURNAL_FORMAT:
+            return None
+        if wanted is not None and not wanted(str(data["status"])):
             return None
         return cls(store, data, found.version, clock)
 
@@ -259,8 +262,7 @@ def _journals(store: StateStore, clock: WallClock, wanted: Callable[[str], bool]
     run_ids = store.list_journals()
 
     def load(run_id: str) -> Journal | None:
-        journal = Journal.load(store, run_id, clock=clock, wanted=wanted)
-        return journal if journal is not None and wanted(journal.status) else None
+        return Journal.load(store, run_id, clock=clock, wanted=wanted)
 
     if len(run_ids) < 2:
         found = [load(run_id) for run_id in run_ids]
