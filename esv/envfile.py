@@ -29,7 +29,7 @@ from esv.envmodel import (
     Variable,
 )
 from esv.errors import EnvironmentFileError, Problem, WorkspaceFileError
-from esv.jsonfile import SURROGATE_MESSAGE, is_encodable, read_text, unencodable_text
+from esv.jsonfile import SURROGATE_MESSAGE, may_hold_surrogates, read_text, unencodable_text
 from esv.resolver import json_path
 from esv.secretread import esv_values, read_secret, read_secrets
 
@@ -176,9 +176,8 @@ def _parse_yaml(text: str, relpath: str) -> Any:
     except RecursionError:
         raise WorkspaceFileError(relpath, "invalid YAML: nested too deeply") from None
     # "\ud800" escapes decode to lone surrogates: no tenant can store them, and printing
-    # them fails. Name the key path only: the text may be a secret. Only an escape (\u or
-    # \U in a double-quoted scalar) makes one in text that encodes.
-    if "\\u" not in text and "\\U" not in text and is_encodable(text):
+    # them fails. Name the key path only: the text may be a secret.
+    if not may_hold_surrogates(text):
         return data
     problems = [
         Problem(

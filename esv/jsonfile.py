@@ -22,6 +22,7 @@ __all__ = [
     "dump_pretty",
     "loads",
     "is_encodable",
+    "may_hold_surrogates",
     "load_json",
     "parse_json",
     "read_text",
@@ -62,6 +63,13 @@ def is_encodable(text: str) -> bool:
     except UnicodeEncodeError:
         return False
     return True
+
+
+def may_hold_surrogates(text: str) -> bool:
+    """Whether what ``text`` parses to may hold a lone surrogate: only an escape (JSON's and
+    YAML's ``\\u``, YAML's ``\\U``) makes one from text that encodes, so text without one
+    needs no walk of what it parsed to."""
+    return "\\u" in text or "\\U" in text or not is_encodable(text)
 
 
 def unencodable_text(document: Any) -> list[tuple[tuple[str | int, ...], bool]]:
@@ -135,7 +143,7 @@ def parse_json(text: str, *, relpath: str) -> Any:
             f"objects and arrays nest deeper than {MAX_DEPTH} levels; "
             "config objects are never this deep, check the file",
         )
-    if "\\u" in text or not is_encodable(text):
+    if may_hold_surrogates(text):
         problems = _unencodable_problems(document, relpath)
         if problems:
             count = len(problems)
