@@ -25,14 +25,14 @@ from typing import Any, NamedTuple
 
 from esv.errors import EsvError, Problem, WorkspaceFileError
 from esv.jsonfile import load_json
-from esv.objects import DigestedObjects
+from esv.objects import DigestedObjects, digest_of_set
 from esv.refsummary import Summary
 from promote import __version__
 from promote.files import StateFileError, atomic_write
 
 __all__ = ["ConfigTree", "cache_path", "read_config_tree"]
 
-_FORMAT = "promote.config-cache/2"
+_FORMAT = "promote.config-cache/3"
 _RACY_NS = 2_000_000_000
 """Files modified this close to when they were read are not cached."""
 
@@ -58,15 +58,17 @@ def cache_path(root: Path, environ: Mapping[str, str] = os.environ) -> Path | No
 
 class _Cache(NamedTuple):
     """What the cache file holds: per file its signature, digest and summary (an index
-    into ``table``, which holds each distinct summary once), all for the same files."""
+    into ``table``, which holds each distinct summary once), all for the same files; and
+    the digest of all of them (:func:`~esv.objects.digest_of_set`)."""
 
     signatures: dict[str, _Signature]
     digests: dict[str, str]
     summaries: dict[str, int]
     table: list[tuple[Any, ...]]
+    set_digest: str
 
 
-_EMPTY = _Cache({}, {}, {}, [])
+_EMPTY = _Cache({}, {}, {}, [], digest_of_set({}))
 
 
 class ConfigTree(DigestedObjects):
@@ -87,7 +89,12 @@ class ConfigTree(DigestedObjects):
     ) -> None:
         digests, summaries = _known(cached, made, signatures, vouched, loaded)
         super().__init__(
-            signatures, self._read, digests=digests, loaded=loaded, summaries=summaries
+            signatures,
+            self._read,
+            digests=digests,
+            loaded=loaded,
+            summaries=summaries,
+            set_digest=cached.set_digest if vouched else None,
         )
         self._top = top
         self._signatures = signatures
@@ -145,7 +152,8 @@ class ConfigTree(DigestedObjects):
             signatures[key], digests[key], summaries[key] = signature, digest, row
         if signatures == cached.signatures:
             return
-        _write_cache(self._cache, self._top, _Cache(signatures, digests, summaries, table))
+        cache = _Cache(signatures, digests, summaries, table, digest_of_set(digests))
+        _write_cache(self._cache, self._top, cache)
 
 
 def _known(
@@ -199,8 +207,8 @@ def read_config_tree(
     if config_dir.is_dir():
         _json_files(top, "", signatures)
     known = cached.signatures
-    stale = [key for key, signature in signatures.items() if known.get(key) != signature]
-    vouched = not stale and len(known) == len(signatures)  # so: the very same files
+    vouched = signatures == known  # the very same files, each unchanged: one step in C
+    stale = [] if vouched else [key for key, sig in signatures.items() if known.get(key) != sig]
     loaded: dict[str, Any] = {}
     for key in stale:
         try:
@@ -257,11 +265,12 @@ def _read_cache(path: Path, top: str) -> tuple[_Cache, list[Summary]]:
         data = marshal.loads(path.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         return empty
-    if not (isinstance(data, tuple) and len(data) == 5 and data[0] == _header(top)):
+    if not (isinstance(data, tuple) and len(data) == 6 and data[0] == _header(top)):
         return empty
-    signatures, digests, summaries, table = data[1:]
+    signatures, digests, summaries, table, set_digest = data[1:]
     if not (
-        isinstance(signatures, dict)
+        isinstance(set_digest, str)
+        and isinstance(signatures, dict)
         and isinstance(digests, dict)
         and isinstance(summaries, dict)
         and isinstance(table, list)
@@ -275,7 +284,7 @@ def _read_cache(path: Path, top: str) -> tuple[_Cache, list[Summary]]:
         made = [Summary(*fields) for fields in table]
     except TypeError:
         return empty
-    return _Cache(signatures, digests, summaries, table), made
+    return _Cache(signatures, digests, summaries, table, set_digest), made
 
 
 def _write_cache(path: Path, top: str, cache: _Cache) -> None:

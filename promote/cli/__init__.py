@@ -11,7 +11,6 @@ from __future__ import annotations
 import gc
 import importlib
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -133,10 +132,16 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
+def _print_traceback(error: BaseException) -> None:
+    import traceback  # ~5 ms to load (linecache, tokenize): only for --debug
+
+    traceback.print_exception(error, file=sys.stderr)
+
+
 def fail(error: EsvError | PromoteError, *, debug: bool) -> NoReturn:
     """Print an error for people (traceback only with --debug) and exit with its code."""
     if debug:
-        traceback.print_exception(error, file=sys.stderr)
+        _print_traceback(error)
     click.echo(f"error: {error}", err=True)
     sys.exit(error.exit_code)
 
@@ -158,12 +163,12 @@ def handle_errors(ctx: Context, call: Callable[[], int | None]) -> None:
     except OSError as error:
         # File-system and network failures name a path or an address, never a value.
         if ctx.debug:
-            traceback.print_exception(error, file=sys.stderr)
+            _print_traceback(error)
         click.echo(f"error: {error}", err=True)
         sys.exit(1)
     except Exception as error:
         if ctx.debug:
-            traceback.print_exception(error, file=sys.stderr)
+            _print_traceback(error)
         click.echo(
             f"error: internal error ({type(error).__name__}); this is a bug in promote: "
             "rerun with --debug for the traceback and report it",

@@ -12,8 +12,7 @@ from dataclasses import dataclass
 
 from esv import SecretValue
 from esv.envfile import EnvironmentFile
-from esv.jsonfile import canonical_bytes
-from esv.objects import DigestedObjects, content_digest
+from esv.objects import DigestedObjects, content_digest, digest_of_set
 from promote.state.fingerprints import Fingerprints
 from promote.tenants.base import JSON, EsvWrite, SecretState, VariableState
 
@@ -22,7 +21,6 @@ __all__ = [
     "Held",
     "config_digest",
     "digest",
-    "hash_digests",
     "inputs_fingerprint",
     "tenant_fingerprint",
 ]
@@ -41,11 +39,10 @@ class Held:
 class Digests:
     """Each config object's content digest, made once per plan and shared by its stages
     (they all want the same objects); known without work for a
-    :class:`~esv.objects.DigestedObjects`, whose hash of all is also kept."""
+    :class:`~esv.objects.DigestedObjects`, which also keeps its digest of all."""
 
     def __init__(self) -> None:
         self._digests: dict[str, tuple[JSON, str]] = {}
-        self._hashes: list[tuple[DigestedObjects, str]] = []
 
     def __call__(self, objects: Mapping[str, JSON], object_id: str) -> str:
         """The digest of ``objects[object_id]`` (cached while the id maps to this value)."""
@@ -60,15 +57,10 @@ class Digests:
         return found
 
     def of_all(self, objects: Mapping[str, JSON]) -> str:
-        """:func:`hash_digests` of every object of ``objects``."""
-        if not isinstance(objects, DigestedObjects):
-            return hash_digests({key: self(objects, key) for key in objects})
-        for held, found in self._hashes:
-            if held is objects:
-                return found
-        found = hash_digests(objects.digest_map())
-        self._hashes.append((objects, found))
-        return found
+        """:func:`~esv.objects.digest_of_set` of every object of ``objects``."""
+        if isinstance(objects, DigestedObjects):
+            return objects.set_digest()
+        return digest_of_set({key: self(objects, key) for key in objects})
 
 
 def tenant_fingerprint(
@@ -80,7 +72,7 @@ def tenant_fingerprint(
     if isinstance(held.config, DigestedObjects):
         config = digests.of_all(held.config)
     else:
-        config = hash_digests(
+        config = digest_of_set(
             {
                 key: digests(target, key)
                 if differ is not None and key in target and key not in differ
@@ -97,12 +89,6 @@ def tenant_fingerprint(
             "secrets": {k: [s.version, s.loaded, s.managed] for k, s in held.secrets.items()},
         }
     )
-
-
-def hash_digests(digests: Mapping[str, str]) -> str:
-    """One hash of a set of objects' ids and content digests (order-free)."""
-    # The sorted [id, digest] pairs as JSON: no id or digest can run into the next.
-    return hashlib.sha256(canonical_bytes(sorted(digests.items()))).hexdigest()
 
 
 def config_digest(config: Mapping[str, JSON], digests: Digests) -> str:

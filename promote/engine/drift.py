@@ -129,8 +129,12 @@ def _secret_drift(applied: Applied, secrets: Mapping[str, SecretState]) -> list[
 def _may_differ(applied: Applied, config: Mapping[str, JSON]) -> list[str]:
     """The ids of ``applied.config`` that may differ from ``config``, sorted: all, but where
     both sides know their digests, only those whose digests differ (which are then read
-    together)."""
-    if not isinstance(config, DigestedObjects) or not applied.digests:
+    together); none when both know the same digest of all."""
+    if not isinstance(config, DigestedObjects):
+        return sorted(applied.config)
+    if applied.set_digest is not None and applied.set_digest == config.set_digest():
+        return []  # the same ids, each with the same digest
+    if not applied.digests:
         return sorted(applied.config)
     known, recorded = applied.digests, applied.config
     differ = [key for key in differing(known, config.digest_map()) if key in recorded]

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 from esv import EsvError
 from esv.envfile import EnvironmentFile
-from esv.objects import DigestedObjects, content_digest
+from esv.objects import DigestedObjects, DigestMap, content_digest
 from esv.references import ReferenceIndex, build_index
 from esv.resolver import Resolved
 from promote.engine.diff import (
@@ -309,7 +309,10 @@ def read_held(tenant: Tenant, desired: Mapping[str, JSON], *, env: str) -> Held:
 def _held_config(tenant: Tenant, desired: Mapping[str, JSON]) -> Mapping[str, JSON]:
     digests = config_digests(tenant)
     if digests is not None:
-        return DigestedObjects(digests, _checked_reader(tenant, digests), digests=digests)
+        kept = digests.set_digest if isinstance(digests, DigestMap) else None
+        return DigestedObjects(
+            digests, _checked_reader(tenant, digests), digests=digests, set_digest=kept
+        )
     wanted = tenant.list_config_ids() | desired.keys()
     return {
         key: value for key, value in tenant.read_config(sorted(wanted)).items() if key in wanted

@@ -11,20 +11,22 @@ types, and each secret's version number. Never a secret value, never an unkeyed 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from esv.jsonfile import loads
+from esv.objects import digest_of_set
 from promote.errors import PromoteError
 from promote.state.base import StateStore
 
 __all__ = ["APPLIED_FORMAT", "Applied", "delete_applied", "read_applied", "write_applied"]
 
-APPLIED_FORMAT = "promote.applied/2"
-"""2: each object as its own JSON text beside its digest (read only when it may have
-drifted); 1 (still read): the objects themselves."""
-_FORMATS = ("promote.applied/1", APPLIED_FORMAT)
+APPLIED_FORMAT = "promote.applied/3"
+"""3: the digests last but the objects, with their digest of all; 2 (still read): each
+object as its own JSON text beside its digest (read only when it may have drifted); 1
+(still read): the objects themselves."""
+_FORMATS = ("promote.applied/1", "promote.applied/2", APPLIED_FORMAT)
 
 
 @dataclass(frozen=True)
@@ -44,20 +46,28 @@ class Applied:
     """Object id -> content digest (:func:`esv.objects.content_digest`) of ``config``'s
     object, for those without masked values: drift compares these first, and reads only the
     objects whose digest differs. Never of a secret-derived value."""
+    set_digest: str | None = field(default=None, compare=False)
+    """:func:`esv.objects.digest_of_set` of ``digests`` as the record keeps it, when every
+    object of ``config`` has its digest (``None``: not kept, or some has none). Drift
+    compares it with the tenant's first: equal, nothing can have drifted."""
 
     def to_bytes(self) -> bytes:
-        """The record as stable JSON text, its objects last (see :func:`read_applied`)."""
+        """The record as stable JSON text, its digests then its objects last (see
+        :func:`read_applied`); the digest of all made anew from ``digests``."""
         if isinstance(self.config, _Texts):
             objects = dict(self.config.texts())
         else:
             objects = {key: _text(value) for key, value in self.config.items()}
+        digests = dict(self.digests)
+        undigested = [key for key in objects if key not in digests]
         data = {
             "format": APPLIED_FORMAT,
             "secret_paths": {k: dict(v) for k, v in self.secret_paths.items()},
             "variables": {k: list(v) for k, v in self.variables.items()},
             "secrets": dict(self.secrets),
-            "digests": dict(self.digests),
-            "undigested": [key for key in objects if key not in self.digests],
+            "undigested": undigested,
+            "set_digest": None if undigested else digest_of_set(digests),
+            "digests": digests,
             # Objects keep their key order (the tenant's), so comparing them later is cheap.
             "config": objects,
         }
@@ -68,16 +78,59 @@ def _text(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
 
 
+def _damaged(record: str, what: str) -> PromoteError:
+    return PromoteError(
+        f"{record} in the state store is damaged: its {what} cannot be read. Remove it; "
+        "drift is then unknown there until promote next applies"
+    )
+
+
+class _Digests(Mapping[str, str]):
+    """Object id -> digest, parsed from the record's JSON text when first read (a plan
+    that finds the tenant's digest of all equal to the record's never reads them)."""
+
+    def __init__(self, source: bytes, record: str) -> None:
+        self._source = source
+        self._record = record
+        self._found: dict[str, str] | None = None
+
+    def _digests(self) -> dict[str, str]:
+        if self._found is None:
+            try:
+                self._found = _texts(loads(self._source))
+            except (ValueError, TypeError):
+                raise _damaged(self._record, "digests") from None
+        return self._found
+
+    def __getitem__(self, key: str) -> str:
+        return self._digests()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._digests())
+
+    def __len__(self) -> int:
+        return len(self._digests())
+
+
 class _Texts(Mapping[str, Any]):
     """Object id -> object, each parsed from its JSON text when first read; the texts
     themselves parsed from ``source`` (the record's objects as JSON text) when first
-    needed, their ids known before."""
+    needed, their ids (``ids()``) known before."""
 
-    def __init__(self, source: dict[str, str] | bytes, ids: Iterable[str], record: str) -> None:
+    def __init__(
+        self, source: dict[str, str] | bytes, ids: Callable[[], Iterable[str]], record: str
+    ) -> None:
         self._source = source
-        self._ids = dict.fromkeys(ids)
+        self._list_ids = ids
+        self._listed: dict[str, None] | None = None
         self._record = record
         self._parsed: dict[str, Any] = {}
+
+    @property
+    def _ids(self) -> dict[str, None]:
+        if self._listed is None:
+            self._listed = dict.fromkeys(self._list_ids())
+        return self._listed
 
     def texts(self) -> dict[str, str]:
         """Object id -> its JSON text (``PromoteError`` when the record is damaged)."""
@@ -87,10 +140,7 @@ class _Texts(Mapping[str, Any]):
             except (ValueError, TypeError):
                 texts = None
             if texts is None or texts.keys() != self._ids.keys():
-                raise PromoteError(
-                    f"{self._record} in the state store is damaged: its objects cannot be "
-                    "read. Remove it; drift is then unknown there until promote next applies"
-                )
+                raise _damaged(self._record, "objects")
             self._source = texts
         return self._source
 
@@ -126,26 +176,43 @@ def _all_text(values: Iterable[Any]) -> bool:
 
 
 _OBJECTS_LAST = b',"config":{'
-"""Where the objects of a record this version writes start: they come last, and no text in
-them can hold these bytes (each value there is a JSON string: a ``:`` is followed by ``"``)."""
+"""Where the objects of a record written since format 2 start: they come last, and no text
+in them can hold these bytes (each value there is a JSON string: a ``:`` is followed by
+``"``)."""
+_DIGESTS_NEXT = b',"digests":{'
+"""Where the digests of a record of format 3 start, right before its objects: no id or
+digest among them can hold these bytes either."""
 
 
-def _split(raw: bytes) -> tuple[dict[str, Any], bytes] | None:
-    """The fields of a record this version wrote, and its objects apart as JSON text (a
-    plan needs only the digests); ``None`` for any other record."""
+def _split(raw: bytes) -> tuple[dict[str, Any], bytes | None, bytes] | None:
+    """The fields of a record written since format 2, and apart as JSON text its digests
+    (format 3; ``None``: among the fields) and its objects: a plan reads the fields alone
+    when the digests of all agree, and the objects that differ otherwise. ``None`` for any
+    other record."""
     end = len(raw)
     while end and raw[end - 1] in b" \t\r\n":  # not raw.rstrip(): a copy of 5 MB
         end -= 1
     at = raw.rfind(_OBJECTS_LAST, 0, end)
     if at < 0 or not raw.endswith(b"}}", 0, end):
         return None
+    objects = raw[at + len(_OBJECTS_LAST) - 1 : end - 1]
+    digests_at = raw.rfind(_DIGESTS_NEXT, 0, at)
+    if digests_at >= 0:
+        head = _head(raw[:digests_at] + b"}")
+        if head is not None and head.get("format") == APPLIED_FORMAT:
+            return head, raw[digests_at + len(_DIGESTS_NEXT) - 1 : at], objects
+    head = _head(raw[:at] + b"}")
+    return None if head is None else (head, None, objects)
+
+
+def _head(text: bytes) -> dict[str, Any] | None:
     try:
-        head = loads(raw[:at] + b"}")
+        head = loads(text)
     except ValueError:
         return None
     if not isinstance(head, dict) or not isinstance(head.get("undigested"), list):
         return None
-    return head, raw[at + len(_OBJECTS_LAST) - 1 : end - 1]
+    return head
 
 
 def _name(env: str) -> str:
@@ -156,10 +223,11 @@ def read_applied(store: StateStore, env: str) -> Applied | None:
     """``env``'s record; ``None`` when promote has not applied anything there since records
     exist (drift is then unknown), or the record is unreadable.
 
-    A record this version wrote has its objects last: they are parsed only when one is read
-    (drift reads only those whose digests differ), and a plan parses the rest, a third of a
-    record of 20,000 objects. Should they then prove unreadable, reading one raises
-    ``PromoteError`` naming the record."""
+    A record this version wrote has its digests, then its objects, last: each part is parsed
+    only when read (drift reads no digest when the record's digest of all is the tenant's,
+    and only the objects whose digests differ otherwise), so a plan parses a few hundred
+    bytes of a record of 20,000 objects. Should they then prove unreadable, reading them
+    raises ``PromoteError`` naming the record."""
     name = _name(env)
     raw = store.read_record(name)
     if raw is None:
@@ -172,22 +240,31 @@ def read_applied(store: StateStore, env: str) -> Applied | None:
     if not isinstance(data, dict) or data.get("format") not in _FORMATS:
         return None
     try:
-        digests = _texts(data.get("digests") or {})
+        digests: Mapping[str, str]
         config: Mapping[str, Any]
+        set_digest = None
         if split is not None:
-            ids = [*digests, *(str(key) for key in data["undigested"])]
-            config = _Texts(split[1], ids, name)
+            digests = (
+                _texts(data.get("digests") or {}) if split[1] is None else _Digests(split[1], name)
+            )
+            undigested = [str(key) for key in data["undigested"]]
+            config = _Texts(split[2], lambda: [*digests, *undigested], name)
+            found = data.get("set_digest")
+            set_digest = found if isinstance(found, str) and not undigested else None
         elif data["format"] == "promote.applied/1":
+            digests = _texts(data.get("digests") or {})
             config = dict(data.get("config") or {})
         else:
+            digests = _texts(data.get("digests") or {})
             texts = _texts(data.get("config") or {})
-            config = _Texts(texts, texts, name)
+            config = _Texts(texts, lambda: texts, name)
         return Applied(
             config=config,
             secret_paths={str(k): dict(v) for k, v in (data.get("secret_paths") or {}).items()},
             variables={str(k): (str(v[0]), str(v[1])) for k, v in data["variables"].items()},
             secrets={str(k): int(v) for k, v in (data.get("secrets") or {}).items()},
             digests=digests,
+            set_digest=set_digest,
         )
     except (KeyError, TypeError, ValueError, IndexError):
         return None

@@ -260,7 +260,8 @@ class KeepsDigests(Protocol):
     """A tenant whose ``capabilities.config_digests`` is true."""
 
     def config_digests(self) -> dict[str, str]:
-        """Object id -> :func:`esv.objects.content_digest` of every config object held."""
+        """Object id -> :func:`esv.objects.content_digest` of every config object held (an
+        :class:`esv.objects.DigestMap` when their digest of all is kept with them)."""
         ...
 
 

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from esv.errors import WorkspaceFileError
-from esv.objects import content_digest
+from esv.objects import content_digest, digest_of_set
 from esv.references import summarise
 from promote.configtree import cache_path, read_config_tree
 from promote.workspace import load_workspace
@@ -264,12 +264,12 @@ def test_a_cache_whose_rows_do_not_match_is_not_trusted_and_is_replaced(
     remembered(root)
     path = cache_path(root.resolve())
     assert path is not None
-    header, signatures, digests, summaries, table = marshal.loads(path.read_bytes())
+    header, signatures, digests, summaries, table, set_digest = marshal.loads(path.read_bytes())
     if damage == "rows":
         summaries = {key: len(table) + 5 for key in summaries}  # rows that do not exist
     else:
         table = [("not", "a summary") for _ in table]
-    path.write_bytes(marshal.dumps((header, signatures, digests, summaries, table)))
+    path.write_bytes(marshal.dumps((header, signatures, digests, summaries, table, set_digest)))
     config_reads.clear()
     tree = read_config_tree(root, [])
     assert tree.summary("external.email") == summarise(OBJECTS["external.email"])
@@ -279,3 +279,75 @@ def test_a_cache_whose_rows_do_not_match_is_not_trusted_and_is_replaced(
     remembered(root)
     config_reads.clear()
     assert list(read_config_tree(root, [])) == list(tree) and config_reads == []
+
+
+def _reference_ids(config: Path) -> list[str]:
+    """What the walk must find, the plain way: every regular ``*.json`` file (links
+    followed) outside hidden entries, in the order of its path parts."""
+
+    def walk(directory: Path, prefix: str) -> list[str]:
+        found: list[str] = []
+        for entry in sorted(directory.iterdir(), key=lambda p: p.name):
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir():
+                found += walk(entry, f"{prefix}{entry.name}/")
+            elif entry.name.endswith(".json") and entry.is_file():
+                found.append(prefix + entry.name[: -len(".json")])
+        return found
+
+    return walk(config, "")
+
+
+def test_the_walk_finds_every_json_file_in_path_order_and_nothing_else(tmp_path: Path) -> None:
+    root = workspace(tmp_path)
+    config = root / "config"
+    for relpath in [
+        "flat/b.json",
+        "flat/a.json",
+        "flat/a-b.json",
+        "mixed/z.json",
+        "mixed/m/inner.json",
+        "mixed/a.json",
+        "mixed/m.json",
+        "mixed/notes.md",
+        "mixed/script.js",
+        "mixed/.hidden.json",
+        ".git/config.json",
+        "dir.json/inside.json",
+        "deep/er/est/x.json",
+    ]:
+        path = config / relpath
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text("{}")
+    (config / "flat" / "broken.json").symlink_to(config / "nowhere.json")
+    (config / "flat" / "linked.json").symlink_to(config / "flat" / "a.json")
+    (config / "linkdir").symlink_to(config / "deep")
+    (config / "fifo").mkdir()
+    (config / "fifo" / "a.json").write_text("{}")
+    os.mkfifo(config / "fifo" / "fifo.json")  # in a directory of files alone
+
+    ids = list(read_config_tree(root, []))
+
+    assert ids == _reference_ids(config)
+    assert "mixed/m" in ids and "mixed/m/inner" in ids and "dir.json/inside" in ids
+    assert "linkdir/er/est/x" in ids and "flat/linked" in ids
+    assert not {"flat/broken", "fifo/fifo", "mixed/.hidden", ".git/config"} & set(ids)
+
+
+def test_the_digest_of_all_is_kept_with_the_cache_and_made_anew_after_a_change(
+    tmp_path: Path, trusted_config_files: None, config_reads: list[str]
+) -> None:
+    root = workspace(tmp_path)
+    expected = digest_of_set({key: content_digest(value) for key, value in OBJECTS.items()})
+    assert read_config_tree(root, []).set_digest() == expected  # made from the files
+    remembered(root)
+    config_reads.clear()
+    assert read_config_tree(root, []).set_digest() == expected and config_reads == []
+    (root / "config" / "obj" / "a.json").write_text('{"n": 2}')
+    os.utime(root / "config" / "obj" / "a.json", (1, 1))  # old enough to trust
+    changed = {**OBJECTS, "obj/a": {"n": 2}}
+    expected = digest_of_set({key: content_digest(value) for key, value in changed.items()})
+    assert read_config_tree(root, []).set_digest() == expected
+    remembered(root)
+    assert read_config_tree(root, []).set_digest() == expected

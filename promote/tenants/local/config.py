@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import cast
 
 from esv.jsonfile import loads
-from esv.objects import content_digest
+from esv.objects import DigestMap, content_digest, digest_of_set
 from promote.errors import ImmutableError, TenantError
 from promote.files import StateFileError, atomic_write
 from promote.tenants.base import (
@@ -22,7 +22,7 @@ from promote.tenants.local.database import _CHUNK, Database
 
 __all__ = ["ConfigObjects"]
 
-_DIGESTS_FORMAT = "promote.tenant-digests/1"
+_DIGESTS_FORMAT = "promote.tenant-digests/2"
 
 
 def _canonical(text: str) -> str:
@@ -95,9 +95,10 @@ class ConfigObjects(Database):
     def config_digests(self) -> dict[str, str]:
         """Object id -> content digest of every config object held (one snapshot).
 
-        Kept beside the state file with the config token they were read at
-        (``meta.config_token``, new with every change): while the token is the same, they
-        are read from there, a fifth of the cost of 20,000 rows."""
+        Kept beside the state file with their digest of all (a :class:`DigestMap`) and
+        the config token they were read at (``meta.config_token``, new with every change):
+        while the token is the same, they are read from there, a fifth of the cost of
+        20,000 rows."""
         with self._read("read config digests") as conn:
             row = conn.execute("SELECT value FROM meta WHERE key = 'config_token'").fetchone()
             token = row[0] if row is not None and self._exists else None
@@ -111,28 +112,30 @@ class ConfigObjects(Database):
             texts = _select_config(conn, stale) if stale else {}
         for key in stale:
             found[key] = content_digest(loads(texts[key]))
-        digests = cast(dict[str, str], found)
+        digests = DigestMap(cast(dict[str, str], found))
         if token is not None:
+            digests.set_digest = digest_of_set(digests)
             self._keep_digests(token, digests)
         return digests
 
-    def _kept_digests(self, token: str | None) -> dict[str, str] | None:
+    def _kept_digests(self, token: str | None) -> DigestMap | None:
         if token is None:
             return None
         try:
             data = marshal.loads(self._digests_path.read_bytes())
         except (OSError, EOFError, ValueError, TypeError):
             return None
-        if isinstance(data, tuple) and len(data) == 3 and data[:2] == (_DIGESTS_FORMAT, token):
-            digests = data[2]
-            if isinstance(digests, dict):
-                return digests
+        if isinstance(data, tuple) and len(data) == 4 and data[:2] == (_DIGESTS_FORMAT, token):
+            digests, set_digest = data[2:]
+            if isinstance(digests, dict) and isinstance(set_digest, str):
+                return DigestMap(digests, set_digest)
         return None
 
-    def _keep_digests(self, token: str, digests: dict[str, str]) -> None:
+    def _keep_digests(self, token: str, digests: DigestMap) -> None:
         # Only a shortcut: when it cannot be written, the next read asks the file again.
+        kept = (_DIGESTS_FORMAT, token, dict(digests), digests.set_digest)
         with contextlib.suppress(StateFileError):
-            atomic_write(self._digests_path, marshal.dumps((_DIGESTS_FORMAT, token, digests)))
+            atomic_write(self._digests_path, marshal.dumps(kept))
 
     @property
     def _digests_path(self) -> Path:

@@ -16,6 +16,7 @@ from click.testing import CliRunner
 from promote.cli import COMMANDS, cli
 
 HEAVY = ("deepdiff", "jinja2", "httpx", "yaml", "boto3", "botocore", "cryptography", "sqlite3")
+HEAVY += ("traceback",)  # printed only under --debug
 LOADED_BY_COMMANDS = (
     "promote.engine",
     "promote.email",

@@ -177,7 +177,7 @@ def test_the_record_of_what_was_applied_keeps_each_objects_digest(root: Path) ->
     assert applied.digests["obj/001"] == content_digest(OBJECTS["obj/001"])
     assert applied.config["obj/001"] == OBJECTS["obj/001"]
     raw = json.loads(store.read_record("applied/staging.json") or b"")
-    assert raw["format"] == "promote.applied/2"
+    assert raw["format"] == "promote.applied/3"
     assert json.loads(raw["config"]["obj/001"]) == OBJECTS["obj/001"]
 
 
@@ -202,3 +202,21 @@ def test_a_record_of_the_first_format_still_tells_drift(root: Path) -> None:
     assert {d["object"] for d in staging["drift"]} == {"obj/007"}
     write_applied(store, "staging", Applied(config={}, digests={}))  # keeps reading fine
     assert read_applied(store, "staging") == Applied(config={}, digests={})
+
+
+def test_drift_reads_the_records_digests_only_when_the_digests_of_all_differ(
+    root: Path,
+) -> None:
+    from promote.errors import PromoteError
+
+    store = LocalStore(load_workspace(root).state_dir)
+    raw = store.read_record("applied/staging.json") or b""
+    start, end = raw.rindex(b',"digests":{'), raw.rindex(b',"config":{')
+    store.write_record("applied/staging.json", raw[:start] + b',"digests":{"x":1}' + raw[end:])
+    (_, staging) = plan(root, [])["json"]["stages"]  # the digests of all agree: not read
+    assert staging["drift"] == [] and staging["status"] == "in-sync"
+    tenant_db = root / ".promote" / "tenants" / "staging" / "tenant.sqlite3"
+    with sqlite3.connect(tenant_db) as conn:
+        conn.execute("UPDATE config SET json = '{\"n\": 7}' WHERE id = 'obj/007'")
+    with pytest.raises(PromoteError, match=r"applied/staging.json .* damaged: its digests"):
+        plan(root, [])

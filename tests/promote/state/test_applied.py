@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from esv.objects import content_digest
+from esv.objects import content_digest, digest_of_set
 from promote.errors import PromoteError
 from promote.state.applied import Applied, read_applied, write_applied
 from promote.state.local import LocalStore
@@ -38,8 +38,9 @@ def test_the_objects_come_last_and_every_id_is_known_before_they_are_parsed(
         "secret_paths",
         "variables",
         "secrets",
-        "digests",
         "undigested",
+        "set_digest",
+        "digests",
         "config",
     ]
     # Damage only the objects: the rest still reads, and so do their ids.
@@ -107,3 +108,61 @@ def test_objects_other_than_the_ids_the_record_lists_are_damage(tmp_path: Path) 
     assert applied is not None and list(applied.config) == ["b"]
     with pytest.raises(PromoteError, match="damaged"):
         applied.config["b"]
+
+
+def test_the_digests_come_before_the_objects_and_are_parsed_only_when_read(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path)
+    write_applied(store, "dev", record(config={"a": {"n": 1}}, digests={"a": "d1"}))
+    raw = store.read_record("applied/dev.json") or b""
+    assert json.loads(raw)["set_digest"] == digest_of_set({"a": "d1"})
+    start, end = raw.rindex(b',"digests":{'), raw.rindex(b',"config":{')
+    store.write_record("applied/dev.json", raw[:start] + b',"digests":{"a":1}' + raw[end:])
+    applied = read_applied(store, "dev")  # the fields read without the digests
+    assert applied is not None and applied.set_digest == digest_of_set({"a": "d1"})
+    assert applied.variables == {"esv-x": ("1", "int")} and applied.secrets == {"esv-s": 3}
+    with pytest.raises(PromoteError, match=r"applied/dev.json .* damaged: its digests"):
+        dict(applied.digests)
+    with pytest.raises(PromoteError, match="damaged"):
+        list(applied.config)  # its ids are the digests'
+
+
+def test_the_digest_of_all_is_kept_only_when_every_object_has_its_digest(
+    tmp_path: Path,
+) -> None:
+    store = LocalStore(tmp_path)
+    write_applied(store, "dev", record())  # obj/b is masked: it has no digest
+    applied = read_applied(store, "dev")
+    assert applied is not None and applied.set_digest is None
+    raw = json.loads(store.read_record("applied/dev.json") or b"")
+    assert raw["set_digest"] is None and raw["undigested"] == ["obj/b"]
+    digests = {k: content_digest(v) for k, v in OBJECTS.items()}
+    write_applied(store, "dev", record(digests=digests, secret_paths={}))
+    applied = read_applied(store, "dev")
+    assert applied is not None and applied.set_digest == digest_of_set(digests)
+    # A record that claims a digest of all with an object undigested is not believed.
+    raw = json.loads(store.read_record("applied/dev.json") or b"")
+    raw["undigested"], raw["digests"] = ["obj/b"], {"obj/a": digests["obj/a"]}
+    store.write_record("applied/dev.json", json.dumps(raw, separators=(",", ":")).encode())
+    applied = read_applied(store, "dev")
+    assert applied is not None and applied.set_digest is None
+
+
+def test_a_record_of_format_2_with_its_objects_last_is_still_read(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    digests = {"obj/a": content_digest(OBJECTS["obj/a"])}
+    old = {
+        "format": "promote.applied/2",
+        "secret_paths": {},
+        "variables": {"esv-x": ["1", "int"]},
+        "secrets": {},
+        "digests": digests,
+        "undigested": ["obj/b", "config"],
+        "config": {k: json.dumps(v) for k, v in OBJECTS.items()},
+    }
+    store.write_record("applied/dev.json", json.dumps(old, separators=(",", ":")).encode())
+    applied = read_applied(store, "dev")
+    assert applied is not None and applied.digests == digests and applied.set_digest is None
+    assert list(applied.config) == ["obj/a", "obj/b", "config"]
+    assert dict(applied.config.items()) == OBJECTS

@@ -706,6 +706,25 @@ def test_kept_digests_follow_every_change_of_the_file(dev: LocalTenant) -> None:
     assert dev.config_digests() == {"a": "forged", "c": content_digest({"n": 3})}
 
 
+def test_kept_digests_come_with_their_digest_of_all(dev: LocalTenant) -> None:
+    import marshal
+
+    from esv.objects import DigestMap, digest_of_set
+
+    dev.put_config("a", {"n": 1})
+    dev.put_config("b", {"n": 2})
+    for _ in range(2):  # read from the file, then kept
+        found = dev.config_digests()
+        assert isinstance(found, DigestMap)
+        assert found.set_digest == digest_of_set(dict(found))
+    kept = dev.path.with_name(DB_NAME + "-digests")
+    fmt, token, digests, _ = marshal.loads(kept.read_bytes())
+    kept.write_bytes(marshal.dumps((fmt, token, digests)))  # as the format before kept it
+    found = dev.config_digests()
+    assert isinstance(found, DigestMap) and found.set_digest == digest_of_set(dict(found))
+    assert len(marshal.loads(kept.read_bytes())) == 4  # written again, whole
+
+
 def test_a_state_file_without_the_config_token_gains_it_when_opened(tmp_path: Path) -> None:
     from esv.objects import content_digest
 
