@@ -181,13 +181,14 @@ def canonical_bytes(document: Any) -> bytes:
         return text.encode()
 
 
-def loads(text: str | bytes) -> Any:
+def loads(text: str | bytes | memoryview) -> Any:
     """JSON text promote wrote itself (a tenant's stored config): orjson, json for what it
-    refuses (integers beyond 64 bits)."""
+    refuses (integers beyond 64 bits). A ``memoryview`` (part of a larger text) is not
+    copied unless json is needed."""
     try:
         return orjson.loads(text)
     except orjson.JSONDecodeError:
-        return json.loads(text)
+        return json.loads(bytes(text) if isinstance(text, memoryview) else text)
 
 
 def load_json(path: str | os.PathLike[str], *, relpath: str) -> Any:
