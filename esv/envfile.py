@@ -10,10 +10,9 @@ a file are collected and raised together as one :class:`~esv.errors.EnvironmentF
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any
-
-import yaml
+from typing import TYPE_CHECKING, Any, Protocol
 
 from esv.envcheck import check_environment
 from esv.envmodel import (
@@ -33,6 +32,9 @@ from esv.jsonfile import SURROGATE_MESSAGE, may_hold_surrogates, read_text, unen
 from esv.resolver import json_path
 from esv.secretread import esv_values, read_secret, read_secrets
 
+if TYPE_CHECKING:
+    import yaml
+
 __all__ = [
     "ENVIRONMENT_KEYS",
     "ON_DRIFT",
@@ -44,6 +46,7 @@ __all__ = [
     "Secret",
     "SecretSource",
     "Variable",
+    "YamlMemo",
     "esv_values",
     "load_environment",
     "parse_environment",
@@ -55,29 +58,35 @@ __all__ = [
 # -- YAML: text only, no aliases ------------------------------------------------------
 
 
-class _TextLoader(yaml.BaseLoader):
-    """BaseLoader (every scalar is text) that refuses aliases, so alias bombs cannot expand."""
+@functools.cache
+def _loaders() -> tuple[Any, Any]:
+    """The pure loader, and libyaml's (``None`` without it); ``yaml`` is imported here, the
+    first time a text is parsed (~13 ms: a command whose files were parsed before, by a
+    ``memo``, never loads it)."""
+    import yaml
 
-    def compose_node(self, parent: Any, index: Any) -> Any:
-        if self.check_event(yaml.AliasEvent):
-            event = self.peek_event()  # type: ignore[no-untyped-call]
-            raise yaml.composer.ComposerError(
-                None,
-                None,
-                "aliases (*name) are not supported in environment files",
-                event.start_mark,
-            )
-        return super().compose_node(parent, index)
+    class TextLoader(yaml.BaseLoader):
+        """BaseLoader (every scalar is text) that refuses aliases, so alias bombs cannot
+        expand."""
 
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                event = self.peek_event()  # type: ignore[no-untyped-call]
+                raise yaml.composer.ComposerError(
+                    None,
+                    None,
+                    "aliases (*name) are not supported in environment files",
+                    event.start_mark,
+                )
+            return super().compose_node(parent, index)
 
-_FastLoader: Any = None
-"""libyaml's loader when PyYAML has it: the same nodes, an order of magnitude faster."""
+    if not hasattr(yaml, "CBaseLoader"):
+        return TextLoader, None
 
-if hasattr(yaml, "CBaseLoader"):
-
-    class _CTextLoader(yaml.CBaseLoader):
-        """libyaml's BaseLoader, tagging each node as BaseResolver does (it has no implicit
-        or path resolvers: every scalar is text) without its lookups per node."""
+    class CTextLoader(yaml.CBaseLoader):
+        """libyaml's BaseLoader (the same nodes, an order of magnitude faster), tagging each
+        node as BaseResolver does (it has no implicit or path resolvers: every scalar is
+        text) without its lookups per node."""
 
         _TAGS: dict[type[Any], str] = {
             yaml.ScalarNode: yaml.resolver.BaseResolver.DEFAULT_SCALAR_TAG,
@@ -88,7 +97,7 @@ if hasattr(yaml, "CBaseLoader"):
         def resolve(self, kind: type[Any], value: Any, implicit: Any) -> str:
             return self._TAGS[kind]
 
-    _FastLoader = _CTextLoader
+    return TextLoader, CTextLoader
 
 
 def _compose(text: str) -> Any:
@@ -98,20 +107,25 @@ def _compose(text: str) -> Any:
     alias shows as a node met twice; then, or on any error, the pure loader composes again,
     so what is refused and how it is reported never depend on libyaml being there.
     """
-    if _FastLoader is not None:
+    import yaml
+
+    text_loader, fast_loader = _loaders()
+    if fast_loader is not None:
         try:
-            node = yaml.compose(text, Loader=_FastLoader)
+            node = yaml.compose(text, Loader=fast_loader)
         except yaml.YAMLError:
             node = None
         else:
             # An alias is written *name: text without a "*" holds none.
             if node is None or "*" not in text or not _reuses_nodes(node):
                 return node
-    return yaml.compose(text, Loader=_TextLoader)
+    return yaml.compose(text, Loader=text_loader)
 
 
 def _reuses_nodes(root: Any) -> bool:
     """Whether a node appears twice in the tree (what an alias composes to)."""
+    import yaml
+
     seen: set[int] = set()
     stack = [root]
     while stack:
@@ -139,6 +153,8 @@ class _BadKey(Exception):
 
 def _to_data(node: yaml.Node) -> Any:
     """Plain dicts, lists and strings from a composed node; duplicate keys are refused."""
+    import yaml
+
     if isinstance(node, yaml.ScalarNode):
         return str(node.value)
     if isinstance(node, yaml.SequenceNode):
@@ -158,6 +174,8 @@ def _to_data(node: yaml.Node) -> Any:
 
 
 def _parse_yaml(text: str, relpath: str) -> Any:
+    import yaml
+
     try:
         node = _compose(text)
         data = None if node is None else _to_data(node)
@@ -193,30 +211,67 @@ def _parse_yaml(text: str, relpath: str) -> Any:
     return data
 
 
+class YamlMemo(Protocol):
+    """What an earlier command parsed (a cache the caller keeps): ``get`` the data of a text
+    parsed before (``None``: not known), ``put`` the data of a text that may be kept. Only
+    mappings are offered, and never a file's that holds an inline secret value."""
+
+    def get(self, text: str) -> dict[str, Any] | None: ...
+
+    def put(self, text: str, data: dict[str, Any]) -> None: ...
+
+
 # -- environment files -----------------------------------------------------------------
 
 
-def parse_environment(text: str, *, name: str, path: Path, relpath: str) -> EnvironmentFile:
-    """Check the text of an environment file; :class:`EnvironmentFileError` lists every problem."""
-    return check_environment(_parse_yaml(text, relpath), name=name, path=path, relpath=relpath)
+def parse_environment(
+    text: str, *, name: str, path: Path, relpath: str, memo: YamlMemo | None = None
+) -> EnvironmentFile:
+    """Check the text of an environment file; :class:`EnvironmentFileError` lists every
+    problem. ``memo``: where a text parsed before is found, and the data of a text that
+    checks and holds no inline secret value is put."""
+    data = memo.get(text) if memo is not None else None
+    if data is not None:
+        return check_environment(data, name=name, path=path, relpath=relpath)
+    parsed = _parse_yaml(text, relpath)
+    found = check_environment(parsed, name=name, path=path, relpath=relpath)
+    if memo is not None and isinstance(parsed, dict) and not _has_inline_secret(found):
+        memo.put(text, parsed)
+    return found
 
 
-def load_environment(path: Path, *, workspace: Path) -> EnvironmentFile:
+def _has_inline_secret(env: EnvironmentFile) -> bool:
+    """Whether a secret's value is written in the file itself (a tenant credential never
+    is: the check refuses it)."""
+    return any(secret.source.kind == "value" for secret in env.secrets.values())
+
+
+def load_environment(
+    path: Path, *, workspace: Path, memo: YamlMemo | None = None
+) -> EnvironmentFile:
     """Load and check one environment file; :class:`EnvironmentFileError` lists every problem.
 
-    Unreadable or unparsable files raise :class:`~esv.errors.WorkspaceFileError`.
+    Unreadable or unparsable files raise :class:`~esv.errors.WorkspaceFileError`. ``memo``:
+    see :func:`parse_environment`.
     """
     relpath = _relpath(path, workspace)
     text = read_text(path, relpath=relpath)
-    return parse_environment(text, name=path.stem, path=path, relpath=relpath)
+    return parse_environment(text, name=path.stem, path=path, relpath=relpath, memo=memo)
 
 
-def read_yaml(path: Path, *, relpath: str) -> Any:
-    """Any YAML file of the workspace (``promote.yaml``) as text-only data, aliases refused.
+def read_yaml(path: Path, *, relpath: str, memo: YamlMemo | None = None) -> Any:
+    """Any YAML file of the workspace (``promote.yaml``) as text-only data, aliases refused;
+    ``memo``: where a text parsed before is found, and a mapping parsed now is put.
 
     Raises :class:`~esv.errors.WorkspaceFileError` when it cannot be read or parsed.
     """
-    return _parse_yaml(read_text(path, relpath=relpath), relpath)
+    text = read_text(path, relpath=relpath)
+    data = memo.get(text) if memo is not None else None
+    if data is None:
+        data = _parse_yaml(text, relpath)
+        if memo is not None and isinstance(data, dict):
+            memo.put(text, data)
+    return data
 
 
 def _relpath(path: Path, workspace: Path) -> str:

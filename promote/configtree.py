@@ -40,9 +40,12 @@ _Signature = tuple[int, int, int, int]
 """(mtime_ns, ctime_ns, size, inode)."""
 
 
-def cache_path(root: Path, environ: Mapping[str, str] = os.environ) -> Path | None:
-    """Where the cache of the workspace at ``root`` is; ``None`` when there is no place
-    for it (no ``PROMOTE_CACHE_DIR``, ``XDG_CACHE_HOME`` or ``HOME``)."""
+def cache_path(
+    root: Path, environ: Mapping[str, str] = os.environ, *, kind: str = "config"
+) -> Path | None:
+    """Where the cache of the workspace at ``root`` is (``kind``: ``config``, this module's;
+    ``yaml``, :mod:`promote.yamlcache`'s); ``None`` when there is no place for it (no
+    ``PROMOTE_CACHE_DIR``, ``XDG_CACHE_HOME`` or ``HOME``)."""
     base: Path | None = None
     if environ.get("PROMOTE_CACHE_DIR"):
         base = Path(environ["PROMOTE_CACHE_DIR"])
@@ -53,7 +56,7 @@ def cache_path(root: Path, environ: Mapping[str, str] = os.environ) -> Path | No
     if base is None:
         return None
     name = hashlib.sha256(os.fsencode(root)).hexdigest()[:32]
-    return base / "config" / f"{name}.cache"
+    return base / kind / f"{name}.cache"
 
 
 class _Cache(NamedTuple):

@@ -17,12 +17,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from esv.envfile import EnvironmentFile, load_environment, read_yaml
+from esv.envfile import EnvironmentFile, YamlMemo, load_environment, read_yaml
 from esv.errors import EsvError, Problem
-from promote.configtree import ConfigTree, read_config_tree
+from promote.configtree import ConfigTree, cache_path, read_config_tree
 from promote.errors import BlockedError
 from promote.files import SHARED, atomic_write
 from promote.state.settings import StateSettings, parse_state
+from promote.yamlcache import YamlCache
 
 __all__ = [
     "DEFAULT_CHAIN",
@@ -108,7 +109,11 @@ def find_workspace(start: Path) -> Path:
 
 
 def _chain(
-    root: Path, names: list[str], problems: list[Problem], state: list[StateSettings]
+    root: Path,
+    names: list[str],
+    problems: list[Problem],
+    state: list[StateSettings],
+    memo: YamlMemo,
 ) -> tuple[str, ...] | None:
     """The chain from promote.yaml, else the default order of the files that exist;
     ``None`` when promote.yaml cannot say (its problems are added). Its ``state:`` block is
@@ -117,7 +122,7 @@ def _chain(
     if not settings_path.exists():
         return tuple(name for name in DEFAULT_CHAIN if name in names)
     try:
-        settings = read_yaml(settings_path, relpath=SETTINGS_FILE)
+        settings = read_yaml(settings_path, relpath=SETTINGS_FILE, memo=memo)
     except EsvError as error:
         problems.extend(error.problems)
         return None
@@ -176,8 +181,10 @@ def load_workspace(
     problems: list[Problem] = []
     names = _environment_names(env_dir, problems)
     state: list[StateSettings] = []
-    chain = _chain(root, names, problems, state)
-    environments, broken = _environments(root, names, chain, problems, partial=partial)
+    parsed = YamlCache(cache_path(root, kind="yaml"))  # YAML files read before: not parsed
+    chain = _chain(root, names, problems, state, parsed)
+    environments, broken = _environments(root, names, chain, problems, partial=partial, memo=parsed)
+    parsed.save()
     if not names and not problems:
         problems.append(Problem("environments", "", "holds no environment files (<env>.yaml)"))
     config = read_config_tree(root, problems)
@@ -212,6 +219,7 @@ def _environments(
     problems: list[Problem],
     *,
     partial: bool,
+    memo: YamlMemo,
 ) -> tuple[dict[str, EnvironmentFile], dict[str, tuple[Problem, ...]]]:
     """Each environment file, loaded and checked; problems go to ``problems``, or (with
     ``partial``, for an environment of the chain) to the second mapping. ``chain``: ``None``
@@ -231,7 +239,7 @@ def _environments(
             )
         try:
             environments[name] = load_environment(
-                root / "environments" / f"{name}.yaml", workspace=root
+                root / "environments" / f"{name}.yaml", workspace=root, memo=memo
             )
         except EsvError as error:
             if partial and chain is not None and name in chain:

@@ -1,7 +1,8 @@
 """Every engine command, every format, with known secrets: none may appear anywhere.
 
 Searched: stdout and stderr of every command, and every file the commands wrote (plans,
-``.promote/``: journals, history, lock, outboxes; the cache of config digests) except the
+``.promote/``: journals, history, lock, outboxes; the caches of config digests and of parsed
+YAML, which keeps the environment files without an inline secret) except the
 tenants' own databases, which must hold the values to serve them. The inputs (environment
 files) are the test's own.
 """
