@@ -18,6 +18,7 @@ from esv.resolver import MAX_DEPTH, json_path
 __all__ = [
     "SURROGATE_MESSAGE",
     "canonical_bytes",
+    "compact_bytes",
     "depth_exceeds",
     "dump_pretty",
     "loads",
@@ -179,6 +180,15 @@ def canonical_bytes(document: Any) -> bytes:
     except TypeError:
         text = json.dumps(document, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
         return text.encode()
+
+
+def compact_bytes(document: Any) -> bytes:
+    """``document`` as compact JSON, keys in their order: the same document (same order)
+    always gives the same bytes."""
+    try:
+        return orjson.dumps(document)
+    except TypeError:
+        return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode()
 
 
 def loads(text: str | bytes | memoryview) -> Any:

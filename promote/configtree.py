@@ -14,17 +14,19 @@ from another version, it is ignored; unwritable, it is not written.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import marshal
 import os
 import sys
 import time
-from collections.abc import Mapping
+from array import array
+from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 from esv.errors import EsvError, Problem, WorkspaceFileError
-from esv.jsonfile import load_json
+from esv.jsonfile import compact_bytes, load_json, loads
 from esv.objects import DigestedObjects, digest_of_set
 from esv.refsummary import Summary
 from promote import __version__
@@ -32,12 +34,14 @@ from promote.files import StateFileError, atomic_write
 
 __all__ = ["ConfigTree", "cache_path", "read_config_tree"]
 
-_FORMAT = "promote.config-cache/3"
+_FORMAT = "promote.config-cache/4"
 _RACY_NS = 2_000_000_000
 """Files modified this close to when they were read are not cached."""
 
 _Signature = tuple[int, int, int, int]
 """(mtime_ns, ctime_ns, size, inode)."""
+_ROW = array("I")
+"""How summary rows are kept: unsigned ints, packed."""
 
 
 def cache_path(
@@ -59,19 +63,60 @@ def cache_path(
     return base / kind / f"{name}.cache"
 
 
-class _Cache(NamedTuple):
-    """What the cache file holds: per file its signature, digest and summary (an index
-    into ``table``, which holds each distinct summary once), all for the same files; and
-    the digest of all of them (:func:`~esv.objects.digest_of_set`)."""
+class _Cache:
+    """What the cache file holds: per file, in the order the walk lists them (``keys``), its
+    signature, digest and summary (a row of ``table``, which holds each distinct summary
+    once); and the digest of all of them (:func:`~esv.objects.digest_of_set`).
 
-    signatures: dict[str, _Signature]
-    digests: dict[str, str]
-    summaries: dict[str, int]
-    table: list[tuple[Any, ...]]
-    set_digest: str
+    The signatures are kept as the walk's JSON text (``signature_text``): an unchanged tree
+    is told by comparing it with the text of the walk now, whole; they are parsed only to
+    find which files changed. The maps are made when first used, each in a step or two in C.
+    """
+
+    def __init__(
+        self,
+        keys: list[str],
+        signature_text: bytes,
+        digests: list[str],
+        rows: Sequence[int],
+        table: list[tuple[Any, ...]],
+        set_digest: str,
+    ) -> None:
+        self.keys = keys
+        self.signature_text = signature_text
+        self._digests = digests
+        self._rows = rows
+        self.table = table
+        self.set_digest = set_digest
+
+    @functools.cached_property
+    def digests(self) -> dict[str, str]:
+        return dict(zip(self.keys, self._digests, strict=True))
+
+    @functools.cached_property
+    def rows(self) -> dict[str, int]:
+        return dict(zip(self.keys, self._rows, strict=True))
+
+    @functools.cached_property
+    def signatures(self) -> dict[str, _Signature]:
+        """Each file's signature (none when the text is not what this version writes)."""
+        try:
+            parsed = loads(self.signature_text)
+            found = {key: tuple(value) for key, value in parsed.items()}
+        except (ValueError, TypeError, AttributeError):
+            return {}
+        return found if list(found) == self.keys else {}
+
+    def to_bytes(self, top: str) -> bytes:
+        rows = array(_ROW.typecode, self._rows).tobytes()
+        joined = "\0".join(self.keys), "\0".join(self._digests)
+        return marshal.dumps(
+            (_header(top), joined[0], self.signature_text, joined[1], rows, self.table)
+            + (self.set_digest,)
+        )
 
 
-_EMPTY = _Cache({}, {}, {}, [], digest_of_set({}))
+_EMPTY = _Cache([], compact_bytes({}), [], [], [], digest_of_set({}))
 
 
 class ConfigTree(DigestedObjects):
@@ -136,7 +181,7 @@ class ConfigTree(DigestedObjects):
             if signature is None:
                 continue
             if cached.signatures.get(key) == signature:
-                old = cached.summaries[key]
+                old = cached.rows[key]
                 row = kept.get(old)
                 if row is None:
                     row = kept[old] = len(table)
@@ -155,7 +200,14 @@ class ConfigTree(DigestedObjects):
             signatures[key], digests[key], summaries[key] = signature, digest, row
         if signatures == cached.signatures:
             return
-        cache = _Cache(signatures, digests, summaries, table, digest_of_set(digests))
+        cache = _Cache(
+            list(signatures),
+            compact_bytes(signatures),
+            list(digests.values()),
+            list(summaries.values()),
+            table,
+            digest_of_set(digests),
+        )
         _write_cache(self._cache, self._top, cache)
 
 
@@ -168,10 +220,10 @@ def _known(
 ) -> tuple[dict[str, str], dict[str, Summary]]:
     """The digests and summaries the cache vouches for: every file's when ``vouched`` (the
     files are the cached ones, each unchanged), else those of the files not read."""
-    rows = cached.summaries
+    rows = cached.rows
     if vouched:  # the common case, without a step per file
         return cached.digests, dict(zip(rows, map(made.__getitem__, rows.values()), strict=True))
-    keys = [key for key in signatures if key in rows and key not in loaded]
+    keys = [key for key in signatures if key in cached.signatures and key not in loaded]
     return {key: cached.digests[key] for key in keys}, {key: made[rows[key]] for key in keys}
 
 
@@ -209,8 +261,9 @@ def read_config_tree(
     signatures: dict[str, _Signature | None] = {}
     if config_dir.is_dir():
         _json_files(top, "", signatures)
-    known = cached.signatures
-    vouched = signatures == known  # the very same files, each unchanged: one step in C
+    # The very same files in the same order, each unchanged: one comparison of two texts.
+    vouched = compact_bytes(signatures) == cached.signature_text
+    known = {} if vouched else cached.signatures
     stale = [] if vouched else [key for key, sig in signatures.items() if known.get(key) != sig]
     loaded: dict[str, Any] = {}
     for key in stale:
@@ -268,29 +321,32 @@ def _read_cache(path: Path, top: str) -> tuple[_Cache, list[Summary]]:
         data = marshal.loads(path.read_bytes())
     except (OSError, EOFError, ValueError, TypeError):
         return empty
-    if not (isinstance(data, tuple) and len(data) == 6 and data[0] == _header(top)):
+    if not (isinstance(data, tuple) and len(data) == 7 and data[0] == _header(top)):
         return empty
-    signatures, digests, summaries, table, set_digest = data[1:]
+    keys, signature_text, digests, packed, table, set_digest = data[1:]
     if not (
-        isinstance(set_digest, str)
-        and isinstance(signatures, dict)
-        and isinstance(digests, dict)
-        and isinstance(summaries, dict)
+        isinstance(keys, str)
+        and isinstance(signature_text, bytes)
+        and isinstance(digests, str)
+        and isinstance(packed, bytes)
         and isinstance(table, list)
-        and signatures.keys() == digests.keys() == summaries.keys()
-        and set(map(type, summaries.values())) <= {int}
-        and 0 <= min(summaries.values(), default=0)
-        and max(summaries.values(), default=-1) < len(table)
+        and isinstance(set_digest, str)
+        and len(packed) % _ROW.itemsize == 0
     ):
+        return empty
+    rows = array(_ROW.typecode)
+    rows.frombytes(packed)
+    ids, digest_list = (keys.split("\0"), digests.split("\0")) if keys else ([], [])
+    if not (len(ids) == len(digest_list) == len(rows) and max(rows, default=-1) < len(table)):
         return empty
     try:
         made = [Summary(*fields) for fields in table]
     except TypeError:
         return empty
-    return _Cache(signatures, digests, summaries, table, set_digest), made
+    return _Cache(ids, signature_text, digest_list, rows, table, set_digest), made
 
 
 def _write_cache(path: Path, top: str, cache: _Cache) -> None:
     # A cache that cannot be written is no error: the next command reads the files.
     with contextlib.suppress(StateFileError):
-        atomic_write(path, marshal.dumps((_header(top), *cache)), dir_mode=0o700)
+        atomic_write(path, cache.to_bytes(top), dir_mode=0o700)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 from pathlib import Path
 from typing import Any
 
@@ -264,12 +265,14 @@ def test_a_cache_whose_rows_do_not_match_is_not_trusted_and_is_replaced(
     remembered(root)
     path = cache_path(root.resolve())
     assert path is not None
-    header, signatures, digests, summaries, table, set_digest = marshal.loads(path.read_bytes())
+    header, keys, signatures, digests, rows, table, set_digest = marshal.loads(path.read_bytes())
     if damage == "rows":
-        summaries = {key: len(table) + 5 for key in summaries}  # rows that do not exist
+        packed = array("I", rows)
+        rows = array("I", [len(table) + 5] * len(packed)).tobytes()  # rows that do not exist
     else:
         table = [("not", "a summary") for _ in table]
-    path.write_bytes(marshal.dumps((header, signatures, digests, summaries, table, set_digest)))
+    damaged = (header, keys, signatures, digests, rows, table, set_digest)
+    path.write_bytes(marshal.dumps(damaged))
     config_reads.clear()
     tree = read_config_tree(root, [])
     assert tree.summary("external.email") == summarise(OBJECTS["external.email"])
@@ -351,3 +354,28 @@ def test_the_digest_of_all_is_kept_with_the_cache_and_made_anew_after_a_change(
     assert read_config_tree(root, []).set_digest() == expected
     remembered(root)
     assert read_config_tree(root, []).set_digest() == expected
+
+
+@pytest.mark.parametrize("damage", ["signatures", "digests"])
+def test_a_cache_whose_parts_do_not_agree_is_not_trusted(
+    tmp_path: Path, trusted_config_files: None, config_reads: list[str], damage: str
+) -> None:
+    import marshal
+
+    root = workspace(tmp_path)
+    remembered(root)
+    path = cache_path(root.resolve())
+    assert path is not None
+    header, keys, signatures, digests, rows, table, set_digest = marshal.loads(path.read_bytes())
+    if damage == "signatures":
+        signatures = b"[not, json"
+    else:
+        digests = digests.rsplit("\0", 1)[0]  # one digest fewer than files
+    path.write_bytes(marshal.dumps((header, keys, signatures, digests, rows, table, set_digest)))
+    config_reads.clear()
+    tree = read_config_tree(root, [])
+    assert sorted(config_reads) == sorted(f"config/{key}.json" for key in OBJECTS)
+    assert tree.digest("obj/a") == content_digest({"n": 1})
+    assert tree.set_digest() == digest_of_set(
+        {key: content_digest(value) for key, value in OBJECTS.items()}
+    )
