@@ -27,12 +27,10 @@ from promote.engine.render import (
     render_template,
 )
 from promote.engine.session import Opener, Tenants
-from promote.engine.status import environment_status
 from promote.errors import BlockedError, PromoteError
 from promote.files import atomic_write
 from promote.state.base import StateStore
 from promote.state.factory import open_store
-from promote.state.history import read_history
 from promote.state.journal import run_in_progress, unfinished_runs
 from promote.workspace import Workspace, load_workspace
 
@@ -40,7 +38,8 @@ if TYPE_CHECKING:
     from promote.engine.apply import Ambient
 
 # promote.engine.apply (and through it hooks, verify gates, the email stack) is imported by
-# the commands that change tenants, when they run: plan, status and history never load it.
+# the commands that change tenants, when they run: plan, status and history never load it;
+# status and history load their own modules likewise.
 
 __all__ = ["history_command", "plan_command", "rollback_command", "run_command", "status_command"]
 
@@ -291,6 +290,8 @@ def status_command(ctx: Context, fmt: str) -> None:
     """Each environment: in sync with the one below? pending ESVs, last promotion, drift."""
 
     def call() -> int:
+        from promote.engine.status import environment_status
+
         workspace = _workspace(ctx)
         store = open_store(workspace)
         _note_unfinished(store)
@@ -337,6 +338,8 @@ def history_command(ctx: Context, env: str | None, fmt: str) -> None:
     """Promotions and rollbacks, oldest first."""
 
     def call() -> int:
+        from promote.state.history import read_history
+
         workspace = _workspace(ctx)
         if env is not None and env not in workspace.chain:
             raise BlockedError(
