@@ -8,9 +8,12 @@ from :data:`COMMANDS` without importing any of them. This module owns the one er
 
 from __future__ import annotations
 
+import atexit
 import gc
 import importlib
+import os
 import sys
+import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -244,10 +247,37 @@ and again: about 10% of a plan or resolve of 20,000 objects. (mypy does the same
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    """Console-script entry point."""
+    """Run the CLI (``SystemExit`` with its exit code, as Click ends)."""
     thresholds = gc.get_threshold()
     gc.set_threshold(_GC_THRESHOLD, *thresholds[1:])
     try:
         cli.main(args=list(argv) if argv is not None else None, prog_name="promote")
     finally:
         gc.set_threshold(*thresholds)
+
+
+def console_script() -> NoReturn:
+    """The ``promote`` command: :func:`main`, then, once its output is flushed and the
+    functions registered with ``atexit`` have run, the process ends without the interpreter
+    freeing every object one by one (~15 ms after a plan of 20,000 objects; the system
+    frees the memory at once). mypy ends the same way. With threads still running, it ends
+    as Python does."""
+    try:
+        main()
+        code: object = 0
+    except SystemExit as done:
+        code = done.code
+    if threading.active_count() > 1:
+        sys.exit(code)  # type: ignore[arg-type]
+    if code is None or isinstance(code, int):
+        status = code or 0
+    else:  # as Python does: the text on stderr, exit 1
+        print(code, file=sys.stderr)
+        status = 1
+    atexit._run_exitfuncs()
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except OSError:  # a reader that went away: Python then ends with 120
+        status = status or 120
+    os._exit(status)

@@ -6,8 +6,10 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import click
 import pytest
@@ -120,3 +122,42 @@ def test_the_collector_threshold_is_raised_only_while_a_command_runs(
         promote.cli.main(["--help"])
     assert during == [(promote.cli._GC_THRESHOLD, *before[1:])]
     assert gc.get_threshold() == before
+
+
+def _console(code: str, *args: str) -> subprocess.CompletedProcess[str]:
+    script = f"import sys\nsys.argv = ['promote', *{list(args)!r}]\n{code}"
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    return subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=buffered
+    )
+
+
+def test_the_console_script_ends_with_the_commands_code_and_all_its_output(
+    tmp_path: Path,
+) -> None:
+    from tests.promote.engine.workspaces import write_workspace
+
+    config = {f"obj/{n:04d}": {"n": n, "text": "x" * 100} for n in range(2000)}
+    root = write_workspace(tmp_path / "ws", config=config)
+    entry = "from promote.cli import console_script\nconsole_script()"
+    done = _console(entry, "--workspace", str(root), "resolve", "--env", "dev")
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout) == config  # 300 KB, every byte of it
+    done = _console(entry, "--workspace", str(root), "plan", "--to", "nowhere")
+    assert done.returncode == 3 and "unknown environment 'nowhere'" in done.stderr
+    done = _console(f"import atexit\natexit.register(print, 'atexit ran')\n{entry}", "--version")
+    assert done.returncode == 0 and done.stdout.endswith("atexit ran\n")
+
+
+def test_the_console_script_ends_as_python_does_while_threads_run(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import threading
+
+    import promote.cli
+
+    monkeypatch.setattr(threading, "active_count", lambda: 2)
+    monkeypatch.setattr(promote.cli, "main", lambda: sys.exit(4))
+    with pytest.raises(SystemExit) as ended:
+        promote.cli.console_script()
+    assert ended.value.code == 4
