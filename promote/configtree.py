@@ -198,11 +198,12 @@ class ConfigTree(DigestedObjects):
                     row = made[summary] = len(table)
                     table.append(_fields(summary))
             signatures[key], digests[key], summaries[key] = signature, digest, row
-        if signatures == cached.signatures:
+        text = compact_bytes(signatures)
+        if text == cached.signature_text:  # what the next read vouches for: already kept
             return
         cache = _Cache(
             list(signatures),
-            compact_bytes(signatures),
+            text,
             list(digests.values()),
             list(summaries.values()),
             table,
