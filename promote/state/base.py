@@ -178,6 +178,12 @@ class StateStore(Protocol):
         """The journal of ``run_id`` with its version; ``None`` when there is none."""
         ...
 
+    def read_journal_end(self, run_id: str, size: int) -> bytes | None:
+        """The last ``size`` bytes of ``run_id``'s journal (all of it when shorter): where
+        its run's status is, without the steps of 20,000 objects before it; ``None`` when
+        there is none."""
+        ...
+
     def write_journal(self, run_id: str, data: bytes, *, expected: str | None) -> str:
         """Write ``run_id``'s journal only if it is still at version ``expected`` (``None``:
         only if it does not exist yet); returns the new version. Lost race:

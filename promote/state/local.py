@@ -161,6 +161,18 @@ class LocalStore:
         data = read_bytes(self._journal_path(run_id))
         return None if data is None else Versioned(data, _digest(data))
 
+    def read_journal_end(self, run_id: str, size: int) -> bytes | None:
+        """The last ``size`` bytes of ``runs/<run_id>.json``."""
+        path = self._journal_path(run_id)
+        try:
+            with path.open("rb") as file:
+                file.seek(max(0, file.seek(0, os.SEEK_END) - size))
+                return file.read()
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StateFileError(path, error, "read") from None
+
     def write_journal(self, run_id: str, data: bytes, *, expected: str | None) -> str:
         """Atomic replace after comparing the current digest with ``expected``."""
         current = self.read_journal(run_id)

@@ -260,6 +260,24 @@ class S3Store:
         """``runs/<run_id>.json`` with its ETag."""
         return self._get(f"runs/{run_id}.json", f"read the journal of run {run_id}")
 
+    def read_journal_end(self, run_id: str, size: int) -> bytes | None:
+        """``runs/<run_id>.json`` from ``size`` bytes before its end (``Range: bytes=-size``)."""
+        key = self._key(f"runs/{run_id}.json")
+
+        def call() -> bytes | None:
+            try:
+                found = self._client.get_object(Bucket=self.bucket, Key=key, Range=f"bytes=-{size}")
+            except botocore.exceptions.ClientError as error:
+                code = str(error.response.get("Error", {}).get("Code", ""))
+                if code in _MISSING:
+                    return None
+                if code == "InvalidRange":  # an empty object has no last bytes
+                    return b""
+                raise
+            return bytes(found["Body"].read())
+
+        return self._call(f"read the end of the journal of run {run_id}", call)
+
     def write_journal(self, run_id: str, data: bytes, *, expected: str | None) -> str:
         """``If-Match: expected`` (or ``If-None-Match: *`` for a new journal)."""
         condition = {"IfMatch": expected} if expected is not None else {"IfNoneMatch": "*"}

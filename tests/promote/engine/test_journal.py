@@ -9,6 +9,7 @@ import pytest
 
 from promote.errors import LockedError
 from promote.files import StateFileError, atomic_write, read_text
+from promote.state.base import Versioned
 from promote.state.journal import (
     Journal,
     prune_finished,
@@ -74,6 +75,27 @@ def test_finding_unfinished_runs_parses_only_the_journals_that_may_be(
     assert prune_finished(store, keep=1) == 1  # r1 went, r3 stays
     assert sorted(p.stem for p in (tmp_path / "runs").iterdir()) == ["r2", "r3", "r4"]
     assert len(parsed) == 3  # the finished ones, and the one written otherwise
+
+
+def test_finding_unfinished_runs_reads_only_the_end_of_a_finished_journal(
+    tmp_path: Path,
+) -> None:
+    read_whole: list[str] = []
+
+    class Counting(LocalStore):
+        def read_journal(self, run_id: str) -> Versioned | None:
+            read_whole.append(run_id)
+            return super().read_journal(run_id)
+
+    store = Counting(tmp_path)
+    for run_id in ("r1", "r2", "r3"):
+        journal = Journal.start(store, run_id=run_id, to="staging", stages=["dev"], approved=[])
+        journal.step("dev", "config", [f"obj/{n:06d}" for n in range(2000)])  # 50 KB
+        if run_id != "r2":
+            journal.finish("done")
+    read_whole.clear()
+    assert [j.run_id for j in unfinished_runs(store)] == ["r2"]
+    assert read_whole == ["r2"]
 
 
 def test_unreadable_journal_files_are_ignored(tmp_path: Path) -> None:

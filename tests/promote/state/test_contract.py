@@ -91,6 +91,14 @@ def test_journal_compare_and_swap(make_store) -> None:
     assert unfinished_runs(theirs) == []
 
 
+def test_the_end_of_a_journal_is_read_alone(make_store) -> None:
+    store = make_store()
+    assert store.read_journal_end("nope", 4) is None
+    store.write_journal("r1", b"0123456789", expected=None)
+    assert store.read_journal_end("r1", 4) == b"6789"
+    assert store.read_journal_end("r1", 100) == b"0123456789"
+
+
 def test_prune_keeps_unfinished_journals(make_store) -> None:
     store = make_store()
     for n in range(5):
