@@ -110,10 +110,8 @@ class _Cache:
     def to_bytes(self, top: str) -> bytes:
         rows = array(_ROW.typecode, self._rows).tobytes()
         joined = "\0".join(self.keys), "\0".join(self._digests)
-        return marshal.dumps(
-            (_header(top), joined[0], self.signature_text, joined[1], rows, self.table)
-            + (self.set_digest,)
-        )
+        fields = (joined[0], self.signature_text, joined[1], rows, self.table, self.set_digest)
+        return marshal.dumps((_header(top), *fields))
 
 
 _EMPTY = _Cache([], compact_bytes({}), [], [], [], digest_of_set({}))
@@ -173,7 +171,7 @@ class ConfigTree(DigestedObjects):
         cached = self._cached
         signatures: dict[str, _Signature] = {}
         digests: dict[str, str] = {}
-        summaries: dict[str, int] = {}
+        rows: list[int] = []
         table: list[tuple[Any, ...]] = []
         kept: dict[int, int] = {}  # a cached row still used -> its row now
         made: dict[Summary, int] = {}  # a summary made now -> its row
@@ -197,17 +195,13 @@ class ConfigTree(DigestedObjects):
                 if row is None:
                     row = made[summary] = len(table)
                     table.append(_fields(summary))
-            signatures[key], digests[key], summaries[key] = signature, digest, row
+            signatures[key], digests[key] = signature, digest
+            rows.append(row)
         text = compact_bytes(signatures)
         if text == cached.signature_text:  # what the next read vouches for: already kept
             return
         cache = _Cache(
-            list(signatures),
-            text,
-            list(digests.values()),
-            list(summaries.values()),
-            table,
-            digest_of_set(digests),
+            list(signatures), text, list(digests.values()), rows, table, digest_of_set(digests)
         )
         _write_cache(self._cache, self._top, cache)
 
