@@ -243,22 +243,21 @@ def read_applied(store: StateStore, env: str) -> Applied | None:
     if not isinstance(data, dict) or data.get("format") not in _FORMATS:
         return None
     try:
-        digests: Mapping[str, str]
+        digests: Mapping[str, str] = (
+            _Digests(split[1], name)
+            if split is not None and split[1] is not None
+            else _texts(data.get("digests") or {})
+        )
         config: Mapping[str, Any]
         set_digest = None
         if split is not None:
-            digests = (
-                _texts(data.get("digests") or {}) if split[1] is None else _Digests(split[1], name)
-            )
             undigested = [str(key) for key in data["undigested"]]
             config = _Texts(split[2], lambda: [*digests, *undigested], name)
             found = data.get("set_digest")
             set_digest = found if isinstance(found, str) and not undigested else None
         elif data["format"] == "promote.applied/1":
-            digests = _texts(data.get("digests") or {})
             config = dict(data.get("config") or {})
         else:
-            digests = _texts(data.get("digests") or {})
             texts = _texts(data.get("config") or {})
             config = _Texts(texts, lambda: texts, name)
         return Applied(
