@@ -123,16 +123,16 @@ def parse_uncached(text: str) -> tuple[Segment, ...]:
     return _parse(text)
 
 
-PLAIN = _PLAIN = re.compile(r"&\{([A-Za-z0-9_.]+)(?:\|([^{}&]*))?\}")
+PLAIN = re.compile(r"&\{([A-Za-z0-9_.]+)(?:\|([^{}&]*))?\}")
 """A placeholder whose default (if any) is plain text: no braces, no other placeholder."""
 
 
 def _parse_plain(text: str) -> tuple[Segment, ...] | None:
-    """The segments of ``text`` when every ``&`` in it starts a :data:`_PLAIN` placeholder
+    """The segments of ``text`` when every ``&`` in it starts a :data:`PLAIN` placeholder
     (the common case, in one scan of the regex engine); ``None`` otherwise."""
     segments: list[Segment] = []
     start = placeholders = 0
-    for found in _PLAIN.finditer(text):
+    for found in PLAIN.finditer(text):
         placeholders += 1
         token, default = found.groups()
         if found.start() > start:
