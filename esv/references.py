@@ -10,9 +10,11 @@ problem can be in, each walked by :class:`~esv.refwalk.ObjectCheck`.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from itertools import compress
+from typing import Any, cast
 
 from esv.envfile import EnvironmentFile
 from esv.errors import Problem
@@ -80,16 +82,22 @@ class ReferenceIndex:
 
     With it, checking one environment costs a step per distinct ESV id and per distinct
     wrapper text, then a walk of only the objects that have a problem there, instead of a
-    walk of every string of every object.
+    walk of every string of every object. Objects sharing a summary share one instance;
+    the maps below name those instances (by ``id``), and the objects of some of them are
+    found in one pass in C over the list of each object's instance.
     """
 
     esv_ids: frozenset[str]
     """Every ESV id some object references (placeholders inside defaults included)."""
     _documents: Mapping[str, Any] = field(repr=False)
     """The objects (a :class:`~esv.objects.DigestedObjects` is kept as it is, unread)."""
-    _summaries: dict[str, Summary] = field(repr=False)
+    _ids: list[str] = field(repr=False)
+    _sums: list[Summary] = field(repr=False)
+    """Each object's summary, in the order of ``_ids``."""
+    _keys: list[int] = field(repr=False)
+    """``id`` of each object's summary, in the order of ``_ids``."""
     _by_esv: dict[str, list[int]] = field(repr=False)
-    """ESV id -> positions of the objects referencing it; likewise below."""
+    """ESV id -> the summaries (``id``) referencing it; likewise below."""
     _required: dict[str, list[int]] = field(repr=False)
     _bare: dict[str, list[int]] = field(repr=False)
     _wrappers: dict[WrapperKey, tuple[dict[str, Any], list[int]]] = field(repr=False)
@@ -98,10 +106,23 @@ class ReferenceIndex:
     def __len__(self) -> int:
         return len(self._documents)
 
+    @functools.cached_property
+    def _summaries(self) -> dict[str, Summary]:
+        return dict(zip(self._ids, self._sums, strict=True))
+
+    def positions(self, summaries: Iterable[int]) -> list[int]:
+        """Positions (in object order) of the objects whose summary is one of
+        ``summaries`` (``id`` of each)."""
+        wanted = set(summaries)
+        if not wanted:
+            return []
+        return list(compress(range(len(self._keys)), map(wanted.__contains__, self._keys)))
+
     def referencing(self, esv_ids: Iterable[str]) -> set[str]:
         """Ids of the objects that reference one of ``esv_ids`` (in a default too)."""
-        ids = list(self._documents)
-        return {ids[position] for esv_id in esv_ids for position in self._by_esv.get(esv_id, ())}
+        ids = self._ids
+        by_esv = self._by_esv
+        return {ids[p] for p in self.positions(k for e in esv_ids for k in by_esv.get(e, ()))}
 
 
 def build_index(
@@ -120,27 +141,31 @@ def build_index(
     if reuse is not None and _same_objects(reuse, objects):
         return reuse
     documents = objects if isinstance(objects, DigestedObjects) else dict(objects)
-    summaries, groups = _summaries(documents, reuse)
+    ids = list(documents)
+    sums = _summaries(documents, ids, reuse)
+    keys = list(map(id, sums))
     by_esv: dict[str, list[int]] = {}
     required: dict[str, list[int]] = {}
     bare: dict[str, list[int]] = {}
     wrappers: dict[WrapperKey, tuple[dict[str, Any], list[int]]] = {}
     fixed: list[int] = []
-    for summary, positions in groups:
+    for key, summary in dict(zip(keys, sums, strict=True)).items():  # each distinct instance once
         for esv_id in summary.ids:
-            by_esv.setdefault(esv_id, []).extend(positions)
+            by_esv.setdefault(esv_id, []).append(key)
         for esv_id in summary.required:
-            required.setdefault(esv_id, []).extend(positions)
+            required.setdefault(esv_id, []).append(key)
         for esv_id in summary.bare:
-            bare.setdefault(esv_id, []).extend(positions)
-        for key, node in zip(summary.wrappers, summary.nodes, strict=True):
-            wrappers.setdefault(key, (node, []))[1].extend(positions)
+            bare.setdefault(esv_id, []).append(key)
+        for wrapper, node in zip(summary.wrappers, summary.nodes, strict=True):
+            wrappers.setdefault(wrapper, (node, []))[1].append(key)
         if summary.fixed:
-            fixed.extend(positions)
+            fixed.append(key)
     return ReferenceIndex(
         esv_ids=frozenset(by_esv),
         _documents=documents,
-        _summaries=summaries,
+        _ids=ids,
+        _sums=sums,
+        _keys=keys,
         _by_esv=by_esv,
         _required=required,
         _bare=bare,
@@ -150,29 +175,30 @@ def build_index(
 
 
 def _summaries(
-    documents: Mapping[str, Any], reuse: ReferenceIndex | None
-) -> tuple[dict[str, Summary], list[tuple[Summary, list[int]]]]:
-    """Each object's summary (from ``reuse``, from a digested set, or read now), and the
-    positions of the objects sharing each one (most objects share theirs with many, so each
-    summary is then read once)."""
+    documents: Mapping[str, Any], ids: list[str], reuse: ReferenceIndex | None
+) -> list[Summary]:
+    """Each object's summary, in the order of ``ids``: known by a digested set, from
+    ``reuse``, or read now. Equal summaries made here share one instance with each other
+    and with a known one (most objects share theirs with many: each is then checked once).
+    """
     known = documents if isinstance(documents, DigestedObjects) else None
     given = known.known_summaries() if known is not None else {}
-    summaries: dict[str, Summary] = {}
-    shared: dict[Summary, Summary] = {}
-    groups: dict[int, tuple[Summary, list[int]]] = {}
-    for position, object_id in enumerate(documents):
-        summary = given.get(object_id) or _reused(reuse, documents, object_id)
-        if summary is None:
-            summary = (
-                known.summary(object_id) if known is not None else summarise(documents[object_id])
-            )
-        group = groups.get(id(summary))
-        if group is None:
-            summary = shared.setdefault(summary, summary)
-            group = groups.setdefault(id(summary), (summary, []))
-        group[1].append(position)
-        summaries[object_id] = group[0]
-    return summaries, list(groups.values())
+    sums: list[Summary | None] = list(map(given.get, ids))  # in C: 20,000 ids
+    missing = [position for position, summary in enumerate(sums) if summary is None]
+    if missing:
+        distinct = dict(zip(map(id, sums), sums, strict=True)).values()
+        shared = {summary: summary for summary in distinct if summary is not None}
+        for position in missing:
+            object_id = ids[position]
+            summary = _reused(reuse, documents, object_id)
+            if summary is None:
+                summary = (
+                    known.summary(object_id)
+                    if known is not None
+                    else summarise(documents[object_id])
+                )
+            sums[position] = shared.setdefault(summary, summary)
+    return cast(list[Summary], sums)
 
 
 _ABSENT = object()
@@ -226,21 +252,21 @@ def check_environment(
         raise ValueError("the reference index was built for other config objects")
     check = ObjectCheck.of(env)
     # The objects that can have a problem here: all others have none (see Summary).
-    walk: set[int] = set(index._fixed)
-    for esv_id, positions in index._required.items():
+    walk: set[int] = set(index._fixed)  # summaries (``id``) whose objects are walked
+    for esv_id, summaries in index._required.items():
         if esv_id not in env.variables and esv_id not in env.secrets:
-            walk.update(positions)
+            walk.update(summaries)
     for esv_id, variable in env.variables.items():
         if variable.type != "string" and esv_id in index._bare:
             walk.update(index._bare[esv_id])
-    for node, positions in index._wrappers.values():
+    for node, summaries in index._wrappers.values():
         check.wrapped(node, "", "")
         if check.problems:
             check.problems = []
-            walk.update(positions)
+            walk.update(summaries)
     if walk:
-        ids = list(index._documents)
-        for position in sorted(walk):
+        ids = index._ids
+        for position in index.positions(walk):
             check.check(ids[position], index._documents[ids[position]])
     check.problems += _label_secrets_in_config(env, index)
     check.problems += _unused(env, index)
@@ -250,12 +276,11 @@ def check_environment(
 def _label_secrets_in_config(env: EnvironmentFile, index: ReferenceIndex) -> list[Problem]:
     """An error for each ``useInPlaceholders: false`` secret that config references: the
     platform resolves such a secret only through secret labels, never in config."""
-    documents = list(index._documents)
     problems = []
     for esv_id, secret in env.secrets.items():
         if secret.use_in_placeholders or esv_id not in index.esv_ids:
             continue
-        users = sorted({documents[position] for position in index._by_esv[esv_id]})
+        users = sorted(index.referencing([esv_id]))
         problems.append(
             Problem(
                 env.relpath,

@@ -203,6 +203,25 @@ def test_index_reuse_reads_only_what_differs() -> None:
     assert build_index(subset, reuse=index).esv_ids == {"esv-brand"}
 
 
+def test_objects_with_equal_summaries_share_one_and_are_found_in_order() -> None:
+    objects = {
+        "a": {"host": "&{esv.h}"},
+        "b": {"x": 1},
+        "c": {"other": "&{esv.h}"},  # a summary equal to a's: the check reads it once
+        "d": {"port": {"$int": "&{esv.p}"}},
+    }
+    index = build_index(objects)
+    assert index._sums[0] is index._sums[2]
+    assert len({id(summary) for summary in index._sums}) == 3
+    assert index.positions(index._by_esv["esv-h"]) == [0, 2]
+    assert index.positions([]) == []
+    assert index.referencing(["esv-h", "esv-p"]) == {"a", "c", "d"}
+    # Reused for one changed object: its new summary joins the instance already there.
+    again = build_index({**objects, "b": {"y": "&{esv.h}"}}, reuse=index)
+    assert again._sums[1] is again._sums[0] is index._sums[0]
+    assert again.referencing(["esv-h"]) == {"a", "b", "c"}
+
+
 def test_index_of_other_objects_is_refused() -> None:
     with pytest.raises(ValueError, match="other config objects"):
         check_environment({"o": "x"}, env(FULL), index=build_index(CONFIG))
