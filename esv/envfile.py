@@ -50,6 +50,7 @@ __all__ = [
     "esv_values",
     "load_environment",
     "parse_environment",
+    "parse_yaml",
     "read_secret",
     "read_secrets",
     "read_yaml",
@@ -259,19 +260,18 @@ def load_environment(
     return parse_environment(text, name=path.stem, path=path, relpath=relpath, memo=memo)
 
 
-def read_yaml(path: Path, *, relpath: str, memo: YamlMemo | None = None) -> Any:
-    """Any YAML file of the workspace (``promote.yaml``) as text-only data, aliases refused;
-    ``memo``: where a text parsed before is found, and a mapping parsed now is put.
+def read_yaml(path: Path, *, relpath: str) -> Any:
+    """Any YAML file of the workspace (``promote.yaml``) as text-only data, aliases refused.
 
     Raises :class:`~esv.errors.WorkspaceFileError` when it cannot be read or parsed.
     """
-    text = read_text(path, relpath=relpath)
-    data = memo.get(text) if memo is not None else None
-    if data is None:
-        data = _parse_yaml(text, relpath)
-        if memo is not None and isinstance(data, dict):
-            memo.put(text, data)
-    return data
+    return parse_yaml(read_text(path, relpath=relpath), relpath=relpath)
+
+
+def parse_yaml(text: str, *, relpath: str) -> Any:
+    """The text of a YAML file of the workspace as :func:`read_yaml` reads it (for a caller
+    that keeps the text's data itself, once it has checked it)."""
+    return _parse_yaml(text, relpath)
 
 
 def _relpath(path: Path, workspace: Path) -> str:

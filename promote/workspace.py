@@ -17,8 +17,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from esv.envfile import EnvironmentFile, YamlMemo, load_environment, read_yaml
+from esv.envfile import EnvironmentFile, YamlMemo, load_environment, parse_yaml
 from esv.errors import EsvError, Problem
+from esv.jsonfile import read_text
 from promote.configtree import ConfigTree, cache_path, read_config_tree
 from promote.errors import BlockedError
 from promote.files import SHARED, atomic_write
@@ -122,7 +123,10 @@ def _chain(
     if not settings_path.exists():
         return tuple(name for name in DEFAULT_CHAIN if name in names)
     try:
-        settings = read_yaml(settings_path, relpath=SETTINGS_FILE, memo=memo)
+        text = read_text(settings_path, relpath=SETTINGS_FILE)
+        settings = memo.get(text)
+        if settings is None:
+            settings = parse_yaml(text, relpath=SETTINGS_FILE)
     except EsvError as error:
         problems.extend(error.problems)
         return None
@@ -131,12 +135,15 @@ def _chain(
     if not isinstance(settings, dict):
         problems.append(Problem(SETTINGS_FILE, "", "the top level must be a mapping"))
         return None
+    before = len(problems)
     for key in settings:
         if key not in _SETTINGS_KEYS:
             close = difflib.get_close_matches(key, _SETTINGS_KEYS, n=1)
             hint = f"did you mean {close[0]!r}?" if close else "allowed: chain, state"
             problems.append(Problem(SETTINGS_FILE, key, "unknown key", hint=hint))
     state.append(parse_state(settings.get("state"), file=SETTINGS_FILE, problems=problems))
+    if len(problems) == before:  # kept only once checked: a refused credential never is
+        memo.put(text, settings)
     if "chain" not in settings:
         return tuple(name for name in DEFAULT_CHAIN if name in names)
     chain = settings["chain"]

@@ -81,6 +81,25 @@ def test_a_file_with_an_inline_secret_is_never_kept(tmp_path: Path, parses: list
     assert b"smtp.dev.example.com" in path.read_bytes()  # the others are kept
 
 
+def test_a_credential_refused_in_promote_yaml_is_never_kept(
+    tmp_path: Path, parses: list[str]
+) -> None:
+    from esv.errors import EsvError
+
+    root = workspace(tmp_path)
+    settings = root / "promote.yaml"
+    settings.write_text(settings.read_text() + f"state:\n  secret_access_key: {SECRET}\n")
+    for _ in range(2):
+        with pytest.raises(EsvError) as caught:
+            load_workspace(root)
+        assert any(p.path == "state.secret_access_key" for p in caught.value.problems)
+        assert SECRET not in str(caught.value)
+    assert parses.count("promote.yaml") == 2  # parsed, and reported, every time
+    path = cache_path(root.resolve(), kind="yaml")
+    assert path is not None and path.is_file()  # the environment files are kept
+    assert SECRET.encode() not in path.read_bytes()
+
+
 def test_a_file_with_problems_is_not_kept_and_still_reported(
     tmp_path: Path, parses: list[str]
 ) -> None:
