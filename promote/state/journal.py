@@ -137,7 +137,6 @@ class Journal:
         ``wanted(status)`` is false (told from the journal's last bytes where its layout
         allows: one of 20,000 objects is 2 MB, a store keeps 100 finished ones, and finding
         the unfinished runs should read none of them whole)."""
-        quick = None
         if wanted is not None:
             end = store.read_journal_end(run_id, _STATUS_WITHIN)
             if end is None:
@@ -148,10 +147,6 @@ class Journal:
         found = store.read_journal(run_id)
         if found is None:
             return None
-        if wanted is not None and quick is None:
-            quick = _run_status(found.data)
-            if quick is not None and not wanted(quick):
-                return None
         try:
             data = loads(found.data)
         except ValueError:
