@@ -38,7 +38,7 @@ class Esvs(ApiParts):
     ) -> dict[str, Any] | None:
         """One variable as the API shows it; ``states`` / ``descriptions``: read once for a
         whole listing (one query each, not one per variable)."""
-        state = (states if states is not None else self.tenant.list_variables()).get(esv_id)
+        state = states.get(esv_id) if states is not None else self.tenant.variable(esv_id)
         if state is None:
             return None
         description = (
@@ -78,7 +78,7 @@ class Esvs(ApiParts):
         text = _decode(body.get("valueBase64"))
         if text is None:
             return error(400, "valueBase64 must be standard padded base64 of UTF-8 text")
-        current = self.tenant.list_variables().get(esv_id)
+        current = self.tenant.variable(esv_id)
         kind = str(body.get("expressionType") or "")
         if current is None and not kind:
             return error(
@@ -105,7 +105,7 @@ class Esvs(ApiParts):
     ) -> SandboxResponse:
         if request.param("_action") != "setDescription":
             return error(400, "unknown _action")
-        if params["id"] not in self.tenant.list_variables():
+        if self.tenant.variable(params["id"]) is None:
             return _no_variable()
         return self._set_description(request, params["id"])
 
@@ -126,7 +126,7 @@ class Esvs(ApiParts):
         metas: Mapping[str, tuple[Any, ...]] | None = None,
     ) -> dict[str, Any] | None:
         """One secret as the API shows it; ``states`` / ``metas``: read once for a listing."""
-        state = (states if states is not None else self.tenant.list_secrets()).get(esv_id)
+        state = states.get(esv_id) if states is not None else self.tenant.secret(esv_id)
         if state is None:
             return None
         if metas is not None:
@@ -168,7 +168,7 @@ class Esvs(ApiParts):
         body = request.json if isinstance(request.json, dict) else None
         if body is None:
             return error(400, "request body must be a JSON object")
-        if esv_id in self.tenant.list_secrets():
+        if self.tenant.secret(esv_id) is not None:
             return error(400, "Failed to create secret, the secret already exists")
         text = _decode(body.get("valueBase64"))
         if text is None:
@@ -192,7 +192,7 @@ class Esvs(ApiParts):
     def _describe_secret(self, request: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
         if request.param("_action") != "setDescription":
             return error(400, "unknown _action")
-        if params["id"] not in self.tenant.list_secrets():
+        if self.tenant.secret(params["id"]) is None:
             return _no_secret()
         return self._set_description(request, params["id"])
 
@@ -207,7 +207,7 @@ class Esvs(ApiParts):
         return SandboxResponse(200, found)
 
     def _list_versions(self, _: SandboxRequest, params: dict[str, str]) -> SandboxResponse:
-        state = self.tenant.list_secrets().get(params["id"])
+        state = self.tenant.secret(params["id"])
         if state is None:
             return _no_secret()
         versions = [
@@ -224,7 +224,7 @@ class Esvs(ApiParts):
         if request.param("_action") != "create":
             return error(400, "unknown _action")
         esv_id = params["id"]
-        if esv_id not in self.tenant.list_secrets():
+        if self.tenant.secret(esv_id) is None:
             return _no_secret()
         body = request.json if isinstance(request.json, dict) else {}
         text = _decode(body.get("valueBase64"))
@@ -233,7 +233,9 @@ class Esvs(ApiParts):
         if refused := self._refuse_esv_write():
             return refused
         self.tenant.write_esvs([EsvWrite(esv_id, "secret", "modify", SecretValue(text))])
-        state = self.tenant.list_secrets()[esv_id]
+        state = self.tenant.secret(esv_id)
+        if state is None:  # deleted by a request served meanwhile
+            return _no_secret()
         return SandboxResponse(
             200, {"loaded": state.loaded, "status": "ENABLED", "version": str(state.version)}
         )

@@ -32,10 +32,29 @@ class Esvs(Restarts):
 
     def list_variables(self) -> dict[str, VariableState]:
         """Every ESV variable with its value, expressionType and loaded flag."""
+        return {state.id: state for state in self._variables("")}
+
+    def variable(self, esv_id: str) -> VariableState | None:
+        """One variable (``None``: absent): one indexed read, whatever the tenant holds."""
+        found = self._variables(" WHERE id = ?", esv_id)
+        return found[0] if found else None
+
+    def list_secrets(self) -> dict[str, SecretState]:
+        """Every ESV secret's active version and loaded flag; never values."""
+        return {state.id: state for state in self._secrets("")}
+
+    def secret(self, esv_id: str) -> SecretState | None:
+        """One secret's state (``None``: absent); never its value."""
+        found = self._secrets(" WHERE id = ?", esv_id)
+        return found[0] if found else None
+
+    def _variables(self, where: str, *params: str) -> list[VariableState]:
         with self._read("read variables") as conn:
-            rows = conn.execute("SELECT id, value, type, loaded, managed FROM variables")
-            return {
-                row[0]: VariableState(
+            rows = conn.execute(
+                "SELECT id, value, type, loaded, managed FROM variables" + where, params
+            )
+            return [
+                VariableState(
                     id=row[0],
                     value=row[1],
                     type=row[2],
@@ -43,21 +62,22 @@ class Esvs(Restarts):
                     managed=bool(row[4]),
                 )
                 for row in rows
-            }
+            ]
 
-    def list_secrets(self) -> dict[str, SecretState]:
-        """Every ESV secret's active version and loaded flag; never values."""
+    def _secrets(self, where: str, *params: str) -> list[SecretState]:
         with self._read("read secrets") as conn:
-            rows = conn.execute("SELECT id, active_version, loaded_version, managed FROM secrets")
-            return {
-                row[0]: SecretState(
+            rows = conn.execute(
+                "SELECT id, active_version, loaded_version, managed FROM secrets" + where, params
+            )
+            return [
+                SecretState(
                     id=row[0],
                     version=row[1],
                     loaded=row[2] == row[1],
                     managed=bool(row[3]),
                 )
                 for row in rows
-            }
+            ]
 
     def secret_matches(self, esv_id: str, value: SecretValue) -> bool | None:
         """Whether the secret's active version holds ``value`` (False when it is absent)."""

@@ -535,6 +535,28 @@ def test_secret_is_loaded_only_at_its_active_version(dev: LocalTenant) -> None:
     assert dev.list_secrets()["esv-s"].loaded is False
 
 
+def test_one_esv_reads_as_its_entry_in_the_listing(dev: LocalTenant) -> None:
+    dev.write_esvs(
+        [
+            EsvWrite("esv-v", "variable", "add", "8080", type="number"),
+            EsvWrite("esv-w", "variable", "add", "x"),
+            EsvWrite("esv-s", "secret", "add", SecretValue("one")),
+            EsvWrite("esv-t", "secret", "add", SecretValue("two")),
+        ]
+    )
+    dev.restart()
+    dev.write_esvs([EsvWrite("esv-s", "secret", "modify", SecretValue("three"))])
+    variables, secrets = dev.list_variables(), dev.list_secrets()
+    assert {i: dev.variable(i) for i in variables} == variables
+    assert {i: dev.secret(i) for i in secrets} == secrets
+    assert dev.variable("esv-v") == variables["esv-v"] and variables["esv-v"].type == "number"
+    assert dev.secret("esv-s") == secrets["esv-s"] and secrets["esv-s"].version == 2
+    assert dev.secret("esv-t") == secrets["esv-t"] and secrets["esv-t"].loaded
+    # Absent, or of the other kind: none.
+    assert dev.variable("esv-s") is None and dev.secret("esv-v") is None
+    assert dev.variable("esv-nope") is None and dev.secret("esv-nope") is None
+
+
 def test_secret_values_never_reach_errors_or_reprs(tmp_path: Path) -> None:
     seen: list[str] = []
     tenant = LocalTenant("dev", tmp_path, mutable=True)
