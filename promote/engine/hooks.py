@@ -23,7 +23,6 @@ from urllib.parse import quote, quote_plus, urlsplit, urlunsplit
 from esv import MASK, SecretValue
 from esv.envfile import RestartHook
 from promote.errors import PromoteError
-from promote.http import HttpClient, RetryPolicy
 
 __all__ = ["HookError", "PostHook", "display_url", "redact", "run_restart_hook"]
 
@@ -97,6 +96,9 @@ def _url_secrets(url: str) -> list[str]:
 
 
 def _post(url: str, timeout: float) -> None:
+    # httpx (about 25 ms to import) only when a webhook is sent, not for every run.
+    from promote.http import HttpClient, RetryPolicy
+
     parts = urlsplit(url)
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     base = f"{parts.scheme}://{parts.netloc}"

@@ -11,7 +11,6 @@ from typing import Any
 from esv import EsvError, SecretValue
 from esv.envfile import EnvironmentFile, Secret, SecretSource, read_secret
 from esv.objects import digest_of
-from promote.email.verify import VerifyContext, run_verify
 from promote.engine.ambient import DEFAULT_RESTART_TIMEOUT, Ambient
 from promote.engine.drift import mask_secret_paths
 from promote.engine.hooks import run_restart_hook
@@ -165,6 +164,9 @@ def _restart(current: _StageRun) -> None:
 
 
 def _verify(current: _StageRun) -> None:
+    # The email stack (SMTP, Microsoft Graph over httpx) only for a stage that verifies.
+    from promote.email.verify import VerifyContext, run_verify
+
     current.step("verify")
     ctx = VerifyContext(
         env=current.envfile,

@@ -7,6 +7,7 @@ import importlib
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -161,3 +162,31 @@ def test_the_console_script_ends_as_python_does_while_threads_run(
     with pytest.raises(SystemExit) as ended:
         promote.cli.console_script()
     assert ended.value.code == 4
+
+
+ONLY_FOR_REMOTE = ("httpx", "httpcore", "cryptography", "boto3", "botocore", "jinja2")
+
+
+def test_a_run_and_a_plan_on_local_tenants_load_no_client_library(tmp_path: Path) -> None:
+    # The shipped example (local tenants only): HTTP, signing, S3 and templates are for
+    # remote tenants, webhooks, the S3 state store and history pages, not for every run.
+    repo = Path(__file__).resolve().parents[3]
+    shutil.copytree(repo / "config", tmp_path / "config")
+    shutil.copytree(repo / "environments", tmp_path / "environments")
+    loaded = []
+    for args in (["run", "--to", "staging"], ["plan", "--to", "staging", "--format", "json"]):
+        code = (
+            "from promote.cli import main\n"
+            f"try:\n    main({['--workspace', str(tmp_path), *args]!r})\n"
+            "except SystemExit as done:\n    assert done.code == 0, done.code"
+        )
+        loaded.append(_modules_after(code))
+    assert "promote.engine.apply" in loaded[0]  # the run did run
+    for modules in loaded:
+        assert [m for m in modules if m.split(".")[0] in ONLY_FOR_REMOTE] == []
+
+
+def test_an_aic_tenant_signs_with_cryptography_only_when_it_has_a_key() -> None:
+    assert "cryptography" not in {
+        m.split(".")[0] for m in _modules_after("import promote.tenants.aic")
+    }
