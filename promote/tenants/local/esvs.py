@@ -27,8 +27,9 @@ def _same(stored: str, value: str) -> bool:
 
 
 class Esvs(Restarts):
-    """ESVs: ``list_variables``, ``list_secrets``, ``secret_matches``, ``write_esvs`` (a write
-    settles a finished restart first, so it builds on :class:`Restarts`)."""
+    """ESVs: ``list_variables``, ``list_secrets``, one of them by id (``variable``,
+    ``secret``: what the sandbox's API reads per request), ``secret_matches``, ``write_esvs``
+    (a write settles a finished restart first, so it builds on :class:`Restarts`)."""
 
     def list_variables(self) -> dict[str, VariableState]:
         """Every ESV variable with its value, expressionType and loaded flag."""
