@@ -287,3 +287,39 @@ def test_the_v2_variable_list_omits_values(srv: SandboxServer, dev: httpx.Client
     assert v2.json()["result"] == [
         {"_id": "esv-a", "description": "", "expressionType": "int", "loaded": False}
     ]
+
+
+def test_a_request_for_one_esv_never_lists_them_all(
+    srv: SandboxServer, dev: httpx.Client, monkeypatch: pytest.MonkeyPatch
+):
+    # A tenant answers one ESV's request in the same time whatever it holds: the sandbox
+    # reads that ESV by its id (listing all of them per write made a 500-ESV run quadratic).
+    tenant = srv.apis["dev"].tenant
+
+    def listed() -> None:
+        raise AssertionError("listed every ESV for a request about one")
+
+    monkeypatch.setattr(tenant, "list_variables", listed)
+    monkeypatch.setattr(tenant, "list_secrets", listed)
+    variable, secret = "/environment/variables/esv-v", "/environment/secrets/esv-s"
+    describe = {"_action": "setDescription"}
+    answers = [
+        dev.put(variable, json={"valueBase64": b64("1"), "expressionType": "int"}),
+        dev.put(variable, json={"valueBase64": b64("2")}),
+        dev.get(variable),
+        dev.post(variable, params=describe, json={"description": "v"}),
+        dev.put(
+            secret,
+            json={"valueBase64": b64("pw1"), "encoding": "generic", "useInPlaceholders": True},
+        ),
+        dev.post(
+            f"{secret}/versions", params={"_action": "create"}, json={"valueBase64": b64("pw2")}
+        ),
+        dev.get(f"{secret}/versions"),
+        dev.get(secret),
+        dev.post(secret, params=describe, json={"description": "s"}),
+        dev.delete(variable),
+        dev.delete(secret),
+    ]
+    assert [a.status_code for a in answers] == [200] * len(answers), [a.text for a in answers]
+    assert dev.get(variable).status_code == 404 and dev.get(secret).status_code == 404
