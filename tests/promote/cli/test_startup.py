@@ -168,8 +168,9 @@ ONLY_FOR_REMOTE = ("httpx", "httpcore", "cryptography", "boto3", "botocore", "ji
 
 
 def test_a_run_and_a_plan_on_local_tenants_load_no_client_library(tmp_path: Path) -> None:
-    # The shipped example (local tenants only): HTTP, signing, S3 and templates are for
-    # remote tenants, webhooks, the S3 state store and history pages, not for every run.
+    # The shipped example (local tenants only): HTTP and signing are for remote tenants,
+    # webhooks and email checks, S3 for the shared state store, templates for text plans,
+    # status and history; none of them for a run or a JSON plan on local tenants.
     repo = Path(__file__).resolve().parents[3]
     shutil.copytree(repo / "config", tmp_path / "config")
     shutil.copytree(repo / "environments", tmp_path / "environments")
