@@ -17,6 +17,9 @@ Rows and the goals they are held to (issue 10):
 - plan: ``promote plan --to staging --format json`` at 20,000 objects, 1% changed, <= 1 s
   and >= 20x faster than one whole-tree ``DeepDiff`` of the same objects; also 20k/0% and
   40k/1% (the 1% rows within 25% of each other: the cost follows the change, not the tree);
+- floor (no goal): a process that only lists ``config/`` and ``stat``s each file, at 100,
+  20,000 and 40,000 objects, and how far apart the 1% rows would be if a plan did that and
+  nothing else per file (a plan of 100 objects, plus what the stats of the others cost);
 - aic: the first ``promote run`` of 500 ESVs (450 variables, 50 secrets) into an AIC tenant
   served by ``promote sandbox serve`` with 20 ms per request, concurrency 8 vs 1 (>= 6x);
   and the unchanged ``promote plan`` of those ESVs (<= 0.3 s plus its requests).
@@ -289,16 +292,37 @@ def _applied_plan_workspace(tmp: Path, objects: int, fraction: float) -> Path:
     return root
 
 
+_STAT_ONLY = """
+import os
+def walk(directory):
+    with os.scandir(directory) as scan:
+        for entry in scan:
+            if entry.is_dir():
+                walk(entry.path)
+            elif entry.name.endswith(".json"):
+                os.stat(entry.path)
+walk("config")
+"""
+"""The least any plan that looks at the files does: list ``config/`` and ``stat`` each file."""
+
+
 def bench_plan(runs: int, tmp: Path) -> list[tuple[str, str, str, str]]:
     rows = []
     cases = [(20000, 0.0), (20000, 0.01), (40000, 0.01)]
     figures: dict[tuple[int, float], Sample] = {}
-    for objects, fraction in cases:
+    stat_only: dict[int, Sample] = {}
+    plan_argv = [PROMOTE, "plan", "--to", "staging", "--format", "json"]
+    stat_argv = [sys.executable, "-c", _STAT_ONLY]
+    for objects, fraction in [(100, 0.01), *cases]:
         root = _applied_plan_workspace(tmp, objects, fraction)
-        plan_argv = [PROMOTE, "plan", "--to", "staging", "--format", "json"]
         if (objects, fraction) == (20000, 0.01):
-            plan, deep = alternate(
-                runs, [(root, plan_argv, _env()), (root, [sys.executable, "-c", _DEEPDIFF], _env())]
+            plan, deep, stat_only[objects] = alternate(
+                runs,
+                [
+                    (root, plan_argv, _env()),
+                    (root, [sys.executable, "-c", _DEEPDIFF], _env()),
+                    (root, stat_argv, _env()),
+                ],
             )
             faster = deep.seconds / plan.seconds
             rows.append(
@@ -309,6 +333,10 @@ def bench_plan(runs: int, tmp: Path) -> list[tuple[str, str, str, str]]:
                     "<= 1 s and >= 20x",
                     plan.seconds <= 1.0 and faster >= 20,
                 )
+            )
+        elif fraction:  # 100 and 40,000 objects: the plan and the stat-only floor
+            plan, stat_only[objects] = alternate(
+                runs, [(root, plan_argv, _env()), (root, stat_argv, _env())]
             )
         else:
             (plan,) = alternate(runs, [(root, plan_argv, _env())])
@@ -330,7 +358,26 @@ def bench_plan(runs: int, tmp: Path) -> list[tuple[str, str, str, str]]:
             abs(spread) <= 0.25,
         )
     )
+    rows.append(_floor_row(figures[(100, 0.01)], stat_only))
     return rows
+
+
+def _floor_row(tiny_plan: Sample, stat_only: dict[int, Sample]) -> tuple[str, str, str, str]:
+    """How far apart the 1% rows would be if a plan did nothing per file but ``stat`` it:
+    promote's own fixed cost (a plan of 100 objects) plus what ``stat``ing the 19,900 or
+    39,900 more files costs a process that does only that."""
+    tiny, mid, big = stat_only[100], stat_only[20000], stat_only[40000]
+    best_mid = tiny_plan.seconds + mid.seconds - tiny.seconds
+    best_big = tiny_plan.seconds + big.seconds - tiny.seconds
+    return row(
+        "floor: a process that only lists and stats each file",
+        f"20k {mid.seconds * 1e3:.0f} ms, 40k {big.seconds * 1e3:.0f} ms "
+        f"({big.seconds / mid.seconds - 1:+.0%}); a plan of 100 objects "
+        f"({tiny_plan.seconds * 1e3:.0f} ms) plus a stat per file: "
+        f"{best_mid * 1e3:.0f} / {best_big * 1e3:.0f} ms ({best_big / best_mid - 1:+.0%})",
+        "(what the 25% row asks of a stat)",
+        None,
+    )
 
 
 def _free_port() -> int:
