@@ -375,7 +375,7 @@ def _floor_row(tiny_plan: Sample, stat_only: dict[int, Sample]) -> tuple[str, st
         f"({big.seconds / mid.seconds - 1:+.0%}); a plan of 100 objects "
         f"({tiny_plan.seconds * 1e3:.0f} ms) plus a stat per file: "
         f"{best_mid * 1e3:.0f} / {best_big * 1e3:.0f} ms ({best_big / best_mid - 1:+.0%})",
-        "(what the 25% row asks of a stat)",
+        "(none: for the row above)",
         None,
     )
 
