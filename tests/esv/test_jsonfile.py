@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from esv.errors import EsvError, WorkspaceFileError
-from esv.jsonfile import depth_exceeds, load_json, parse_json, unencodable_text
+from esv.jsonfile import depth_exceeds, load_json, parse_json, read_text, unencodable_text
 from esv.resolver import MAX_DEPTH
 
 
@@ -57,6 +57,33 @@ def test_unreadable_files(tmp_path: Path) -> None:
     (tmp_path / "bin.json").write_bytes(b"\xff\x00")
     with pytest.raises(WorkspaceFileError, match="not UTF-8"):
         load_json(tmp_path / "bin.json", relpath="config/bin.json")
+
+
+def test_a_directory_cannot_be_read_as_a_file(tmp_path: Path) -> None:
+    (tmp_path / "dir.json").mkdir()
+    with pytest.raises(WorkspaceFileError) as caught:
+        load_json(tmp_path / "dir.json", relpath="config/dir.json")
+    assert str(caught.value).splitlines()[0] == "config/dir.json: cannot be read: Is a directory"
+
+
+@pytest.mark.parametrize("end", [b"\r\n", b"\r", b"\n"])
+def test_line_ends_are_read_as_newlines_whatever_they_are(tmp_path: Path, end: bytes) -> None:
+    # As a text-mode file reads them: an error names the line a text editor shows.
+    path = tmp_path / "x.json"
+    path.write_bytes(end.join([b"{", b'  "a": 1,', b'  "b": ]', b"}"]))
+    assert read_text(path, relpath="config/x.json") == '{\n  "a": 1,\n  "b": ]\n}'
+    with pytest.raises(WorkspaceFileError, match="at line 3, column 8"):
+        load_json(path, relpath="config/x.json")
+
+
+@pytest.mark.parametrize("size", [0, 1, 65535, 65536, 65537, 3 * 65536])
+def test_a_file_is_read_whole_whatever_its_size(tmp_path: Path, size: int) -> None:
+    # `size` bytes; an "é" (two bytes) straddles each 64 KiB boundary
+    text = "" if size == 0 else "x" + "é" * ((size - 1) // 2) + "y" * ((size - 1) % 2)
+    assert len(text.encode()) == size
+    path = tmp_path / "x.txt"
+    path.write_text(text, encoding="utf-8")
+    assert read_text(path, relpath="x.txt") == text
 
 
 def test_lone_surrogates_are_refused_by_json_path_never_shown() -> None:
