@@ -143,13 +143,17 @@ class DigestedObjects(Mapping[str, Any]):
         return {key: digests[key] for key in self._ids}
 
     def summary(self, object_id: str) -> Summary:
-        """The object's reference summary (read from the document when not known)."""
+        """The object's reference summary (read from the document when not known: with its
+        digest, whose canonical JSON tells most summaries without a walk)."""
         from esv.refsummary import summarise
 
-        found = self.known(object_id)[1]
+        store = self._store
+        found = store.summaries.get(object_id)
         if found is None:
-            found = summarise(self[object_id])
-        self._store.summaries[object_id] = found
+            document = self[object_id]
+            text = canonical_bytes(document)
+            store.digests.setdefault(object_id, hashlib.sha256(text).hexdigest())
+            found = store.summaries[object_id] = summarise(document, text)
         return found
 
     def known(self, object_id: str) -> tuple[str | None, Summary | None]:

@@ -92,8 +92,20 @@ class Summary:
     nodes: tuple[dict[str, Any], ...] = field(default=(), compare=False)
 
 
-def summarise(document: Any) -> Summary:
-    """What ``document`` holds that a reference check reads (see :class:`Summary`)."""
+_NOTHING = Summary((), (), (), False, ())
+
+
+def summarise(document: Any, text: bytes | None = None) -> Summary:
+    """What ``document`` holds that a reference check reads (see :class:`Summary`).
+
+    ``text``: ``document`` as a JSON encoder wrote it (its canonical JSON, made for its
+    digest anyway), where ``&`` and ``$`` are never escaped: without an ``&`` no string
+    holds a placeholder or an invalid token, and without a string that starts with ``$``
+    no object is a wrapper, so there is nothing to find and no walk (most config objects).
+    Never a file's own text, which may spell them ``\\u0026`` and ``\\u0024``.
+    """
+    if text is not None and b"&" not in text and b'"$' not in text:
+        return _NOTHING
     ids: set[str] = set()
     required: set[str] = set()
     bare: set[str] = set()

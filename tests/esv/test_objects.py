@@ -86,6 +86,18 @@ def test_unknown_digests_are_made_from_the_document() -> None:
     assert digest_of(objects, "a") == digest_of(dict(DOCS), "a")
 
 
+def test_a_summary_made_from_the_document_makes_its_digest_too() -> None:
+    # A summary made now needs the document's canonical JSON, which is its digest's text.
+    reader = Reader(DOCS)
+    objects = DigestedObjects(reader.documents, reader)
+    assert objects.known("b") == (None, None)
+    assert objects.summary("b") == summarise(DOCS["b"])
+    assert objects.summary("a") == summarise(DOCS["a"])
+    assert objects.known("b") == (content_digest(DOCS["b"]), summarise(DOCS["b"]))
+    assert objects.digest("a") == content_digest(DOCS["a"])
+    assert reader.calls == [["b"], ["a"]]
+
+
 def test_items_and_values_read_all_at_once() -> None:
     reader = Reader(DOCS)
     objects = digested(reader)

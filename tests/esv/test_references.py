@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from esv.conversions import wrapper_of
 from esv.envfile import EnvironmentFile, Secret, SecretSource, Variable, parse_environment
 from esv.errors import MISSING_ESV, Problem, ResolutionError
+from esv.jsonfile import canonical_bytes
 from esv.placeholders import parse
 from esv.references import (
     Reference,
@@ -19,6 +20,7 @@ from esv.references import (
     check_environment,
     index_references,
 )
+from esv.refsummary import Summary, summarise
 from esv.refwalk import ObjectCheck
 from esv.resolver import EsvValue, json_path, resolve
 
@@ -351,3 +353,42 @@ def test_indexed_check_is_the_walk_of_every_string(
         assert check_environment(objects, file) == expected
         assert check_environment(objects, file, index=index) == expected
         assert check_environment(objects, file, index=partial) == expected
+
+
+def _fields(summary: Summary) -> tuple[Any, ...]:
+    # Every field, the wrapper nodes too (equality leaves them out).
+    return (
+        summary.ids,
+        summary.bare,
+        summary.wrappers,
+        summary.fixed,
+        summary.required,
+        summary.nodes,
+    )
+
+
+plain = st.recursive(
+    st.sampled_from(["plain", "a$b", "$", "x&", 5, True, None, 1.5]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(keys, children, max_size=3),
+    max_leaves=8,
+)
+
+
+@settings(max_examples=400, deadline=None)
+@given(document | plain)
+def test_a_summary_told_from_the_canonical_json_is_the_walks(document: Any) -> None:
+    told = summarise(document, canonical_bytes(document))
+    assert _fields(told) == _fields(summarise(document))
+
+
+def test_a_summary_is_told_from_the_text_when_nothing_in_it_can_matter() -> None:
+    # No "&" and no string starting with "$" (a wrapper's key): nothing to find, no walk.
+    for document in [{"a": {"b": ["x", 1]}}, {"k": "a$b"}, {"k": "price: 5$"}, [], "x"]:
+        assert _fields(summarise(document, canonical_bytes(document))) == ((),) * 3 + (
+            False,
+            (),
+            (),
+        )
+    # Otherwise the document is walked: what the text shows is only a first look.
+    assert summarise({"k": "&{esv.a}"}, canonical_bytes({"k": "&{esv.a}"})).ids == ("esv-a",)
+    assert summarise({"$int": "abc"}, canonical_bytes({"$int": "abc"})).fixed
