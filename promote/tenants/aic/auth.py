@@ -77,6 +77,9 @@ class ServiceAccountAuth:
 
     def assertion(self) -> str:
         """A freshly signed JWT-bearer assertion (compact serialisation)."""
+        from cryptography.hazmat.primitives import hashes
+        from cryptography.hazmat.primitives.asymmetric import padding
+
         now = int(self._clock())
         header: dict[str, Any] = {"alg": "RS256", "typ": "JWT"}
         if self._kid:
@@ -92,9 +95,6 @@ class ServiceAccountAuth:
         signing_input = (
             _b64url(json.dumps(header).encode()) + "." + _b64url(json.dumps(claims).encode())
         )
-        from cryptography.hazmat.primitives import hashes
-        from cryptography.hazmat.primitives.asymmetric import padding
-
         signature = self._key.sign(signing_input.encode(), padding.PKCS1v15(), hashes.SHA256())
         return signing_input + "." + _b64url(signature)
 
